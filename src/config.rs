@@ -1,0 +1,839 @@
+//! Configuration: defaults, the TOML file, `PEERSCOPE_*` variables, the seed system's
+//! `NOVA_FED_*` variables and command-line flags, merged by precedence and validated whole.
+//!
+//! Precedence, highest first: flags, `PEERSCOPE_*`, the file given by `--config`, the
+//! seed's `NOVA_FED_*` (fallbacks for deployments moving over), defaults. Every scalar
+//! key is parsed from text by one function whatever its source, and every value remembers
+//! where it came from, so an error names the file, variable or flag, the key and the problem.
+//! The peer list comes whole from the highest source that defines one; a `peers_file`
+//! (Prometheus `file_sd` JSON) adds its targets to it.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use reqwest::Url;
+
+use crate::contract::SUMMARY_PATH;
+use crate::duration::{format_duration, parse_duration};
+
+/// A configuration error: where the bad value came from and what is wrong with it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{origin}: {problem}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub problem: String,
+}
+
+impl ConfigError {
+    fn new(origin: impl fmt::Display, problem: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.to_string(),
+            problem: problem.into(),
+        }
+    }
+}
+
+/// The weights of quality's three parts.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct QualityWeights {
+    pub success: f64,
+    pub latency: f64,
+    pub freshness: f64,
+}
+
+/// One peer to pull.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct PeerConfig {
+    /// The value of the `peer` label: the configured name, or the URL without scheme.
+    pub label: String,
+    /// The base URL; the summary path is appended to it.
+    #[serde(serialize_with = "serialize_url")]
+    pub url: Url,
+}
+
+impl PeerConfig {
+    /// A peer at `url`, labelled `name` or else by its URL without scheme.
+    pub fn new(url: Url, name: Option<String>) -> Self {
+        let label = name.unwrap_or_else(|| url_without_scheme(&url));
+        PeerConfig { label, url }
+    }
+}
+
+fn serialize_url<S: serde::Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(url.as_str())
+}
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// A complete, validated configuration.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Config {
+    #[serde(serialize_with = "serialize_url")]
+    pub node: Url,
+    pub listen: SocketAddr,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub window: Duration,
+    pub live_max_age: Duration,
+    pub weights: QualityWeights,
+    pub peers: Vec<PeerConfig>,
+    pub peers_file: Option<PathBuf>,
+    /// Largest summary body accepted, in bytes.
+    pub body_limit: usize,
+    /// How many pulls may run at once.
+    pub max_concurrent_pulls: usize,
+    pub log_format: LogFormat,
+    /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
+    pub log_level: String,
+}
+
+/// Default values (SPEC §2).
+pub mod defaults {
+    pub const LISTEN: &str = "127.0.0.1:9478";
+    pub const INTERVAL: &str = "30s";
+    pub const TIMEOUT: &str = "2.5s";
+    pub const WINDOW: &str = "5m";
+    pub const LIVE_MAX_AGE: &str = "90s";
+    pub const W_SUCCESS: f64 = 0.5;
+    pub const W_LATENCY: f64 = 0.3;
+    pub const W_FRESHNESS: f64 = 0.2;
+    pub const BODY_LIMIT: usize = 1024 * 1024;
+    pub const MAX_CONCURRENT_PULLS: usize = 256;
+    pub const LOG_FORMAT: &str = "text";
+    pub const LOG_LEVEL: &str = "info";
+}
+
+/// Reads environment variables; a seam so the parsers are tested with a map.
+pub trait Environment {
+    fn var(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+pub struct ProcessEnvironment;
+
+impl Environment for ProcessEnvironment {
+    fn var(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok()
+    }
+}
+
+impl Environment for HashMap<String, String> {
+    fn var(&self, name: &str) -> Option<String> {
+        self.get(name).cloned()
+    }
+}
+
+/// The seed system's variables and the keys they stand in for.
+pub const SEED_VARIABLES: [(&str, &str); 5] = [
+    ("NOVA_FED_SYNC_INTERVAL", "interval"),
+    ("NOVA_FED_SYNC_TIMEOUT", "timeout"),
+    ("NOVA_FED_QUALITY_W1", "quality.w_success"),
+    ("NOVA_FED_QUALITY_W2", "quality.w_latency"),
+    ("NOVA_FED_QUALITY_W3", "quality.w_freshness"),
+];
+/// The seed system's comma-separated peer list.
+pub const SEED_PEERS_VARIABLE: &str = "NOVA_FED_PEERS";
+/// Comma-separated peer URLs.
+pub const PEERS_VARIABLE: &str = "PEERSCOPE_PEERS";
+
+/// Every scalar key, as written in the file (dotted for sections).
+pub const KEYS: [&str; 14] = [
+    "node",
+    "listen",
+    "interval",
+    "timeout",
+    "window",
+    "live_max_age",
+    "peers_file",
+    "quality.w_success",
+    "quality.w_latency",
+    "quality.w_freshness",
+    "body_limit",
+    "max_concurrent_pulls",
+    "log_format",
+    "log_level",
+];
+
+/// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
+pub fn env_variable(key: &str) -> String {
+    format!("PEERSCOPE_{}", key.replace('.', "_").to_uppercase())
+}
+
+/// Everything a configuration is read from.
+pub struct Sources<'a> {
+    /// The TOML file given by `--config`.
+    pub file: Option<&'a Path>,
+    /// Flags given on the command line, as (key, text, flag name).
+    pub flags: Vec<(&'static str, String, &'static str)>,
+    /// `--peer` flags.
+    pub flag_peers: Vec<String>,
+    pub env: &'a dyn Environment,
+}
+
+/// A value and where it came from.
+#[derive(Clone, Debug)]
+struct Sourced<T> {
+    value: T,
+    origin: String,
+}
+
+fn sourced<T>(value: T, origin: &str) -> Option<Sourced<T>> {
+    Some(Sourced {
+        value,
+        origin: origin.to_owned(),
+    })
+}
+
+/// One source's values; `None` where the source is silent.
+#[derive(Default)]
+struct Layer {
+    node: Option<Sourced<Url>>,
+    listen: Option<Sourced<SocketAddr>>,
+    interval: Option<Sourced<Duration>>,
+    timeout: Option<Sourced<Duration>>,
+    window: Option<Sourced<Duration>>,
+    live_max_age: Option<Sourced<Duration>>,
+    peers_file: Option<Sourced<PathBuf>>,
+    w_success: Option<Sourced<f64>>,
+    w_latency: Option<Sourced<f64>>,
+    w_freshness: Option<Sourced<f64>>,
+    body_limit: Option<Sourced<usize>>,
+    max_concurrent_pulls: Option<Sourced<usize>>,
+    log_format: Option<Sourced<LogFormat>>,
+    log_level: Option<Sourced<String>>,
+    peers: Option<Sourced<Vec<PeerConfig>>>,
+}
+
+impl Layer {
+    /// Parses `text` as the value of `key`; `origin` names the source in errors.
+    fn set(&mut self, key: &str, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let fail = |problem: String| ConfigError::new(origin, format!("{key}: {problem}"));
+        match key {
+            "node" => self.node = sourced(parse_base_url(text).map_err(fail)?, origin),
+            "listen" => {
+                let address = text
+                    .parse()
+                    .map_err(|_| fail(format!("{text:?} is not an address like 127.0.0.1:9478")))?;
+                self.listen = sourced(address, origin);
+            }
+            "interval" => self.interval = sourced(parse_duration(text).map_err(fail)?, origin),
+            "timeout" => self.timeout = sourced(parse_duration(text).map_err(fail)?, origin),
+            "window" => self.window = sourced(parse_duration(text).map_err(fail)?, origin),
+            "live_max_age" => {
+                self.live_max_age = sourced(parse_duration(text).map_err(fail)?, origin)
+            }
+            "peers_file" => self.peers_file = sourced(PathBuf::from(text), origin),
+            "quality.w_success" => {
+                self.w_success = sourced(parse_weight(text).map_err(fail)?, origin)
+            }
+            "quality.w_latency" => {
+                self.w_latency = sourced(parse_weight(text).map_err(fail)?, origin)
+            }
+            "quality.w_freshness" => {
+                self.w_freshness = sourced(parse_weight(text).map_err(fail)?, origin)
+            }
+            "body_limit" => self.body_limit = sourced(parse_positive(text).map_err(fail)?, origin),
+            "max_concurrent_pulls" => {
+                self.max_concurrent_pulls = sourced(parse_positive(text).map_err(fail)?, origin)
+            }
+            "log_format" => {
+                let format = match text {
+                    "text" => LogFormat::Text,
+                    "json" => LogFormat::Json,
+                    _ => return Err(fail(format!("{text:?} is not one of text, json"))),
+                };
+                self.log_format = sourced(format, origin);
+            }
+            "log_level" => self.log_level = sourced(text.to_owned(), origin),
+            _ => return Err(ConfigError::new(origin, format!("unknown key `{key}`"))),
+        }
+        Ok(())
+    }
+
+    fn set_peer_list(&mut self, list: &str, origin: &str) -> Result<(), ConfigError> {
+        let mut peers = Vec::new();
+        for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
+            let url = parse_base_url(url).map_err(|p| ConfigError::new(origin, p))?;
+            peers.push(PeerConfig::new(url, None));
+        }
+        self.peers = Some(Sourced {
+            value: peers,
+            origin: origin.to_owned(),
+        });
+        Ok(())
+    }
+
+    /// This layer, with `lower` filling the gaps.
+    fn over(self, lower: Layer) -> Layer {
+        Layer {
+            node: self.node.or(lower.node),
+            listen: self.listen.or(lower.listen),
+            interval: self.interval.or(lower.interval),
+            timeout: self.timeout.or(lower.timeout),
+            window: self.window.or(lower.window),
+            live_max_age: self.live_max_age.or(lower.live_max_age),
+            peers_file: self.peers_file.or(lower.peers_file),
+            w_success: self.w_success.or(lower.w_success),
+            w_latency: self.w_latency.or(lower.w_latency),
+            w_freshness: self.w_freshness.or(lower.w_freshness),
+            body_limit: self.body_limit.or(lower.body_limit),
+            max_concurrent_pulls: self.max_concurrent_pulls.or(lower.max_concurrent_pulls),
+            log_format: self.log_format.or(lower.log_format),
+            log_level: self.log_level.or(lower.log_level),
+            peers: self.peers.or(lower.peers),
+        }
+    }
+}
+
+/// Reads and validates the configuration from all sources.
+pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
+    let mut flags = Layer::default();
+    for (key, text, flag) in &sources.flags {
+        flags.set(key, text, &format!("flag {flag}"))?;
+    }
+    if !sources.flag_peers.is_empty() {
+        flags.set_peer_list(&sources.flag_peers.join(","), "flag --peer")?;
+    }
+
+    let mut env = Layer::default();
+    for key in KEYS {
+        let variable = env_variable(key);
+        if let Some(text) = sources.env.var(&variable) {
+            env.set(key, &text, &format!("environment variable {variable}"))?;
+        }
+    }
+    if let Some(list) = sources.env.var(PEERS_VARIABLE) {
+        env.set_peer_list(&list, &format!("environment variable {PEERS_VARIABLE}"))?;
+    }
+
+    let file = match sources.file {
+        Some(path) => read_file_layer(path)?,
+        None => Layer::default(),
+    };
+
+    let mut seed = Layer::default();
+    for (variable, key) in SEED_VARIABLES {
+        if let Some(text) = sources.env.var(variable) {
+            seed.set(key, &text, &format!("environment variable {variable}"))?;
+        }
+    }
+    if let Some(list) = sources.env.var(SEED_PEERS_VARIABLE) {
+        seed.set_peer_list(
+            &list,
+            &format!("environment variable {SEED_PEERS_VARIABLE}"),
+        )?;
+    }
+
+    resolve(flags.over(env).over(file).over(seed))
+}
+
+/// Fills defaults, reads the peers file and checks the rules that span several keys.
+fn resolve(layer: Layer) -> Result<Config, ConfigError> {
+    let mut defaults = Layer::default();
+    for (key, text) in [
+        ("listen", defaults::LISTEN),
+        ("interval", defaults::INTERVAL),
+        ("timeout", defaults::TIMEOUT),
+        ("window", defaults::WINDOW),
+        ("live_max_age", defaults::LIVE_MAX_AGE),
+        ("log_format", defaults::LOG_FORMAT),
+        ("log_level", defaults::LOG_LEVEL),
+    ] {
+        defaults.set(key, text, "default")?;
+    }
+    let layer = layer.over(defaults);
+    let value_or =
+        |sourced: Option<Sourced<f64>>, default: f64| sourced.map_or(default, |s| s.value);
+
+    let node = layer.node.ok_or_else(|| {
+        ConfigError::new(
+            "configuration",
+            "node: the local node's URL is required (--node, PEERSCOPE_NODE or `node` in the file)",
+        )
+    })?;
+    let (interval, timeout) = (layer.interval.unwrap(), layer.timeout.unwrap());
+    let (window, live_max_age) = (layer.window.unwrap(), layer.live_max_age.unwrap());
+    for (key, value) in [
+        ("interval", &interval),
+        ("timeout", &timeout),
+        ("live_max_age", &live_max_age),
+    ] {
+        if value.value.is_zero() {
+            return Err(ConfigError::new(
+                &value.origin,
+                format!("{key}: must be greater than 0"),
+            ));
+        }
+    }
+    if timeout.value >= interval.value {
+        return Err(ConfigError::new(
+            "configuration",
+            format!(
+                "timeout {} (from {}) must be shorter than interval {} (from {})",
+                format_duration(timeout.value),
+                timeout.origin,
+                format_duration(interval.value),
+                interval.origin
+            ),
+        ));
+    }
+    if window.value < interval.value {
+        return Err(ConfigError::new(
+            "configuration",
+            format!(
+                "window {} (from {}) must be at least one interval {} (from {})",
+                format_duration(window.value),
+                window.origin,
+                format_duration(interval.value),
+                interval.origin
+            ),
+        ));
+    }
+    let weights = QualityWeights {
+        success: value_or(layer.w_success, defaults::W_SUCCESS),
+        latency: value_or(layer.w_latency, defaults::W_LATENCY),
+        freshness: value_or(layer.w_freshness, defaults::W_FRESHNESS),
+    };
+    if weights.success + weights.latency + weights.freshness == 0.0 {
+        return Err(ConfigError::new(
+            "configuration",
+            "quality: the weights w_success, w_latency and w_freshness are all 0; at least one must be positive",
+        ));
+    }
+
+    let mut peers = layer.peers.map(|s| s.value).unwrap_or_default();
+    let peers_file = layer.peers_file.map(|s| s.value);
+    if let Some(path) = &peers_file {
+        peers.extend(read_peers_file(path)?);
+    }
+    check_unique_peers(&peers)?;
+
+    Ok(Config {
+        node: node.value,
+        listen: layer.listen.unwrap().value,
+        interval: interval.value,
+        timeout: timeout.value,
+        window: window.value,
+        live_max_age: live_max_age.value,
+        weights,
+        peers,
+        peers_file,
+        body_limit: layer.body_limit.map_or(defaults::BODY_LIMIT, |s| s.value),
+        max_concurrent_pulls: layer
+            .max_concurrent_pulls
+            .map_or(defaults::MAX_CONCURRENT_PULLS, |s| s.value),
+        log_format: layer.log_format.unwrap().value,
+        log_level: layer.log_level.unwrap().value,
+    })
+}
+
+fn check_unique_peers(peers: &[PeerConfig]) -> Result<(), ConfigError> {
+    let mut urls = BTreeSet::new();
+    let mut labels = BTreeSet::new();
+    for peer in peers {
+        if !urls.insert(peer.url.as_str()) {
+            return Err(ConfigError::new(
+                "configuration",
+                format!("peers: {} is listed twice", peer.url),
+            ));
+        }
+        if !labels.insert(peer.label.as_str()) {
+            return Err(ConfigError::new(
+                "configuration",
+                format!("peers: two peers are named {:?}", peer.label),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Reads the TOML file into a layer; unknown keys are refused.
+fn read_file_layer(path: &Path) -> Result<Layer, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+    parse_file_layer(&text, &origin)
+}
+
+fn parse_file_layer(text: &str, origin: &str) -> Result<Layer, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::new(origin, e.to_string().trim_end()))?;
+    let mut layer = Layer::default();
+    for (key, value) in &table {
+        match (key.as_str(), value) {
+            ("quality", toml::Value::Table(section)) => {
+                for (name, value) in section {
+                    let key = format!("quality.{name}");
+                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
+                }
+            }
+            ("peers", toml::Value::Array(entries)) => {
+                let mut peers = Vec::new();
+                for (index, entry) in entries.iter().enumerate() {
+                    peers.push(parse_peer_entry(entry, index, origin)?);
+                }
+                layer.peers = Some(Sourced {
+                    value: peers,
+                    origin: origin.to_owned(),
+                });
+            }
+            ("reconcile", toml::Value::Table(section)) => check_reconcile_section(section, origin)?,
+            ("checkpoint", _) => {
+                return Err(ConfigError::new(
+                    origin,
+                    "checkpoint: checkpoints are not implemented in this build yet; remove the [checkpoint] section",
+                ))
+            }
+            ("quality" | "peers" | "reconcile", _) => {
+                return Err(ConfigError::new(origin, format!("{key}: has the wrong type")))
+            }
+            _ => layer.set(key, &scalar_text(value, key, origin)?, origin)?,
+        }
+    }
+    Ok(layer)
+}
+
+/// Reconciliation is not built yet: only `mode = "off"` (what it does today) is accepted,
+/// so that nobody believes a node is being healed when it is not.
+fn check_reconcile_section(section: &toml::Table, origin: &str) -> Result<(), ConfigError> {
+    for (key, value) in section {
+        match (key.as_str(), value.as_str()) {
+            ("mode", Some("off")) => {}
+            _ => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("reconcile.{key}: reconciliation is not implemented in this build yet; only mode = \"off\" is accepted"),
+                ))
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_peer_entry(
+    entry: &toml::Value,
+    index: usize,
+    origin: &str,
+) -> Result<PeerConfig, ConfigError> {
+    let at = format!("peers[{index}]");
+    let table = entry
+        .as_table()
+        .ok_or_else(|| ConfigError::new(origin, format!("{at}: must be a table with `url`")))?;
+    let mut url = None;
+    let mut name = None;
+    for (key, value) in table {
+        let text = value
+            .as_str()
+            .ok_or_else(|| ConfigError::new(origin, format!("{at}.{key}: must be a string")))?;
+        match key.as_str() {
+            "url" => {
+                url = Some(
+                    parse_base_url(text)
+                        .map_err(|p| ConfigError::new(origin, format!("{at}.url: {p}")))?,
+                )
+            }
+            "name" => {
+                if text.is_empty() {
+                    return Err(ConfigError::new(
+                        origin,
+                        format!("{at}.name: must not be empty"),
+                    ));
+                }
+                name = Some(text.to_owned());
+            }
+            _ => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{at}: unknown key `{key}`"),
+                ))
+            }
+        }
+    }
+    let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
+    Ok(PeerConfig::new(url, name))
+}
+
+fn scalar_text(value: &toml::Value, key: &str, origin: &str) -> Result<String, ConfigError> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        _ => Err(ConfigError::new(
+            origin,
+            format!("{key}: must be a string or a number"),
+        )),
+    }
+}
+
+/// One group of a Prometheus `file_sd` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetGroup {
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+/// Reads a peers file in Prometheus `file_sd` JSON format.
+pub fn read_peers_file(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
+    let origin = format!("peers file {}", path.display());
+    let text =
+        std::fs::read(path).map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+    parse_peers_file(&text, &origin)
+}
+
+fn parse_peers_file(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+    let groups: Vec<TargetGroup> = serde_json::from_slice(text)
+        .map_err(|e| ConfigError::new(origin, format!("not a file_sd target list: {e}")))?;
+    let mut peers = Vec::new();
+    for (index, group) in groups.into_iter().enumerate() {
+        let scheme = group
+            .labels
+            .get("__scheme__")
+            .map_or("http", String::as_str);
+        let prefix = group.labels.get("__path__").map_or("", String::as_str);
+        let name = group.labels.get("name");
+        if name.is_some() && group.targets.len() > 1 {
+            return Err(ConfigError::new(
+                origin,
+                format!(
+                    "group {index}: label `name` can name only one target, not {}",
+                    group.targets.len()
+                ),
+            ));
+        }
+        for target in &group.targets {
+            let text = format!("{scheme}://{target}{prefix}");
+            let url = parse_base_url(&text).map_err(|p| {
+                ConfigError::new(origin, format!("group {index}: target {target:?}: {p}"))
+            })?;
+            peers.push(PeerConfig::new(url, name.cloned()));
+        }
+    }
+    Ok(peers)
+}
+
+/// Parses a node's base URL: http(s), a host, an optional path prefix, no query.
+pub fn parse_base_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    let mut url = url;
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+/// The URL a node's summary is pulled from.
+pub fn summary_url(base: &Url) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}{SUMMARY_PATH}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
+
+/// `http://10.0.0.7:8100/nova` → `10.0.0.7:8100/nova`.
+fn url_without_scheme(url: &Url) -> String {
+    let text = url.as_str();
+    let rest = &text[url.scheme().len() + 3..];
+    rest.trim_end_matches('/').to_owned()
+}
+
+fn parse_weight(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
+        _ => Err(format!("{text:?} is not a non-negative number")),
+    }
+}
+
+fn parse_positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a positive whole number")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn load_with(
+        file: Option<&str>,
+        flags: Vec<(&'static str, String, &'static str)>,
+        vars: &[(&str, &str)],
+    ) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("peerscope.toml");
+        if let Some(text) = file {
+            std::fs::write(&path, text).unwrap();
+        }
+        let environment = env(vars);
+        load(&Sources {
+            file: file.map(|_| path.as_path()),
+            flags,
+            flag_peers: vec![],
+            env: &environment,
+        })
+    }
+
+    #[test]
+    fn defaults_apply_when_every_source_is_silent() {
+        let config =
+            load_with(None, vec![], &[("PEERSCOPE_NODE", "http://127.0.0.1:8000")]).unwrap();
+        assert_eq!(config.interval, Duration::from_secs(30));
+        assert_eq!(config.timeout, Duration::from_millis(2500));
+        assert_eq!(config.window, Duration::from_secs(300));
+        assert_eq!(config.live_max_age, Duration::from_secs(90));
+        assert_eq!(config.listen, "127.0.0.1:9478".parse().unwrap());
+        assert_eq!(
+            config.weights,
+            QualityWeights {
+                success: 0.5,
+                latency: 0.3,
+                freshness: 0.2
+            }
+        );
+        assert_eq!(config.body_limit, 1024 * 1024);
+        assert!(config.peers.is_empty());
+    }
+
+    #[test]
+    fn flags_beat_environment_beat_file_beat_seed() {
+        let file =
+            "node = \"http://127.0.0.1:8000\"\ninterval = \"20s\"\ntimeout = 4\nwindow = \"10m\"\n";
+        let vars = [
+            ("PEERSCOPE_INTERVAL", "15s"),
+            ("NOVA_FED_SYNC_INTERVAL", "99"),
+            ("NOVA_FED_SYNC_TIMEOUT", "1"),
+            ("NOVA_FED_QUALITY_W1", "0.7"),
+        ];
+        let config = load_with(Some(file), vec![], &vars).unwrap();
+        assert_eq!(config.interval, Duration::from_secs(15));
+        assert_eq!(config.timeout, Duration::from_secs(4));
+        assert_eq!(config.weights.success, 0.7);
+        let flags = vec![("interval", "12s".to_owned(), "--interval")];
+        let config = load_with(Some(file), flags, &vars).unwrap();
+        assert_eq!(config.interval, Duration::from_secs(12));
+        assert_eq!(config.window, Duration::from_secs(600));
+    }
+
+    #[test]
+    fn seed_peers_are_a_fallback_for_the_peer_list() {
+        let vars = [
+            ("PEERSCOPE_NODE", "http://n:1"),
+            (
+                "NOVA_FED_PEERS",
+                "http://10.0.0.1:8100, http://10.0.0.2:8100/nova/",
+            ),
+        ];
+        let config = load_with(None, vec![], &vars).unwrap();
+        let labels: Vec<_> = config.peers.iter().map(|p| p.label.as_str()).collect();
+        assert_eq!(labels, ["10.0.0.1:8100", "10.0.0.2:8100/nova"]);
+        assert_eq!(
+            summary_url(&config.peers[1].url).as_str(),
+            "http://10.0.0.2:8100/nova/federation/sync/summary"
+        );
+        let file = "[[peers]]\nurl = \"http://10.0.0.3:8100\"\nname = \"nova-c\"\n";
+        let config = load_with(Some(file), vec![], &vars).unwrap();
+        assert_eq!(config.peers.len(), 1);
+        assert_eq!(config.peers[0].label, "nova-c");
+    }
+
+    #[test]
+    fn each_bad_value_is_refused_with_its_own_message() {
+        let node = ("PEERSCOPE_NODE", "http://127.0.0.1:8000");
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
+        let cases: [Case<'_>; 8] = [
+            ("timeout = \"30s\"\n", &[node], "timeout 30s (from "),
+            (
+                "[quality]\nw_success = 0\nw_latency = 0\nw_freshness = 0\n",
+                &[node],
+                "weights w_success, w_latency and w_freshness are all 0",
+            ),
+            (
+                "[[peers]]\nurl = \"not a url\"\n",
+                &[node],
+                "peers[0].url: \"not a url\" is not a URL",
+            ),
+            (
+                "[[peers]]\nurl = \"http://a:1\"\n[[peers]]\nurl = \"http://a:1/\"\n",
+                &[node],
+                "peers: http://a:1/ is listed twice",
+            ),
+            (
+                "interval = \"soon\"\n",
+                &[node],
+                "interval: invalid duration \"soon\"",
+            ),
+            ("intervall = \"30s\"\n", &[node], "unknown key `intervall`"),
+            (
+                "",
+                &[node, ("PEERSCOPE_TIMEOUT", "x")],
+                "environment variable PEERSCOPE_TIMEOUT: timeout: invalid duration",
+            ),
+            ("", &[], "node: the local node's URL is required"),
+        ];
+        for (file, vars, expected) in cases {
+            let err = load_with(Some(file), vec![], vars).unwrap_err().to_string();
+            assert!(
+                err.contains(expected),
+                "for {file:?}: {err:?} lacks {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn file_errors_name_the_file() {
+        let err = load_with(Some("interval = \"soon\"\n"), vec![], &[]).unwrap_err();
+        assert!(err.origin.ends_with("peerscope.toml"), "{err}");
+    }
+
+    #[test]
+    fn reads_a_file_sd_peers_file() {
+        let text = br#"[{"targets": ["10.0.0.5:8100", "10.0.0.6:8100"]},
+                        {"targets": ["10.0.0.7:8100"], "labels": {"__scheme__": "https", "__path__": "/nova", "name": "nova-g"}}]"#;
+        let peers = parse_peers_file(text, "peers.json").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[0].url.as_str(), "http://10.0.0.5:8100/");
+        assert_eq!(peers[2].label, "nova-g");
+        assert_eq!(peers[2].url.as_str(), "https://10.0.0.7:8100/nova");
+        let err = parse_peers_file(
+            br#"[{"targets": ["a:1", "b:2"], "labels": {"name": "x"}}]"#,
+            "p",
+        )
+        .unwrap_err();
+        assert!(err.problem.contains("can name only one target"), "{err}");
+    }
+
+    #[test]
+    fn reconciliation_other_than_off_is_refused_until_it_exists() {
+        let node = [("PEERSCOPE_NODE", "http://127.0.0.1:8000")];
+        assert!(load_with(Some("[reconcile]\nmode = \"off\"\n"), vec![], &node).is_ok());
+        let err = load_with(Some("[reconcile]\nmode = \"on\"\n"), vec![], &node).unwrap_err();
+        assert!(err.problem.contains("not implemented"), "{err}");
+    }
+}

@@ -1,0 +1,98 @@
+//! The poll loop: a cycle every `interval` pulls the local node and every peer
+//! concurrently (bounded, with start times spread over a small jitter), then hands all
+//! outcomes to the store at once.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, MissedTickBehavior};
+use tokio_util::sync::CancellationToken;
+
+use crate::poller::Poller;
+use crate::store::{PullOutcome, PullTarget, Store};
+
+/// How cycles are paced.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub max_concurrent_pulls: usize,
+}
+
+impl Pacing {
+    /// The spread of pull start times: small, and never so large that a pull started last
+    /// could run past the next cycle.
+    pub fn jitter(&self) -> Duration {
+        let slack = self.interval.saturating_sub(self.timeout) / 2;
+        slack.min(self.interval / 10).min(Duration::from_secs(1))
+    }
+}
+
+/// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
+pub async fn run_poll_loop(
+    store: Store,
+    poller: Poller,
+    pacing: Pacing,
+    shutdown: CancellationToken,
+) {
+    let mut ticker = tokio::time::interval(pacing.interval);
+    // A cycle that overran (all peers timing out, a stalled machine) must not be followed
+    // by a burst of catch-up cycles.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let limit = Arc::new(Semaphore::new(pacing.max_concurrent_pulls));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        store.beat(Instant::now());
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            () = run_cycle(&store, &poller, pacing, &limit) => {}
+        }
+    }
+    tracing::info!("poll loop stopped");
+}
+
+/// One cycle: pull everything, then record it.
+pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &Arc<Semaphore>) {
+    let plan = store.pull_plan();
+    let jitter = pacing.jitter();
+    let mut pulls = JoinSet::new();
+    for (is_node, target) in
+        std::iter::once((true, plan.node)).chain(plan.peers.into_iter().map(|p| (false, p)))
+    {
+        let poller = poller.clone();
+        let limit = Arc::clone(limit);
+        pulls.spawn(async move {
+            let delay = jitter.mul_f64(fastrand::f64());
+            tokio::time::sleep(delay).await;
+            let _permit = limit
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed");
+            let outcome = poller.pull(&target.summary_url).await;
+            (is_node, target, outcome)
+        });
+    }
+    let mut node_outcome: Option<PullOutcome> = None;
+    let mut peer_outcomes: HashMap<String, PullOutcome> = HashMap::new();
+    while let Some(joined) = pulls.join_next().await {
+        match joined {
+            Ok((true, _, outcome)) => node_outcome = Some(outcome),
+            Ok((false, PullTarget { label, .. }, outcome)) => {
+                peer_outcomes.insert(label, outcome);
+            }
+            Err(error) => {
+                tracing::error!(%error, "a pull task panicked; its outcome is lost for this cycle")
+            }
+        }
+    }
+    let Some(node_outcome) = node_outcome else {
+        return;
+    };
+    store.record_cycle(node_outcome, peer_outcomes, Instant::now());
+}

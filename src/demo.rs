@@ -1,0 +1,147 @@
+//! `peerscope demo`: a simulated federation on loopback, measured by a real sidecar.
+//!
+//! Six simulated nodes — the local one and five peers: two healthy, one flaky, one slow,
+//! one whose state root drifts away and back — and the sidecar beside the local node,
+//! with a live table of what it sees.
+
+use std::collections::HashMap;
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{self, parse_base_url, PeerConfig, Sources};
+use crate::simulation::{Behavior, NodeSpec, SimNode};
+use crate::{sidecar, status_table};
+
+const SHARED_ROOT: &str = "9f2c01d4e8a7";
+const DRIFTED_ROOT: &str = "7d41e0c93b52";
+const DRIFT_PERIOD: Duration = Duration::from_secs(20);
+const INTERVAL: &str = "2s";
+
+/// Where the demo listens and how long it runs.
+pub struct DemoOptions {
+    pub listen: SocketAddr,
+    /// Stop after this long; `None` runs until Ctrl-C.
+    pub duration: Option<Duration>,
+}
+
+pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", SHARED_ROOT, 0.45)).await?;
+    let peer_specs = [
+        ("nova-b", Behavior::Healthy, 0.30, "healthy"),
+        ("nova-c", Behavior::Healthy, 0.55, "healthy"),
+        (
+            "nova-d",
+            Behavior::Flaky(0.3),
+            0.40,
+            "flaky: 30% of pulls answer 503",
+        ),
+        (
+            "nova-e",
+            Behavior::Slow(Duration::from_millis(600)),
+            0.65,
+            "slow: answers after 600ms",
+        ),
+        (
+            "nova-f",
+            Behavior::Healthy,
+            0.50,
+            "drifts to another state root and back every 20s",
+        ),
+    ];
+    let mut peers = Vec::new();
+    for (name, behavior, g_star, _) in &peer_specs {
+        let spec = NodeSpec {
+            behavior: behavior.clone(),
+            ..NodeSpec::healthy(name, SHARED_ROOT, *g_star)
+        };
+        peers.push(SimNode::start(loopback, spec).await?);
+    }
+
+    let flags = vec![
+        ("node", local.url(), "--node"),
+        ("interval", INTERVAL.to_owned(), "--interval"),
+        ("timeout", "1s".to_owned(), "--timeout"),
+        ("window", "1m".to_owned(), "--window"),
+        ("live_max_age", "6s".to_owned(), "--live-max-age"),
+    ];
+    let mut config = config::load(&Sources {
+        file: None,
+        flags,
+        flag_peers: vec![],
+        env: &HashMap::new(),
+    })?;
+    for (node, (name, ..)) in peers.iter().zip(&peer_specs) {
+        let url = parse_base_url(&node.url()).map_err(anyhow::Error::msg)?;
+        config
+            .peers
+            .push(PeerConfig::new(url, Some((*name).to_owned())));
+    }
+
+    let listener = match TcpListener::bind(options.listen).await {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!(
+                "note: {} is taken ({error}); using a free port instead",
+                options.listen
+            );
+            TcpListener::bind(loopback)
+                .await
+                .context("cannot bind a loopback port")?
+        }
+    };
+    let address = listener.local_addr()?;
+    config.listen = address;
+    let base = format!("http://{address}");
+    println!(
+        "peerscope demo: 6 simulated nodes on loopback, measured by a real sidecar beside nova-a"
+    );
+    println!("  metrics  {base}/metrics");
+    println!("  status   {base}/status      (or: peerscope status --url {base})");
+    println!("  scrape   point Prometheus at {address}");
+    for (name, _, _, what) in &peer_specs {
+        println!("  {name}   {what}");
+    }
+    println!("Ctrl-C stops it.\n");
+
+    let sidecar = tokio::spawn(sidecar::run(config, listener, shutdown.clone()));
+    let drifter = &peers[4];
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let refresh = crate::duration::parse_duration(INTERVAL).map_err(anyhow::Error::msg)?;
+    let started = tokio::time::Instant::now();
+    let tty = std::io::stdout().is_terminal();
+    let mut ticker = tokio::time::interval(refresh);
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = ticker.tick() => {}
+        }
+        let elapsed = started.elapsed();
+        if options.duration.is_some_and(|d| elapsed >= d) {
+            shutdown.cancel();
+            break;
+        }
+        let drifted = (elapsed.as_secs() / DRIFT_PERIOD.as_secs()) % 2 == 1;
+        drifter.set_state_root(if drifted { DRIFTED_ROOT } else { SHARED_ROOT });
+        let table = match status_table::fetch(&client, &base).await {
+            Ok(status) => status_table::render(&status),
+            Err(error) => format!("status not available yet: {error}\n"),
+        };
+        if tty {
+            print!(
+                "\x1b[2J\x1b[H{base}   (t = {}s, Ctrl-C stops)\n\n{table}",
+                elapsed.as_secs()
+            );
+        } else {
+            println!("--- t = {}s\n{table}", elapsed.as_secs());
+        }
+    }
+    sidecar.await.context("the sidecar panicked")??;
+    println!("demo stopped");
+    Ok(())
+}

@@ -1,0 +1,41 @@
+//! peerscope: an observability sidecar and Prometheus exporter for a federation of nodes.
+//!
+//! One peerscope runs beside each node. Every `interval` it pulls the summary of its node
+//! and of every peer, keeps a rolling window per peer, computes quality, novelty and state
+//! divergence, and exports it all at `/metrics`.
+//!
+//! # Layout, in reading order
+//! - [`config`]: where the settings come from and how they are checked; [`duration`] parses durations.
+//! - [`contract`]: the summary payload and its decoder; [`failure`]: why a pull failed.
+//! - [`poller`]: one pull over HTTP; [`cycle`]: the poll loop that runs them every interval.
+//! - [`store`]: the one shared store of what is known; [`window`] and [`histogram`] hold samples.
+//! - [`scoring`] and [`divergence`]: the figures, as pure functions; [`view`]: a snapshot of them.
+//! - [`exposition`] (`/metrics`) and [`server`] (every endpoint).
+//! - [`sidecar`]: the pieces assembled; [`shutdown`]: signals; [`logging`].
+//! - [`simulation`]: simulated nodes for [`demo`], [`bench`] and the tests;
+//!   [`status_table`]: the human view of `/status`.
+
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod bench;
+pub mod config;
+pub mod contract;
+pub mod cycle;
+pub mod demo;
+pub mod divergence;
+pub mod duration;
+pub mod exposition;
+pub mod failure;
+pub mod histogram;
+pub mod logging;
+pub mod poller;
+pub mod scoring;
+pub mod server;
+pub mod shutdown;
+pub mod sidecar;
+pub mod simulation;
+pub mod status_table;
+pub mod store;
+pub mod view;
+pub mod window;

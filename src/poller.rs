@@ -1,0 +1,130 @@
+//! Pulling a node's summary over HTTP: one shared client, a total time limit per pull, the
+//! body cap enforced while streaming, redirects never followed, every failure classified.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::{ACCEPT, LOCATION};
+use reqwest::Url;
+use tokio::time::Instant;
+
+use crate::contract::decode_summary;
+use crate::duration::format_duration;
+use crate::failure::{FailureReason, PullError};
+use crate::store::PullOutcome;
+
+/// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull.
+#[derive(Clone)]
+pub struct Poller {
+    client: reqwest::Client,
+    timeout: Duration,
+    body_limit: usize,
+}
+
+impl Poller {
+    /// A poller whose pulls each take at most `timeout` and read at most `body_limit` bytes.
+    pub fn new(timeout: Duration, body_limit: usize) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
+            // else must not reroute (or leak) its pulls.
+            .no_proxy()
+            .connect_timeout(timeout)
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(1)
+            .user_agent(concat!("peerscope/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Poller {
+            client,
+            timeout,
+            body_limit,
+        })
+    }
+
+    /// Pulls and decodes one summary. Never fails: a failure is part of the outcome.
+    pub async fn pull(&self, url: &Url) -> PullOutcome {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.timeout, self.fetch(url)).await {
+            Ok(Ok(body)) => decode_summary(&body),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(PullError::new(
+                FailureReason::Timeout,
+                format!(
+                    "no complete answer within {}",
+                    format_duration(self.timeout)
+                ),
+            )),
+        };
+        PullOutcome {
+            started,
+            duration: started.elapsed(),
+            received_at: SystemTime::now(),
+            result,
+        }
+    }
+
+    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, PullError> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(transport_error)?;
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response
+                .headers()
+                .get(LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .unwrap_or("nowhere");
+            return Err(PullError::new(
+                FailureReason::Redirect,
+                format!("answered {status} to {location:?}; redirects are not followed"),
+            ));
+        }
+        if !status.is_success() {
+            return Err(PullError::new(
+                FailureReason::HttpStatus,
+                format!("answered {status}"),
+            ));
+        }
+        let too_large = || {
+            PullError::new(
+                FailureReason::BodyTooLarge,
+                format!("body larger than the limit of {} bytes", self.body_limit),
+            )
+        };
+        let declared = response.content_length().unwrap_or(0);
+        if declared > self.body_limit as u64 {
+            return Err(too_large());
+        }
+        let mut body = Vec::with_capacity(declared as usize);
+        while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
+            if body.len() + chunk.len() > self.body_limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+/// Classifies a client error: a timeout, or else a connection that could not be made or broke.
+fn transport_error(error: reqwest::Error) -> PullError {
+    let reason = if error.is_timeout() {
+        FailureReason::Timeout
+    } else {
+        FailureReason::Connect
+    };
+    // The innermost cause is the informative one ("Connection refused (os error 111)").
+    let mut cause: &dyn std::error::Error = &error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    let detail = if error.is_connect() {
+        format!("cannot connect: {cause}")
+    } else {
+        format!("connection failed: {cause}")
+    };
+    PullError::new(reason, detail)
+}

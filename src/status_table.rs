@@ -1,0 +1,143 @@
+//! A human-readable table of a sidecar's `/status` document, for `peerscope status` and
+//! the demo's live view.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+/// Fetches a sidecar's `/status` document; `base_url` is like `http://127.0.0.1:9478`.
+pub async fn fetch(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Value> {
+    let url = format!("{}/status", base_url.trim_end_matches('/'));
+    let response = client
+        .get(&url)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    if !response.status().is_success() {
+        anyhow::bail!("{url}: answered {}", response.status());
+    }
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{url}: not a status document: {e}"))
+}
+
+/// Renders the table. Works on the JSON so it can show any sidecar's status, even one of
+/// another version.
+pub fn render(status: &Value) -> String {
+    let mut out = String::new();
+    let node = &status["node"];
+    let federation = &status["federation"];
+    let _ = writeln!(
+        out,
+        "node {} ({}): {}, root {}  |  peers live {}/{}  |  novelty {}  |  g_star σ {}  |  divergence {}",
+        text(&node["label"]),
+        text(&node["node_id"]),
+        if node["up"].as_bool() == Some(true) { "up" } else { "DOWN" },
+        short_root(&node["state_root"]),
+        text(&federation["peers_live"]),
+        text(&federation["peers_configured"]),
+        number(&federation["novelty"], 3),
+        number(&federation["g_star_stddev"], 3),
+        number(&federation["divergence_ratio"], 2),
+    );
+    let _ = writeln!(
+        out,
+        "{:<24} {:<4} {:>7} {:>7} {:>8} {:>6} {:>6}  {:<10} {:<8} {:>6}  LAST ERROR",
+        "PEER", "UP", "QUALITY", "SUCCESS", "P95", "FRESH", "G_STAR", "ROOT", "STATE", "STREAK",
+    );
+    for peer in status["peers"].as_array().into_iter().flatten() {
+        let quality = &peer["quality"];
+        let error = match &peer["last_error"] {
+            Value::Object(e) => format!("{}: {}", text(&e["reason"]), text(&e["detail"])),
+            _ => String::new(),
+        };
+        let p95 = match quality["latency_p95_seconds"].as_f64() {
+            Some(seconds) => format!("{:.0}ms", seconds * 1000.0),
+            None => "-".into(),
+        };
+        let _ = writeln!(
+            out,
+            "{:<24} {:<4} {:>7} {:>7} {:>8} {:>6} {:>6}  {:<10} {:<8} {:>6}  {}",
+            truncate(&text(&peer["label"]), 24),
+            if peer["up"].as_bool() == Some(true) {
+                "yes"
+            } else {
+                "no"
+            },
+            number(&quality["quality"], 3),
+            number(&quality["success_ratio"], 2),
+            p95,
+            number(&quality["freshness"], 2),
+            number(&peer["g_star"], 3),
+            short_root(&peer["state_root"]),
+            text(&peer["relation"]),
+            text(&peer["streak"]),
+            truncate(&error, 60),
+        );
+    }
+    out
+}
+
+fn text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Null => "-".into(),
+        other => other.to_string(),
+    }
+}
+
+fn number(value: &Value, decimals: usize) -> String {
+    value
+        .as_f64()
+        .map_or_else(|| "-".into(), |n| format!("{n:.decimals$}"))
+}
+
+fn short_root(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| "-".into(), |root| truncate(root, 10))
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    if text.chars().count() <= max {
+        text.to_owned()
+    } else {
+        let kept: String = text.chars().take(max - 1).collect();
+        format!("{kept}…")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shows_each_peer_with_its_figures_and_error() {
+        let status = serde_json::json!({
+            "node": {"label": "127.0.0.1:8000", "node_id": "nova-a", "up": true, "state_root": "abc"},
+            "federation": {"peers_live": 1, "peers_configured": 2, "novelty": 0.1, "g_star_stddev": 0.05, "divergence_ratio": 0.0},
+            "peers": [
+                {"label": "nova-b", "up": true, "g_star": 0.4, "state_root": "abc", "relation": "agree", "streak": 0,
+                 "quality": {"quality": 0.95, "success_ratio": 1.0, "latency_p95_seconds": 0.004, "freshness": 0.99}, "last_error": null},
+                {"label": "nova-c", "up": false, "g_star": null, "state_root": null, "relation": "unknown", "streak": 0,
+                 "quality": {"quality": 0.2, "success_ratio": 0.0, "latency_p95_seconds": null, "freshness": 0.0},
+                 "last_error": {"reason": "timeout", "detail": "no complete answer within 2.5s"}}
+            ]
+        });
+        let table = render(&status);
+        assert!(table.contains("peers live 1/2"), "{table}");
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            lines[2].starts_with("nova-b")
+                && lines[2].contains("0.950")
+                && lines[2].contains("4ms"),
+            "{table}"
+        );
+        assert!(
+            lines[3].contains("timeout: no complete answer within 2.5s"),
+            "{table}"
+        );
+    }
+}

@@ -1,0 +1,438 @@
+//! The store: the one place that holds what peerscope knows — per-target counters and
+//! windows, the latest summaries, identity and divergence state — and the cycle's rules
+//! for changing it. Built once in `main`, before any task that reads or writes it, and
+//! handed to each of them as a cheap clone of the same handle.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::Url;
+use tokio::time::Instant;
+
+use crate::config::{summary_url, Config, QualityWeights};
+use crate::contract::Summary;
+use crate::divergence::{self, Relation};
+use crate::failure::{FailureReason, PullError};
+use crate::histogram::Histogram;
+use crate::scoring::{self, QualityParts};
+use crate::view::{FederationView, PeerView, QualityView, TargetView, View};
+use crate::window::{Sample, Window};
+
+/// The result of one pull, as the poller hands it over.
+#[derive(Clone, Debug)]
+pub struct PullOutcome {
+    pub started: Instant,
+    pub duration: Duration,
+    /// Wall-clock time the answer was received (for clock skew and timestamps).
+    pub received_at: SystemTime,
+    pub result: Result<Summary, PullError>,
+}
+
+/// One node to pull this cycle.
+#[derive(Clone, Debug)]
+pub struct PullTarget {
+    pub label: String,
+    pub summary_url: Url,
+}
+
+/// What a cycle pulls: the local node and every configured peer, in configuration order.
+#[derive(Clone, Debug)]
+pub struct PullPlan {
+    pub node: PullTarget,
+    pub peers: Vec<PullTarget>,
+}
+
+/// The settings the figures depend on.
+#[derive(Clone, Copy, Debug)]
+struct Settings {
+    interval: Duration,
+    timeout: Duration,
+    window: Duration,
+    live_max_age: Duration,
+    weights: QualityWeights,
+}
+
+/// Shared handle to the store. Cloning it is cheap; every clone sees the same state.
+#[derive(Clone)]
+pub struct Store {
+    // std Mutex: nothing is awaited while it is held, and every critical section is short.
+    shared: Arc<Mutex<State>>,
+}
+
+struct State {
+    settings: Settings,
+    node: Target,
+    peers: Vec<Peer>,
+    /// Which peer a node_id belongs to, so that a second URL reporting it is flagged.
+    owners: HashMap<String, String>,
+    cycles_completed: u64,
+    heartbeat: Option<Instant>,
+}
+
+struct Target {
+    label: String,
+    url: Url,
+    summary_url: Url,
+    window: Window,
+    polls_total: u64,
+    failures_total: [u64; FailureReason::ALL.len()],
+    durations: Histogram,
+    up: bool,
+    last_success: Option<(Instant, SystemTime)>,
+    last_error: Option<PullError>,
+    latest: Option<Latest>,
+}
+
+struct Latest {
+    summary: Summary,
+    clock_skew_seconds: f64,
+}
+
+struct Peer {
+    target: Target,
+    streak: u64,
+    relation: Relation,
+    identity_problem: Option<String>,
+}
+
+impl Store {
+    pub fn new(config: &Config) -> Self {
+        let settings = Settings {
+            interval: config.interval,
+            timeout: config.timeout,
+            window: config.window,
+            live_max_age: config.live_max_age,
+            weights: config.weights,
+        };
+        let node_label = config.node.as_str()[config.node.scheme().len() + 3..]
+            .trim_end_matches('/')
+            .to_owned();
+        let node = Target::new(node_label, config.node.clone(), &settings);
+        let peers = config
+            .peers
+            .iter()
+            .map(|p| Peer {
+                target: Target::new(p.label.clone(), p.url.clone(), &settings),
+                streak: 0,
+                relation: Relation::Unknown,
+                identity_problem: None,
+            })
+            .collect();
+        Store {
+            shared: Arc::new(Mutex::new(State {
+                settings,
+                node,
+                peers,
+                owners: HashMap::new(),
+                cycles_completed: 0,
+                heartbeat: None,
+            })),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock would be a bug in this module; the data is still
+        // consistent enough to export, so keep serving rather than poisoning every reader.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// What the next cycle pulls.
+    pub fn pull_plan(&self) -> PullPlan {
+        let state = self.lock();
+        PullPlan {
+            node: state.node.pull_target(),
+            peers: state.peers.iter().map(|p| p.target.pull_target()).collect(),
+        }
+    }
+
+    /// Records that the poll loop is alive at `now`.
+    pub fn beat(&self, now: Instant) {
+        self.lock().heartbeat = Some(now);
+    }
+
+    /// Alive: the poll loop's heartbeat advanced within 3 intervals.
+    pub fn is_alive(&self, now: Instant) -> bool {
+        let state = self.lock();
+        state
+            .heartbeat
+            .is_some_and(|beat| now.saturating_duration_since(beat) <= 3 * state.settings.interval)
+    }
+
+    /// Ready: the first poll cycle has completed.
+    pub fn is_ready(&self) -> bool {
+        self.lock().cycles_completed > 0
+    }
+
+    /// Applies one cycle's outcomes — the local node first, then the peers in
+    /// configuration order, so identity decisions do not depend on which answer came first —
+    /// and then moves every peer's divergence streak.
+    pub fn record_cycle(
+        &self,
+        node: PullOutcome,
+        mut peers: HashMap<String, PullOutcome>,
+        now: Instant,
+    ) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        state.node.record(node);
+        let local_id = state
+            .node
+            .latest
+            .as_ref()
+            .map(|l| l.summary.node_id.clone());
+
+        for index in 0..state.peers.len() {
+            // A peer added while the cycle ran has no outcome yet; it is pulled next cycle.
+            let Some(mut outcome) = peers.remove(&state.peers[index].target.label) else {
+                continue;
+            };
+            if let Ok(summary) = &outcome.result {
+                match identity_problem(state, index, &summary.node_id, local_id.as_deref(), now) {
+                    Some(problem) => {
+                        outcome.result =
+                            Err(PullError::new(FailureReason::Identity, problem.clone()));
+                        state.peers[index].identity_problem = Some(problem);
+                    }
+                    None => adopt_node_id(state, index, &summary.node_id),
+                }
+            }
+            state.peers[index].target.record(outcome);
+        }
+
+        let live_max_age = state.settings.live_max_age;
+        let local_root = state.node.fresh_root(now, live_max_age).map(str::to_owned);
+        for peer in &mut state.peers {
+            let peer_root = peer.target.fresh_root(now, live_max_age);
+            peer.relation = divergence::relation(local_root.as_deref(), peer_root);
+            peer.streak = divergence::next_streak(peer.streak, peer.relation);
+        }
+        state.cycles_completed += 1;
+        state.heartbeat = Some(now);
+    }
+
+    /// Every figure, computed at `now`.
+    pub fn view(&self, now: Instant) -> View {
+        let state = self.lock();
+        let settings = state.settings;
+        let node = state.node.view(now, settings.live_max_age);
+        let peers: Vec<PeerView> = state.peers.iter().map(|p| p.view(now, &settings)).collect();
+
+        let live: Vec<&PeerView> = peers.iter().filter(|p| p.target.live).collect();
+        let g_stars: Vec<f64> = live.iter().filter_map(|p| p.target.g_star).collect();
+        let with_root = live
+            .iter()
+            .filter(|p| p.relation != Relation::Unknown)
+            .count();
+        let count = |relation| peers.iter().filter(|p| p.relation == relation).count();
+        let federation = FederationView {
+            peers_configured: peers.len(),
+            peers_live: live.len(),
+            novelty: scoring::novelty(&g_stars),
+            divergence_ratio: divergence::divergence_ratio(count(Relation::Diverge), with_root),
+            peers_agree: count(Relation::Agree),
+            peers_diverge: count(Relation::Diverge),
+            peers_unknown: count(Relation::Unknown),
+        };
+        View {
+            node,
+            peers,
+            federation,
+            cycles_completed: state.cycles_completed,
+        }
+    }
+}
+
+/// Why the peer at `index` may not report `node_id`, if it may not.
+fn identity_problem(
+    state: &State,
+    index: usize,
+    node_id: &str,
+    local_id: Option<&str>,
+    now: Instant,
+) -> Option<String> {
+    if local_id == Some(node_id) {
+        return Some(format!(
+            "reports node_id {node_id:?}, the local node's own (self-peering)"
+        ));
+    }
+    let label = &state.peers[index].target.label;
+    let owner = state.owners.get(node_id).filter(|owner| *owner != label)?;
+    let owner_still_reports_it = state.peers.iter().any(|p| {
+        &p.target.label == owner
+            && p.target.is_live(now, state.settings.live_max_age)
+            && p.target
+                .latest
+                .as_ref()
+                .is_some_and(|l| l.summary.node_id == node_id)
+    });
+    owner_still_reports_it
+        .then(|| format!("reports node_id {node_id:?}, already reported by peer {owner:?}"))
+}
+
+/// Makes the peer at `index` the owner of `node_id`; a peer whose node_id changed is a new
+/// peer, so its window, latest summary and streak start over.
+fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
+    let settings = state.settings;
+    let peer = &mut state.peers[index];
+    peer.identity_problem = None;
+    let previous = peer
+        .target
+        .latest
+        .as_ref()
+        .map(|l| l.summary.node_id.clone());
+    if let Some(previous) = previous.filter(|p| p != node_id) {
+        tracing::warn!(peer = %peer.target.label, from = %previous, to = %node_id, "peer's node_id changed; its window starts over");
+        peer.target.window = Window::new(settings.window, settings.interval);
+        peer.target.latest = None;
+        peer.streak = 0;
+        if state.owners.get(&previous) == Some(&peer.target.label) {
+            state.owners.remove(&previous);
+        }
+    }
+    state
+        .owners
+        .insert(node_id.to_owned(), state.peers[index].target.label.clone());
+}
+
+impl Target {
+    fn new(label: String, url: Url, settings: &Settings) -> Self {
+        Target {
+            summary_url: summary_url(&url),
+            label,
+            url,
+            window: Window::new(settings.window, settings.interval),
+            polls_total: 0,
+            failures_total: [0; FailureReason::ALL.len()],
+            durations: Histogram::default(),
+            up: false,
+            last_success: None,
+            last_error: None,
+            latest: None,
+        }
+    }
+
+    fn pull_target(&self) -> PullTarget {
+        PullTarget {
+            label: self.label.clone(),
+            summary_url: self.summary_url.clone(),
+        }
+    }
+
+    fn record(&mut self, outcome: PullOutcome) {
+        self.polls_total += 1;
+        self.durations.observe(outcome.duration.as_secs_f64());
+        let received = outcome.started + outcome.duration;
+        let failure = outcome.result.as_ref().err().map(|e| e.reason);
+        self.window.push(Sample {
+            at: outcome.started,
+            duration: outcome.duration,
+            failure,
+        });
+        match outcome.result {
+            Ok(summary) => {
+                if !self.up {
+                    tracing::info!(target_label = %self.label, node_id = %summary.node_id, "pull succeeded");
+                }
+                let received_unix = unix_seconds(outcome.received_at);
+                self.up = true;
+                self.last_success = Some((received, outcome.received_at));
+                self.last_error = None;
+                self.latest = Some(Latest {
+                    clock_skew_seconds: summary.timestamp - received_unix,
+                    summary,
+                });
+            }
+            Err(error) => {
+                // One line when a target goes down or fails differently; repeats at debug.
+                let changed =
+                    self.up || self.last_error.as_ref().map(|e| e.reason) != Some(error.reason);
+                if changed {
+                    tracing::warn!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed");
+                } else {
+                    tracing::debug!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed again");
+                }
+                self.up = false;
+                self.failures_total[error.reason.index()] += 1;
+                self.last_error = Some(error);
+            }
+        }
+    }
+
+    fn is_live(&self, now: Instant, live_max_age: Duration) -> bool {
+        self.last_success
+            .is_some_and(|(at, _)| now.saturating_duration_since(at) <= live_max_age)
+    }
+
+    /// The latest state root, if it is known and was received within `live_max_age`.
+    fn fresh_root(&self, now: Instant, live_max_age: Duration) -> Option<&str> {
+        if !self.is_live(now, live_max_age) {
+            return None;
+        }
+        self.latest.as_ref()?.summary.state_root.as_deref()
+    }
+
+    fn view(&self, now: Instant, live_max_age: Duration) -> TargetView {
+        let latest = self.latest.as_ref();
+        TargetView {
+            label: self.label.clone(),
+            url: self.url.to_string(),
+            up: self.up,
+            live: self.is_live(now, live_max_age),
+            polls_total: self.polls_total,
+            failures_total: self.failures_total,
+            durations: self.durations.clone(),
+            last_success_timestamp_seconds: self.last_success.map(|(_, wall)| unix_seconds(wall)),
+            last_error: self.last_error.clone(),
+            node_id: latest.map(|l| l.summary.node_id.clone()),
+            state_root: latest.and_then(|l| l.summary.state_root.clone()),
+            state_height: latest.and_then(|l| l.summary.state_height),
+            g_star: latest.map(|l| l.summary.metrics.g_star()),
+            reported: latest
+                .map(|l| l.summary.metrics.present().collect())
+                .unwrap_or_default(),
+            clock_skew_seconds: latest.map(|l| l.clock_skew_seconds),
+        }
+    }
+}
+
+impl Peer {
+    fn view(&self, now: Instant, settings: &Settings) -> PeerView {
+        let stats = self.target.window.stats(now);
+        let quality = (stats.attempts > 0).then(|| {
+            let latency_p95_seconds = scoring::p95_nearest_rank(&stats.success_durations);
+            let age = self
+                .target
+                .last_success
+                .map(|(at, _)| now.saturating_duration_since(at).as_secs_f64());
+            let parts = QualityParts {
+                success_ratio: stats.successes as f64 / stats.attempts as f64,
+                latency_score: scoring::latency_score(
+                    latency_p95_seconds,
+                    settings.timeout.as_secs_f64(),
+                ),
+                freshness: scoring::freshness(age, settings.interval.as_secs_f64()),
+            };
+            QualityView {
+                parts,
+                latency_p95_seconds,
+                quality: scoring::quality(parts, settings.weights),
+            }
+        });
+        PeerView {
+            target: self.target.view(now, settings.live_max_age),
+            quality,
+            relation: self.relation,
+            divergent: self.relation == Relation::Diverge,
+            streak: self.streak,
+            identity_problem: self.identity_problem.clone(),
+        }
+    }
+}
+
+fn unix_seconds(time: SystemTime) -> f64 {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}

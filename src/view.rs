@@ -1,0 +1,122 @@
+//! A snapshot of everything peerscope knows and has computed, taken at one `now`:
+//! what `/metrics` renders and `/status` serialises.
+
+use serde::ser::{SerializeMap, Serializer};
+
+use crate::divergence::Relation;
+use crate::failure::{FailureReason, PullError};
+use crate::histogram::Histogram;
+use crate::scoring::{Novelty, QualityParts};
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct View {
+    pub node: TargetView,
+    pub peers: Vec<PeerView>,
+    pub federation: FederationView,
+    /// Completed poll cycles since start.
+    pub cycles_completed: u64,
+}
+
+/// What is known of one pulled node (the local node or a peer).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct TargetView {
+    /// The `peer` label (for the local node: its URL without scheme).
+    pub label: String,
+    pub url: String,
+    /// The last pull succeeded.
+    pub up: bool,
+    /// A pull succeeded within `live_max_age`.
+    pub live: bool,
+    pub polls_total: u64,
+    #[serde(serialize_with = "serialize_failures")]
+    pub failures_total: [u64; FailureReason::ALL.len()],
+    #[serde(skip)]
+    pub durations: Histogram,
+    pub last_success_timestamp_seconds: Option<f64>,
+    pub last_error: Option<PullError>,
+    pub node_id: Option<String>,
+    pub state_root: Option<String>,
+    pub state_height: Option<u64>,
+    pub g_star: Option<f64>,
+    #[serde(serialize_with = "serialize_reported")]
+    pub reported: Vec<(&'static str, f64)>,
+    /// Payload `timestamp` − receive time, from the last successful pull.
+    pub clock_skew_seconds: Option<f64>,
+}
+
+/// A peer: what is known of it, and the figures computed from its window.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PeerView {
+    #[serde(flatten)]
+    pub target: TargetView,
+    /// `None` until the peer has a pull attempt in its window.
+    pub quality: Option<QualityView>,
+    pub relation: Relation,
+    pub divergent: bool,
+    pub streak: u64,
+    /// Set while the peer is excluded for reporting the local node's or another peer's node_id.
+    pub identity_problem: Option<String>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct QualityView {
+    #[serde(flatten)]
+    pub parts: QualityParts,
+    /// `None` when the window has no successful pull.
+    pub latency_p95_seconds: Option<f64>,
+    pub quality: f64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct FederationView {
+    pub peers_configured: usize,
+    pub peers_live: usize,
+    #[serde(flatten)]
+    pub novelty: Novelty,
+    pub divergence_ratio: f64,
+    pub peers_agree: usize,
+    pub peers_diverge: usize,
+    pub peers_unknown: usize,
+}
+
+impl FederationView {
+    /// Peers per relation, in [`Relation::ALL`] order.
+    pub fn by_relation(&self) -> [(Relation, usize); 3] {
+        [
+            (Relation::Agree, self.peers_agree),
+            (Relation::Diverge, self.peers_diverge),
+            (Relation::Unknown, self.peers_unknown),
+        ]
+    }
+}
+
+impl serde::Serialize for PullError {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(2))?;
+        map.serialize_entry("reason", self.reason.as_str())?;
+        map.serialize_entry("detail", &self.detail)?;
+        map.end()
+    }
+}
+
+fn serialize_failures<S: Serializer>(
+    failures: &[u64; 9],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(failures.len()))?;
+    for (reason, count) in FailureReason::ALL.iter().zip(failures) {
+        map.serialize_entry(reason.as_str(), count)?;
+    }
+    map.end()
+}
+
+fn serialize_reported<S: Serializer>(
+    reported: &[(&'static str, f64)],
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    let mut map = serializer.serialize_map(Some(reported.len()))?;
+    for (field, value) in reported {
+        map.serialize_entry(field, value)?;
+    }
+    map.end()
+}

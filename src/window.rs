@@ -1,0 +1,142 @@
+//! A peer's rolling window: the pull samples of the last `window`, bounded in memory.
+
+use std::collections::VecDeque;
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::failure::FailureReason;
+
+/// One pull, as kept in the window (contract `peer_sample@1`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample {
+    /// When the pull started.
+    pub at: Instant,
+    /// How long the pull took.
+    pub duration: Duration,
+    /// Why it failed; `None` for a successful pull.
+    pub failure: Option<FailureReason>,
+}
+
+/// What a window holds at a moment.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowStats {
+    pub attempts: usize,
+    pub successes: usize,
+    /// Durations of the successful pulls, in seconds, sorted ascending.
+    pub success_durations: Vec<f64>,
+}
+
+/// Samples of the last `span`, oldest first. Holds at most `capacity` samples, so memory
+/// stays bounded by window / interval even if pulls come faster than planned.
+#[derive(Clone, Debug)]
+pub struct Window {
+    samples: VecDeque<Sample>,
+    span: Duration,
+    capacity: usize,
+}
+
+impl Window {
+    /// A window over `span` for pulls every `interval`.
+    pub fn new(span: Duration, interval: Duration) -> Self {
+        let capacity = (span.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
+        Window {
+            samples: VecDeque::with_capacity(capacity.min(1024)),
+            span,
+            capacity,
+        }
+    }
+
+    /// Adds a sample and forgets what has left the window.
+    pub fn push(&mut self, sample: Sample) {
+        self.forget_before(sample.at);
+        if self.samples.len() == self.capacity {
+            self.samples.pop_front();
+        }
+        self.samples.push_back(sample);
+    }
+
+    /// Drops samples that are `span` or more older than `now`.
+    pub fn forget_before(&mut self, now: Instant) {
+        while let Some(oldest) = self.samples.front() {
+            if self.in_window(oldest, now) {
+                break;
+            }
+            self.samples.pop_front();
+        }
+    }
+
+    fn in_window(&self, sample: &Sample, now: Instant) -> bool {
+        now.saturating_duration_since(sample.at) < self.span
+    }
+
+    /// The samples, oldest first.
+    pub fn samples(&self) -> impl Iterator<Item = &Sample> {
+        self.samples.iter()
+    }
+
+    /// Counts and successful durations of the samples inside the window at `now`.
+    pub fn stats(&self, now: Instant) -> WindowStats {
+        let mut stats = WindowStats {
+            attempts: 0,
+            successes: 0,
+            success_durations: Vec::new(),
+        };
+        for sample in self.samples.iter().filter(|s| self.in_window(s, now)) {
+            stats.attempts += 1;
+            if sample.failure.is_none() {
+                stats.successes += 1;
+                stats.success_durations.push(sample.duration.as_secs_f64());
+            }
+        }
+        stats.success_durations.sort_by(f64::total_cmp);
+        stats
+    }
+
+    /// The most samples this window ever holds.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(at: Instant, millis: u64, failure: Option<FailureReason>) -> Sample {
+        Sample {
+            at,
+            duration: Duration::from_millis(millis),
+            failure,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn forgets_samples_older_than_the_span() {
+        let start = Instant::now();
+        let mut window = Window::new(Duration::from_secs(10), Duration::from_secs(1));
+        window.push(sample(start, 100, None));
+        window.push(sample(
+            start + Duration::from_secs(5),
+            200,
+            Some(FailureReason::Timeout),
+        ));
+        let stats = window.stats(start + Duration::from_secs(9));
+        assert_eq!((stats.attempts, stats.successes), (2, 1));
+        let stats = window.stats(start + Duration::from_secs(10));
+        assert_eq!((stats.attempts, stats.successes), (1, 0));
+        window.forget_before(start + Duration::from_secs(15));
+        assert_eq!(window.samples().count(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn never_holds_more_than_its_capacity() {
+        let start = Instant::now();
+        let mut window = Window::new(Duration::from_secs(300), Duration::from_secs(30));
+        assert_eq!(window.capacity(), 11);
+        for i in 0..100 {
+            window.push(sample(start + Duration::from_millis(i), 1, None));
+        }
+        assert_eq!(window.samples().count(), 11);
+    }
+}
