@@ -3,7 +3,9 @@
 use std::fmt;
 
 /// The reason a pull of a summary failed. Every failed pull has exactly one.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureReason {
     /// The pull did not complete within `timeout` (headers or body).

@@ -1,7 +1,7 @@
 //! A peer's rolling window: the pull samples of the last `window`, bounded in memory.
 
 use std::collections::VecDeque;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::time::Instant;
 
@@ -16,6 +16,34 @@ pub struct Sample {
     pub duration: Duration,
     /// Why it failed; `None` for a successful pull.
     pub failure: Option<FailureReason>,
+}
+
+/// A sample in its serialised form (`contracts/peer_sample@1.yaml`), with wall-clock time.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SampleRecord {
+    /// When the pull started, Unix seconds.
+    pub at: f64,
+    pub duration_seconds: f64,
+    pub failure: Option<FailureReason>,
+}
+
+impl Sample {
+    /// The serialised form; `anchor` is a monotonic instant and `anchor_wall` the wall-clock
+    /// time at that same moment.
+    pub fn to_record(&self, anchor: Instant, anchor_wall: SystemTime) -> SampleRecord {
+        let wall = if self.at <= anchor {
+            anchor_wall - (anchor - self.at)
+        } else {
+            anchor_wall + (self.at - anchor)
+        };
+        SampleRecord {
+            at: wall
+                .duration_since(UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64()),
+            duration_seconds: self.duration.as_secs_f64(),
+            failure: self.failure,
+        }
+    }
 }
 
 /// What a window holds at a moment.

@@ -1,0 +1,212 @@
+//! The binary as an operator meets it: `check`, `status`, `--version`, the endpoints,
+//! shutdown on SIGTERM, and a restart with a peer removed.
+
+mod common;
+
+use std::process::Command;
+
+use common::{args, sample, series_of_peer, Sidecar};
+use peerscope::simulation::{Behavior, NodeSpec, SimNode};
+
+fn peerscope(arguments: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_peerscope"))
+        .args(arguments)
+        .env_remove("PEERSCOPE_NODE")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn check_names_the_file_the_key_and_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("node = \"http://127.0.0.1:8000\"\ninterval = \"2s\"\ntimeout = \"2s\"\n", "timeout 2s (from "),
+        ("node = \"http://127.0.0.1:8000\"\n[quality]\nw_success = 0\nw_latency = 0\nw_freshness = 0\n", "weights"),
+        ("node = \"http://127.0.0.1:8000\"\n[[peers]]\nurl = \"ftp://x\"\n", "peers[0].url: \"ftp://x\" must start with http"),
+        ("node = \"http://127.0.0.1:8000\"\nwindow = \"forever\"\n", "window: invalid duration \"forever\""),
+        ("node = \"http://127.0.0.1:8000\"\nlisten = 9478\n", "listen: \"9478\" is not an address"),
+        ("node = [1]\n", "node: must be a string or a number"),
+        ("node = \n", "TOML parse error"),
+    ];
+    for (index, (text, expected)) in cases.iter().enumerate() {
+        let path = dir.path().join(format!("bad-{index}.toml"));
+        std::fs::write(&path, text).unwrap();
+        let output = peerscope(&["check", "--config", path.to_str().unwrap()]);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{text:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{text:?}: {stderr:?} lacks {expected:?}"
+        );
+        if !expected.starts_with("timeout") && !expected.starts_with("weights") {
+            assert!(
+                stderr.contains(path.to_str().unwrap()),
+                "{stderr:?} does not name the file"
+            );
+        }
+    }
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, "node = \"http://127.0.0.1:8000\"\n[[peers]]\nurl = \"http://10.0.0.12:8100\"\nname = \"nova-b\"\n").unwrap();
+    let output = peerscope(&["check", "--config", good.to_str().unwrap()]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .contains("configuration OK: node http://127.0.0.1:8000/, 1 peers"));
+}
+
+#[test]
+fn version_and_help_work() {
+    let output = peerscope(&["--version"]);
+    assert!(String::from_utf8_lossy(&output.stdout)
+        .starts_with(concat!("peerscope ", env!("CARGO_PKG_VERSION"))));
+    for command in [
+        vec!["--help"],
+        vec!["demo", "--help"],
+        vec!["status", "--help"],
+        vec!["check", "--help"],
+    ] {
+        let output = peerscope(&command);
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains("Usage"),
+            "{command:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn endpoints_status_command_and_graceful_shutdown() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+        .await
+        .unwrap();
+    let peer = SimNode::start(loopback, NodeSpec::healthy("nova-b", "root", 0.6))
+        .await
+        .unwrap();
+    let mut sidecar = Sidecar::start(&args(&[
+        "--node",
+        &local.url(),
+        "--peer",
+        &peer.url(),
+        "--interval",
+        "500ms",
+        "--timeout",
+        "250ms",
+    ]))
+    .await;
+    assert_eq!(sidecar.get("/healthz").await.status(), 200);
+    assert_eq!(sidecar.get("/readyz").await.status(), 200);
+    assert_eq!(sidecar.get("/nope").await.status(), 404);
+    let status = sidecar.status().await;
+    assert_eq!(status["node"]["node_id"], "nova-a");
+    assert_eq!(status["peers"][0]["node_id"], "nova-b");
+    assert_eq!(status["federation"]["peers_live"], 1);
+
+    let output = Command::new(env!("CARGO_BIN_EXE_peerscope"))
+        .args(["status", "--url", &sidecar.base])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        table.contains("peers live 1/1") && table.contains(&peer.address().to_string()),
+        "{table}"
+    );
+
+    let exit = sidecar.terminate();
+    assert_eq!(exit.code(), Some(0), "log:\n{}", sidecar.log());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_waits_for_the_first_cycle() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let spec = NodeSpec {
+        behavior: Behavior::Hang,
+        ..NodeSpec::healthy("nova-a", "root", 0.4)
+    };
+    let hanging = SimNode::start(loopback, spec).await.unwrap();
+    let sidecar = Sidecar::spawn(&args(&[
+        "--node",
+        &hanging.url(),
+        "--interval",
+        "60s",
+        "--timeout",
+        "2s",
+    ]));
+    // The first pull hangs until its 2 s timeout: serving, alive, but not ready yet.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while reqwest::get(format!("{}/healthz", sidecar.base))
+        .await
+        .is_err()
+    {
+        assert!(std::time::Instant::now() < deadline, "server never came up");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(sidecar.get("/readyz").await.status(), 503);
+    assert_eq!(sidecar.get("/healthz").await.status(), 200);
+    sidecar.wait_ready().await;
+    let text = sidecar.metrics().await;
+    assert_eq!(sample(&text, "peerscope_node_up", &[]), Some(0.0));
+    assert_eq!(
+        sample(
+            &text,
+            "peerscope_node_poll_failures_total",
+            &[("reason", "timeout")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(sample(&text, "peerscope_peers_live", &[]), Some(0.0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_removed_across_a_restart_leaves_no_series() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+        .await
+        .unwrap();
+    let kept = SimNode::start(loopback, NodeSpec::healthy("nova-b", "root", 0.6))
+        .await
+        .unwrap();
+    let removed = SimNode::start(loopback, NodeSpec::healthy("nova-c", "root", 0.2))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("peerscope.toml");
+    let write = |peers: &[(&str, &SimNode)]| {
+        let mut text = format!(
+            "node = \"{}\"\ninterval = \"500ms\"\ntimeout = \"250ms\"\n",
+            local.url()
+        );
+        for (name, node) in peers {
+            text += &format!("[[peers]]\nname = \"{name}\"\nurl = \"{}\"\n", node.url());
+        }
+        std::fs::write(&config, text).unwrap();
+    };
+    let arguments = args(&["--config", config.to_str().unwrap()]);
+
+    write(&[("kept", &kept), ("removed", &removed)]);
+    let mut sidecar = Sidecar::start(&arguments).await;
+    sidecar.wait_cycles(2).await;
+    let text = sidecar.metrics().await;
+    assert!(series_of_peer(&text, "removed").len() > 20, "{text}");
+    assert_eq!(sidecar.terminate().code(), Some(0));
+
+    write(&[("kept", &kept)]);
+    let sidecar = Sidecar::start(&arguments).await;
+    sidecar.wait_cycles(2).await;
+    let text = sidecar.metrics().await;
+    assert!(
+        series_of_peer(&text, "removed").is_empty(),
+        "{:?}",
+        series_of_peer(&text, "removed")
+    );
+    assert!(!series_of_peer(&text, "kept").is_empty());
+    assert_eq!(sample(&text, "peerscope_peers_configured", &[]), Some(1.0));
+}
