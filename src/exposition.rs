@@ -371,6 +371,10 @@ impl Writer {
 }
 
 fn escape_label_value(out: &mut String, value: &str) {
+    if !value.contains(['\\', '"', '\n']) {
+        out.push_str(value);
+        return;
+    }
     for c in value.chars() {
         match c {
             '\\' => out.push_str("\\\\"),
@@ -387,6 +391,9 @@ fn write_value(out: &mut String, value: f64) {
         write!(out, "NaN")
     } else if value.is_infinite() {
         write!(out, "{}", if value > 0.0 { "+Inf" } else { "-Inf" })
+    } else if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        // Counters and bucket counts: integer formatting is several times faster.
+        write!(out, "{}", value as i64)
     } else {
         write!(out, "{value}")
     };

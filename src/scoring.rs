@@ -2,13 +2,16 @@
 
 use crate::config::QualityWeights;
 
-/// 95th percentile by nearest rank of `sorted` (ascending): the value at rank ⌈0.95·n⌉.
-pub fn p95_nearest_rank(sorted: &[f64]) -> Option<f64> {
-    if sorted.is_empty() {
+/// 95th percentile by nearest rank: the value at rank ⌈0.95·n⌉ of `values` in ascending
+/// order. Reorders `values` (a selection, not a full sort).
+pub fn p95_nearest_rank(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
         return None;
     }
-    let rank = (0.95 * sorted.len() as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, sorted.len()) - 1])
+    let rank = (0.95 * values.len() as f64).ceil() as usize;
+    let (_, value, _) =
+        values.select_nth_unstable_by(rank.clamp(1, values.len()) - 1, f64::total_cmp);
+    Some(*value)
 }
 
 /// 1 − min(p95 / timeout, 1); 0 when there is no successful pull to measure.
@@ -82,13 +85,13 @@ mod tests {
 
     #[test]
     fn p95_is_nearest_rank() {
-        let twenty: Vec<f64> = (1..=20).map(f64::from).collect();
-        assert_eq!(p95_nearest_rank(&twenty), Some(19.0));
-        let hundred: Vec<f64> = (1..=100).map(f64::from).collect();
-        assert_eq!(p95_nearest_rank(&hundred), Some(95.0));
-        assert_eq!(p95_nearest_rank(&[0.3]), Some(0.3));
-        assert_eq!(p95_nearest_rank(&[1.0, 2.0, 3.0]), Some(3.0));
-        assert_eq!(p95_nearest_rank(&[]), None);
+        let mut twenty: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(p95_nearest_rank(&mut twenty), Some(19.0));
+        let mut hundred: Vec<f64> = (1..=100).map(|i| f64::from((i * 37) % 100 + 1)).collect();
+        assert_eq!(p95_nearest_rank(&mut hundred), Some(95.0));
+        assert_eq!(p95_nearest_rank(&mut [0.3]), Some(0.3));
+        assert_eq!(p95_nearest_rank(&mut [3.0, 1.0, 2.0]), Some(3.0));
+        assert_eq!(p95_nearest_rank(&mut []), None);
     }
 
     #[test]

@@ -326,11 +326,8 @@ impl Target {
         self.durations.observe(outcome.duration.as_secs_f64());
         let received = outcome.started + outcome.duration;
         let failure = outcome.result.as_ref().err().map(|e| e.reason);
-        self.window.push(Sample {
-            at: outcome.started,
-            duration: outcome.duration,
-            failure,
-        });
+        self.window
+            .push(Sample::new(outcome.started, outcome.duration, failure));
         match outcome.result {
             Ok(summary) => {
                 if !self.up {
@@ -400,9 +397,9 @@ impl Target {
 
 impl Peer {
     fn view(&self, now: Instant, settings: &Settings) -> PeerView {
-        let stats = self.target.window.stats(now);
+        let mut stats = self.target.window.stats(now);
         let quality = (stats.attempts > 0).then(|| {
-            let latency_p95_seconds = scoring::p95_nearest_rank(&stats.success_durations);
+            let latency_p95_seconds = scoring::p95_nearest_rank(&mut stats.success_durations);
             let age = self
                 .target
                 .last_success

@@ -7,13 +7,14 @@ use tokio::time::Instant;
 
 use crate::failure::FailureReason;
 
-/// One pull, as kept in the window (contract `peer_sample@1`).
+/// One pull, as kept in the window (contract `peer_sample@1`). 24 bytes: a full 5-minute
+/// window of 1,000 peers pulled every second holds 300,000 of them.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
     /// When the pull started.
     pub at: Instant,
-    /// How long the pull took.
-    pub duration: Duration,
+    /// How long the pull took, in microseconds (saturating at about 71 minutes).
+    duration_micros: u32,
     /// Why it failed; `None` for a successful pull.
     pub failure: Option<FailureReason>,
 }
@@ -28,6 +29,19 @@ pub struct SampleRecord {
 }
 
 impl Sample {
+    pub fn new(at: Instant, duration: Duration, failure: Option<FailureReason>) -> Self {
+        Sample {
+            at,
+            duration_micros: u32::try_from(duration.as_micros()).unwrap_or(u32::MAX),
+            failure,
+        }
+    }
+
+    /// How long the pull took.
+    pub fn duration(&self) -> Duration {
+        Duration::from_micros(u64::from(self.duration_micros))
+    }
+
     /// The serialised form; `anchor` is a monotonic instant and `anchor_wall` the wall-clock
     /// time at that same moment.
     pub fn to_record(&self, anchor: Instant, anchor_wall: SystemTime) -> SampleRecord {
@@ -40,7 +54,7 @@ impl Sample {
             at: wall
                 .duration_since(UNIX_EPOCH)
                 .map_or(0.0, |d| d.as_secs_f64()),
-            duration_seconds: self.duration.as_secs_f64(),
+            duration_seconds: self.duration().as_secs_f64(),
             failure: self.failure,
         }
     }
@@ -51,7 +65,7 @@ impl Sample {
 pub struct WindowStats {
     pub attempts: usize,
     pub successes: usize,
-    /// Durations of the successful pulls, in seconds, sorted ascending.
+    /// Durations of the successful pulls, in seconds, oldest first.
     pub success_durations: Vec<f64>,
 }
 
@@ -114,10 +128,11 @@ impl Window {
             stats.attempts += 1;
             if sample.failure.is_none() {
                 stats.successes += 1;
-                stats.success_durations.push(sample.duration.as_secs_f64());
+                stats
+                    .success_durations
+                    .push(sample.duration().as_secs_f64());
             }
         }
-        stats.success_durations.sort_by(f64::total_cmp);
         stats
     }
 
@@ -132,11 +147,12 @@ mod tests {
     use super::*;
 
     fn sample(at: Instant, millis: u64, failure: Option<FailureReason>) -> Sample {
-        Sample {
-            at,
-            duration: Duration::from_millis(millis),
-            failure,
-        }
+        Sample::new(at, Duration::from_millis(millis), failure)
+    }
+
+    #[test]
+    fn a_sample_is_small() {
+        assert_eq!(std::mem::size_of::<Sample>(), 24);
     }
 
     #[tokio::test(start_paused = true)]

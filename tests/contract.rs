@@ -69,11 +69,7 @@ async fn samples_serialise_to_the_peer_sample_contract() {
     let wall = SystemTime::now();
     tokio::time::advance(Duration::from_secs(5)).await;
     for failure in [None, Some(FailureReason::BodyTooLarge)] {
-        let sample = Sample {
-            at: anchor,
-            duration: Duration::from_millis(42),
-            failure,
-        };
+        let sample = Sample::new(anchor, Duration::from_millis(42), failure);
         let record =
             serde_json::to_value(sample.to_record(tokio::time::Instant::now(), wall)).unwrap();
         assert!(schema.is_valid(&record), "{record}");
