@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use peerscope::config::{self, Sources};
 use peerscope::contract::decode_summary;
 use peerscope::exposition::{render, BuildInfo};
+use peerscope::reconciler::Reconciler;
 use peerscope::store::{PullOutcome, Store};
 use tokio::time::Instant;
 
@@ -44,6 +45,7 @@ fn main() {
         let registry = prometheus::Registry::new();
         registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).unwrap();
         let build = BuildInfo::current();
+        let reconciler = Reconciler::new(config.reconcile.clone());
         let mut view_ms = Vec::new();
         let mut render_ms = Vec::new();
         let mut bytes = 0;
@@ -51,7 +53,7 @@ fn main() {
             let started = std::time::Instant::now();
             let view = store.view(Instant::now());
             view_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let text = render(&view, &build, &registry);
+            let text = render(&view, &reconciler.view(Instant::now()), &build, &registry);
             render_ms.push(started.elapsed().as_secs_f64() * 1e3);
             bytes = text.len();
         }

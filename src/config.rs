@@ -17,6 +17,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use crate::contract::SUMMARY_PATH;
+use crate::decision::{Mode, Policy};
 use crate::duration::{format_duration, parse_duration};
 
 /// A configuration error: where the bad value came from and what is wrong with it.
@@ -94,6 +95,28 @@ pub struct Config {
     pub log_format: LogFormat,
     /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
     pub log_level: String,
+    pub reconcile: ReconcileConfig,
+}
+
+/// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct ReconcileConfig {
+    pub mode: Mode,
+    pub policy: Policy,
+    /// Cycles a peer must have diverged before it counts as evidence.
+    pub threshold: u64,
+    /// Path of the node's reconciliation API, appended to the node's base URL.
+    pub path: String,
+    /// Limit of one request.
+    pub timeout: Duration,
+    /// Quiet time after a successful request.
+    pub cooldown: Duration,
+    pub backoff_base: Duration,
+    pub backoff_factor: f64,
+    pub backoff_cap: Duration,
+    pub max_per_hour: usize,
+    /// File holding the bearer token; read at each request, never logged.
+    pub token_file: Option<PathBuf>,
 }
 
 /// Default values (SPEC §2).
@@ -110,6 +133,18 @@ pub mod defaults {
     pub const MAX_CONCURRENT_PULLS: usize = 256;
     pub const LOG_FORMAT: &str = "text";
     pub const LOG_LEVEL: &str = "info";
+    pub const RECONCILE: [(&str, &str); 10] = [
+        ("reconcile.mode", "off"),
+        ("reconcile.policy", "majority"),
+        ("reconcile.threshold", "3"),
+        ("reconcile.path", "/federation/reconcile"),
+        ("reconcile.timeout", "10s"),
+        ("reconcile.cooldown", "5m"),
+        ("reconcile.backoff_base", "30s"),
+        ("reconcile.backoff_factor", "2"),
+        ("reconcile.backoff_cap", "30m"),
+        ("reconcile.max_per_hour", "6"),
+    ];
 }
 
 /// Reads environment variables; a seam so the parsers are tested with a map.
@@ -146,7 +181,7 @@ pub const SEED_PEERS_VARIABLE: &str = "NOVA_FED_PEERS";
 pub const PEERS_VARIABLE: &str = "PEERSCOPE_PEERS";
 
 /// Every scalar key, as written in the file (dotted for sections).
-pub const KEYS: [&str; 14] = [
+pub const KEYS: [&str; 25] = [
     "node",
     "listen",
     "interval",
@@ -161,6 +196,17 @@ pub const KEYS: [&str; 14] = [
     "max_concurrent_pulls",
     "log_format",
     "log_level",
+    "reconcile.mode",
+    "reconcile.policy",
+    "reconcile.threshold",
+    "reconcile.path",
+    "reconcile.timeout",
+    "reconcile.cooldown",
+    "reconcile.backoff_base",
+    "reconcile.backoff_factor",
+    "reconcile.backoff_cap",
+    "reconcile.max_per_hour",
+    "reconcile.token_file",
 ];
 
 /// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
@@ -211,6 +257,40 @@ struct Layer {
     log_format: Option<Sourced<LogFormat>>,
     log_level: Option<Sourced<String>>,
     peers: Option<Sourced<Vec<PeerConfig>>>,
+    reconcile: ReconcileLayer,
+}
+
+#[derive(Default)]
+struct ReconcileLayer {
+    mode: Option<Sourced<Mode>>,
+    policy: Option<Sourced<Policy>>,
+    threshold: Option<Sourced<usize>>,
+    path: Option<Sourced<String>>,
+    timeout: Option<Sourced<Duration>>,
+    cooldown: Option<Sourced<Duration>>,
+    backoff_base: Option<Sourced<Duration>>,
+    backoff_factor: Option<Sourced<f64>>,
+    backoff_cap: Option<Sourced<Duration>>,
+    max_per_hour: Option<Sourced<usize>>,
+    token_file: Option<Sourced<PathBuf>>,
+}
+
+impl ReconcileLayer {
+    fn over(self, lower: ReconcileLayer) -> ReconcileLayer {
+        ReconcileLayer {
+            mode: self.mode.or(lower.mode),
+            policy: self.policy.or(lower.policy),
+            threshold: self.threshold.or(lower.threshold),
+            path: self.path.or(lower.path),
+            timeout: self.timeout.or(lower.timeout),
+            cooldown: self.cooldown.or(lower.cooldown),
+            backoff_base: self.backoff_base.or(lower.backoff_base),
+            backoff_factor: self.backoff_factor.or(lower.backoff_factor),
+            backoff_cap: self.backoff_cap.or(lower.backoff_cap),
+            max_per_hour: self.max_per_hour.or(lower.max_per_hour),
+            token_file: self.token_file.or(lower.token_file),
+        }
+    }
 }
 
 impl Layer {
@@ -254,6 +334,60 @@ impl Layer {
                 self.log_format = sourced(format, origin);
             }
             "log_level" => self.log_level = sourced(text.to_owned(), origin),
+            "reconcile.mode" => {
+                let mode = match text {
+                    "off" => Mode::Off,
+                    "dry-run" => Mode::DryRun,
+                    "on" => Mode::On,
+                    _ => return Err(fail(format!("{text:?} is not one of off, dry-run, on"))),
+                };
+                self.reconcile.mode = sourced(mode, origin);
+            }
+            "reconcile.policy" => {
+                let policy = match text {
+                    "majority" => Policy::Majority,
+                    "any" => Policy::Any,
+                    _ => return Err(fail(format!("{text:?} is not one of majority, any"))),
+                };
+                self.reconcile.policy = sourced(policy, origin);
+            }
+            "reconcile.threshold" => {
+                self.reconcile.threshold = sourced(parse_positive(text).map_err(fail)?, origin)
+            }
+            "reconcile.path" => {
+                if !text.starts_with('/') {
+                    return Err(fail(format!("{text:?} must start with /")));
+                }
+                self.reconcile.path = sourced(text.to_owned(), origin);
+            }
+            "reconcile.timeout" => {
+                self.reconcile.timeout =
+                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
+            }
+            "reconcile.cooldown" => {
+                self.reconcile.cooldown = sourced(parse_duration(text).map_err(fail)?, origin)
+            }
+            "reconcile.backoff_base" => {
+                self.reconcile.backoff_base =
+                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
+            }
+            "reconcile.backoff_factor" => {
+                let factor = parse_weight(text).map_err(fail)?;
+                if factor < 1.0 {
+                    return Err(fail(format!("{text:?} must be at least 1")));
+                }
+                self.reconcile.backoff_factor = sourced(factor, origin);
+            }
+            "reconcile.backoff_cap" => {
+                self.reconcile.backoff_cap =
+                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
+            }
+            "reconcile.max_per_hour" => {
+                self.reconcile.max_per_hour = sourced(parse_positive(text).map_err(fail)?, origin)
+            }
+            "reconcile.token_file" => {
+                self.reconcile.token_file = sourced(PathBuf::from(text), origin)
+            }
             _ => return Err(ConfigError::new(origin, format!("unknown key `{key}`"))),
         }
         Ok(())
@@ -290,6 +424,7 @@ impl Layer {
             log_format: self.log_format.or(lower.log_format),
             log_level: self.log_level.or(lower.log_level),
             peers: self.peers.or(lower.peers),
+            reconcile: self.reconcile.over(lower.reconcile),
         }
     }
 }
@@ -348,6 +483,9 @@ fn resolve(layer: Layer) -> Result<Config, ConfigError> {
         ("log_format", defaults::LOG_FORMAT),
         ("log_level", defaults::LOG_LEVEL),
     ] {
+        defaults.set(key, text, "default")?;
+    }
+    for (key, text) in defaults::RECONCILE {
         defaults.set(key, text, "default")?;
     }
     let layer = layer.over(defaults);
@@ -416,6 +554,7 @@ fn resolve(layer: Layer) -> Result<Config, ConfigError> {
         peers.extend(read_peers_file(path)?);
     }
     check_unique_peers(&peers)?;
+    let reconcile = resolve_reconcile(layer.reconcile)?;
 
     Ok(Config {
         node: node.value,
@@ -433,6 +572,36 @@ fn resolve(layer: Layer) -> Result<Config, ConfigError> {
             .map_or(defaults::MAX_CONCURRENT_PULLS, |s| s.value),
         log_format: layer.log_format.unwrap().value,
         log_level: layer.log_level.unwrap().value,
+        reconcile,
+    })
+}
+
+fn resolve_reconcile(layer: ReconcileLayer) -> Result<ReconcileConfig, ConfigError> {
+    let (base, cap) = (layer.backoff_base.unwrap(), layer.backoff_cap.unwrap());
+    if base.value > cap.value {
+        return Err(ConfigError::new(
+            "configuration",
+            format!(
+                "reconcile.backoff_base {} (from {}) must not exceed reconcile.backoff_cap {} (from {})",
+                format_duration(base.value),
+                base.origin,
+                format_duration(cap.value),
+                cap.origin
+            ),
+        ));
+    }
+    Ok(ReconcileConfig {
+        mode: layer.mode.unwrap().value,
+        policy: layer.policy.unwrap().value,
+        threshold: layer.threshold.unwrap().value as u64,
+        path: layer.path.unwrap().value,
+        timeout: layer.timeout.unwrap().value,
+        cooldown: layer.cooldown.unwrap().value,
+        backoff_base: base.value,
+        backoff_factor: layer.backoff_factor.unwrap().value,
+        backoff_cap: cap.value,
+        max_per_hour: layer.max_per_hour.unwrap().value,
+        token_file: layer.token_file.map(|s| s.value),
     })
 }
 
@@ -487,7 +656,12 @@ fn parse_file_layer(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                     origin: origin.to_owned(),
                 });
             }
-            ("reconcile", toml::Value::Table(section)) => check_reconcile_section(section, origin)?,
+            ("reconcile", toml::Value::Table(section)) => {
+                for (name, value) in section {
+                    let key = format!("reconcile.{name}");
+                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
+                }
+            }
             ("checkpoint", _) => {
                 return Err(ConfigError::new(
                     origin,
@@ -501,23 +675,6 @@ fn parse_file_layer(text: &str, origin: &str) -> Result<Layer, ConfigError> {
         }
     }
     Ok(layer)
-}
-
-/// Reconciliation is not built yet: only `mode = "off"` (what it does today) is accepted,
-/// so that nobody believes a node is being healed when it is not.
-fn check_reconcile_section(section: &toml::Table, origin: &str) -> Result<(), ConfigError> {
-    for (key, value) in section {
-        match (key.as_str(), value.as_str()) {
-            ("mode", Some("off")) => {}
-            _ => {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("reconcile.{key}: reconciliation is not implemented in this build yet; only mode = \"off\" is accepted"),
-                ))
-            }
-        }
-    }
-    Ok(())
 }
 
 fn parse_peer_entry(
@@ -660,6 +817,13 @@ fn parse_weight(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
         _ => Err(format!("{text:?} is not a non-negative number")),
+    }
+}
+
+fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} must be greater than 0")),
+        d => Ok(d),
     }
 }
 
@@ -830,10 +994,44 @@ mod tests {
     }
 
     #[test]
-    fn reconciliation_other_than_off_is_refused_until_it_exists() {
+    fn reconcile_section_has_defaults_and_checks_its_values() {
         let node = [("PEERSCOPE_NODE", "http://127.0.0.1:8000")];
-        assert!(load_with(Some("[reconcile]\nmode = \"off\"\n"), vec![], &node).is_ok());
-        let err = load_with(Some("[reconcile]\nmode = \"on\"\n"), vec![], &node).unwrap_err();
-        assert!(err.problem.contains("not implemented"), "{err}");
+        let config = load_with(None, vec![], &node).unwrap();
+        assert_eq!(config.reconcile.mode, Mode::Off);
+        assert_eq!(config.reconcile.policy, Policy::Majority);
+        assert_eq!(config.reconcile.threshold, 3);
+        assert_eq!(config.reconcile.cooldown, Duration::from_secs(300));
+        assert_eq!(config.reconcile.backoff_cap, Duration::from_secs(1800));
+        assert_eq!(config.reconcile.max_per_hour, 6);
+        let file = "[reconcile]\nmode = \"dry-run\"\npolicy = \"any\"\nthreshold = 5\ntoken_file = \"/run/token\"\n";
+        let vars = [node[0], ("PEERSCOPE_RECONCILE_MODE", "on")];
+        let config = load_with(Some(file), vec![], &vars).unwrap();
+        assert_eq!(
+            config.reconcile.mode,
+            Mode::On,
+            "the environment beats the file"
+        );
+        assert_eq!(config.reconcile.policy, Policy::Any);
+        assert_eq!(config.reconcile.threshold, 5);
+        for (text, expected) in [
+            (
+                "[reconcile]\nmode = \"yes\"\n",
+                "reconcile.mode: \"yes\" is not one of off, dry-run, on",
+            ),
+            ("[reconcile]\npath = \"reconcile\"\n", "must start with /"),
+            (
+                "[reconcile]\nbackoff_base = \"1h\"\n",
+                "must not exceed reconcile.backoff_cap",
+            ),
+            (
+                "[reconcile]\nsecret = 1\n",
+                "unknown key `reconcile.secret`",
+            ),
+        ] {
+            let err = load_with(Some(text), vec![], &node)
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(expected), "{err:?} lacks {expected:?}");
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
@@ -37,10 +37,12 @@ impl Pacing {
 }
 
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
+/// `cycles` carries the number of completed cycles to whoever acts on them.
 pub async fn run_poll_loop(
     store: Store,
     poller: Poller,
     pacing: Pacing,
+    cycles: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
     let mut ticker = tokio::time::interval(pacing.interval);
@@ -58,6 +60,7 @@ pub async fn run_poll_loop(
             _ = shutdown.cancelled() => break,
             () = run_cycle(&store, &poller, pacing, &limit) => {}
         }
+        cycles.send_modify(|completed| *completed += 1);
     }
     tracing::info!("poll loop stopped");
 }

@@ -2,7 +2,9 @@
 //!
 //! Six simulated nodes — the local one and five peers: two healthy, one flaky, one slow,
 //! one whose state root drifts away and back — and the sidecar beside the local node,
-//! with a live table of what it sees.
+//! with a live table of what it sees. Every 45 s the local node itself drifts to another
+//! root: the majority holds, and after `threshold` cycles the sidecar asks the node to
+//! reconcile through its API; the node heals and the divergence clears.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -14,12 +16,15 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{self, parse_base_url, PeerConfig, Sources};
+use crate::decision::Mode;
 use crate::simulation::{Behavior, NodeSpec, SimNode};
 use crate::{sidecar, status_table};
 
 const SHARED_ROOT: &str = "9f2c01d4e8a7";
 const DRIFTED_ROOT: &str = "7d41e0c93b52";
 const DRIFT_PERIOD: Duration = Duration::from_secs(20);
+const LOCAL_DRIFT_PERIOD: u64 = 45;
+const LOCAL_DRIFTED_ROOT: &str = "e5b7a0f19c33";
 const INTERVAL: &str = "2s";
 
 /// Where the demo listens and how long it runs.
@@ -76,6 +81,8 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         flag_peers: vec![],
         env: &HashMap::new(),
     })?;
+    config.reconcile.mode = Mode::On;
+    config.reconcile.cooldown = Duration::from_secs(10);
     for (node, (name, ..)) in peers.iter().zip(&peer_specs) {
         let url = parse_base_url(&node.url()).map_err(anyhow::Error::msg)?;
         config
@@ -107,6 +114,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     for (name, _, _, what) in &peer_specs {
         println!("  {name}   {what}");
     }
+    println!("  nova-a   drifts to another root every {LOCAL_DRIFT_PERIOD}s; the sidecar asks it to reconcile (mode on)");
     println!("Ctrl-C stops it.\n");
 
     let sidecar = tokio::spawn(sidecar::run(config, listener, shutdown.clone()));
@@ -116,6 +124,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     let started = tokio::time::Instant::now();
     let tty = std::io::stdout().is_terminal();
     let mut ticker = tokio::time::interval(refresh);
+    let mut local_drifts = 0;
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -128,6 +137,10 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         }
         let drifted = (elapsed.as_secs() / DRIFT_PERIOD.as_secs()) % 2 == 1;
         drifter.set_state_root(if drifted { DRIFTED_ROOT } else { SHARED_ROOT });
+        if elapsed.as_secs() / LOCAL_DRIFT_PERIOD > local_drifts {
+            local_drifts += 1;
+            local.set_state_root(LOCAL_DRIFTED_ROOT);
+        }
         let table = match status_table::fetch(&client, &base).await {
             Ok(status) => status_table::render(&status),
             Err(error) => format!("status not available yet: {error}\n"),

@@ -7,8 +7,10 @@ use std::fmt::Write;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::contract::REPORTED_FIELDS;
+use crate::decision::Suppression;
 use crate::failure::FailureReason;
 use crate::histogram::BUCKETS;
+use crate::reconciler::{ReconcileView, RequestFailure};
 use crate::view::{PeerView, TargetView, View};
 
 /// The exact content type of the exposition.
@@ -33,7 +35,12 @@ impl BuildInfo {
 }
 
 /// Renders every family. `process` holds the standard `process_*` collector.
-pub fn render(view: &View, build: &BuildInfo, process: &Registry) -> String {
+pub fn render(
+    view: &View,
+    reconcile: &ReconcileView,
+    build: &BuildInfo,
+    process: &Registry,
+) -> String {
     let mut out = Writer {
         text: String::with_capacity(4096 + view.peers.len() * 4096),
         header: None,
@@ -41,6 +48,7 @@ pub fn render(view: &View, build: &BuildInfo, process: &Registry) -> String {
     render_peers(&mut out, &view.peers);
     render_federation(&mut out, view);
     render_node(&mut out, &view.node);
+    render_reconcile(&mut out, reconcile);
 
     out.family(
         "build_info",
@@ -278,6 +286,63 @@ fn render_node(out: &mut Writer, node: &TargetView) {
         "A numeric field of the metrics in the local node's last valid summary.",
     );
     reported_samples(out, "node_reported_value", None, &node.reported);
+}
+
+fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
+    out.family(
+        "reconcile_requests_total",
+        "counter",
+        "Reconciliation requests sent to the local node.",
+    );
+    out.sample("reconcile_requests_total", &[], r.requests_total as f64);
+    out.family(
+        "reconcile_failures_total",
+        "counter",
+        "Reconciliation requests that failed, by reason.",
+    );
+    for (failure, count) in RequestFailure::ALL.iter().zip(r.failures_total) {
+        out.sample(
+            "reconcile_failures_total",
+            &[("reason", failure.as_str())],
+            count as f64,
+        );
+    }
+    out.family(
+        "reconcile_suppressed_total",
+        "counter",
+        "Cycles in which a warranted reconciliation request was not sent, by reason.",
+    );
+    for (reason, count) in Suppression::ALL.iter().zip(r.suppressed_total) {
+        out.sample(
+            "reconcile_suppressed_total",
+            &[("reason", reason.as_str())],
+            count as f64,
+        );
+    }
+    out.family(
+        "reconcile_in_progress",
+        "gauge",
+        "1 while a reconciliation request is awaiting the node's answer.",
+    );
+    out.sample("reconcile_in_progress", &[], bool_value(r.in_progress));
+    out.family(
+        "reconcile_last_success_timestamp_seconds",
+        "gauge",
+        "Unix time of the last reconciliation request the node accepted.",
+    );
+    if let Some(at) = r.last_success_timestamp_seconds {
+        out.sample("reconcile_last_success_timestamp_seconds", &[], at);
+    }
+    out.family(
+        "reconcile_backoff_seconds",
+        "gauge",
+        "Seconds until a failed reconciliation may be retried; 0 when not backing off.",
+    );
+    out.sample(
+        "reconcile_backoff_seconds",
+        &[],
+        r.backoff_remaining_seconds,
+    );
 }
 
 fn gauge_per_peer(

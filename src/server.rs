@@ -4,7 +4,8 @@
 //! - `GET /metrics` — Prometheus text exposition 0.0.4.
 //! - `GET /healthz` — 200 while the poll loop's heartbeat advanced within 3 intervals, else 503.
 //! - `GET /readyz`  — 200 once the first poll cycle has completed, else 503.
-//! - `GET /status`  — a JSON snapshot of the node, the peers and the federation figures.
+//! - `GET /status`  — a JSON snapshot of the node, the peers, the federation figures and
+//!   the reconciliation state.
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::{self, BuildInfo};
+use crate::reconciler::{ReconcileView, Reconciler};
 use crate::store::Store;
 use crate::view::View;
 
@@ -33,6 +35,7 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 /// What the handlers need; built once and shared by every connection.
 pub struct App {
     pub store: Store,
+    pub reconciler: Reconciler,
     pub build: BuildInfo,
     /// Holds the `process_*` collector; passed in, never global.
     pub process_registry: prometheus::Registry,
@@ -45,6 +48,7 @@ struct StatusDocument<'a> {
     ready: bool,
     #[serde(flatten)]
     view: &'a View,
+    reconciliation: &'a ReconcileView,
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
@@ -93,7 +97,13 @@ async fn route(app: Arc<App>, request: &Request<Incoming>) -> Response<Full<Byte
             // Rendering 1,000 peers takes milliseconds: off the runtime's threads, so
             // pulls in flight are not delayed (and their latency not inflated) by a scrape.
             let rendered = tokio::task::spawn_blocking(move || {
-                exposition::render(&app.store.view(now), &app.build, &app.process_registry)
+                let reconciliation = app.reconciler.view(now);
+                exposition::render(
+                    &app.store.view(now),
+                    &reconciliation,
+                    &app.build,
+                    &app.process_registry,
+                )
             })
             .await;
             match rendered {
@@ -121,6 +131,7 @@ async fn route(app: Arc<App>, request: &Request<Incoming>) -> Response<Full<Byte
                 version: app.build.version,
                 ready: app.store.is_ready(),
                 view: &view,
+                reconciliation: &app.reconciler.view(now),
             };
             match serde_json::to_string_pretty(&document) {
                 Ok(json) => respond(StatusCode::OK, "application/json", json),

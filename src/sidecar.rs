@@ -11,6 +11,7 @@ use crate::config::Config;
 use crate::cycle::{run_poll_loop, Pacing};
 use crate::exposition::BuildInfo;
 use crate::poller::Poller;
+use crate::reconciler::{self, Reconciler};
 use crate::server::{serve, App};
 use crate::store::Store;
 
@@ -21,6 +22,7 @@ pub async fn run(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let store = Store::new(&config);
+    let reconciler = Reconciler::new(config.reconcile.clone());
     let poller =
         Poller::new(config.timeout, config.body_limit).context("cannot build the HTTP client")?;
     let process_registry = prometheus::Registry::new();
@@ -31,6 +33,7 @@ pub async fn run(
         .context("cannot register the process collector")?;
     let app = Arc::new(App {
         store: store.clone(),
+        reconciler: reconciler.clone(),
         build: BuildInfo::current(),
         process_registry,
     });
@@ -46,10 +49,25 @@ pub async fn run(
         interval = ?config.interval,
         "peerscope started"
     );
-    let poll_loop = tokio::spawn(run_poll_loop(store, poller, pacing, shutdown.clone()));
+    let (cycles, cycles_seen) = tokio::sync::watch::channel(0);
+    let acting = tokio::spawn(reconciler::run(
+        reconciler,
+        store.clone(),
+        config.node.clone(),
+        cycles_seen,
+        shutdown.clone(),
+    ));
+    let poll_loop = tokio::spawn(run_poll_loop(
+        store,
+        poller,
+        pacing,
+        cycles,
+        shutdown.clone(),
+    ));
     let server = tokio::spawn(serve(listener, app, shutdown));
-    let (poll_loop, server) = tokio::join!(poll_loop, server);
+    let (poll_loop, acting, server) = tokio::join!(poll_loop, acting, server);
     poll_loop.context("the poll loop panicked")?;
+    acting.context("the reconciler panicked")?;
     server.context("the HTTP server panicked")?;
     Ok(())
 }

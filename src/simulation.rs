@@ -4,6 +4,8 @@
 //! moves over time, and can be told to misbehave in each way SPEC §5 classifies: hang,
 //! reset connections, answer 500 or a redirect, send a huge or dripping body, or any raw
 //! body. Every request is counted, so a test can prove a node was never contacted.
+//! It also serves the reconciliation API (`POST /federation/reconcile`), scriptable to
+//! heal, reject, fail, hang or answer 409, and records every request with its headers.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -49,6 +51,39 @@ pub enum Behavior {
     Raw(String),
 }
 
+/// How a simulated node answers `POST /federation/reconcile`.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ReconcileBehavior {
+    /// Adopt the request's `target_root` and answer 200.
+    Heal,
+    /// Answer 202 without changing anything.
+    AcceptWithoutEffect,
+    /// Answer this status (4xx: rejected, 409: already running, 5xx: failed).
+    Status(u16),
+    /// Never answer.
+    Hang,
+}
+
+/// A reconciliation request as the node received it.
+#[derive(Clone, Debug)]
+pub struct ReceivedRequest {
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+    pub at: Instant,
+}
+
+impl ReceivedRequest {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Path of the simulated reconciliation API.
+pub const RECONCILE_PATH: &str = "/federation/reconcile";
+
 /// The identity and state a simulated node reports.
 #[derive(Clone, Debug)]
 pub struct NodeSpec {
@@ -57,6 +92,7 @@ pub struct NodeSpec {
     /// Centre of the node's `g_star`, which swings ±0.15 around it.
     pub g_star_base: f64,
     pub behavior: Behavior,
+    pub reconcile: ReconcileBehavior,
 }
 
 impl NodeSpec {
@@ -66,6 +102,7 @@ impl NodeSpec {
             state_root: state_root.to_owned(),
             g_star_base,
             behavior: Behavior::Healthy,
+            reconcile: ReconcileBehavior::Heal,
         }
     }
 }
@@ -73,6 +110,7 @@ impl NodeSpec {
 struct Shared {
     spec: Mutex<NodeSpec>,
     requests: AtomicU64,
+    reconcile_requests: Mutex<Vec<ReceivedRequest>>,
     started: Instant,
 }
 
@@ -91,6 +129,7 @@ impl SimNode {
         let shared = Arc::new(Shared {
             spec: Mutex::new(spec),
             requests: AtomicU64::new(0),
+            reconcile_requests: Mutex::new(Vec::new()),
             started: Instant::now(),
         });
         let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
@@ -117,6 +156,19 @@ impl SimNode {
 
     pub fn set_behavior(&self, behavior: Behavior) {
         self.spec().behavior = behavior;
+    }
+
+    pub fn set_reconcile_behavior(&self, behavior: ReconcileBehavior) {
+        self.spec().reconcile = behavior;
+    }
+
+    /// Every reconciliation request received so far, oldest first.
+    pub fn reconcile_requests(&self) -> Vec<ReceivedRequest> {
+        self.shared
+            .reconcile_requests
+            .lock()
+            .expect("poisoned")
+            .clone()
     }
 
     pub fn set_state_root(&self, root: &str) {
@@ -160,7 +212,7 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         let service = hyper::service::service_fn(move |request| {
             let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(answer(&shared, &request).await) }
+            async move { Ok::<_, Infallible>(answer(&shared, request).await) }
         });
         // Connections live in the JoinSet so that aborting the node ends them too.
         connections.spawn(async move {
@@ -174,8 +226,11 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
 
 type Body = BoxBody<Bytes, Infallible>;
 
-async fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Body> {
+async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
     shared.requests.fetch_add(1, Ordering::SeqCst);
+    if request.method() == hyper::Method::POST && request.uri().path() == RECONCILE_PATH {
+        return reconcile(shared, request).await;
+    }
     if request.uri().path() != SUMMARY_PATH {
         return plain(StatusCode::NOT_FOUND, "not found");
     }
@@ -233,6 +288,51 @@ async fn answer(shared: &Shared, request: &Request<Incoming>) -> Response<Body> 
             with_json_type(StreamBody::new(drip).boxed())
         }
         Behavior::Raw(body) => json(body),
+    }
+}
+
+async fn reconcile(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
+    let headers = request
+        .headers()
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let body = match request.into_body().collect().await {
+        Ok(collected) => String::from_utf8_lossy(&collected.to_bytes()).into_owned(),
+        Err(_) => return plain(StatusCode::BAD_REQUEST, "unreadable body"),
+    };
+    let target = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["target_root"].as_str().map(str::to_owned));
+    shared
+        .reconcile_requests
+        .lock()
+        .expect("poisoned")
+        .push(ReceivedRequest {
+            headers,
+            body,
+            at: Instant::now(),
+        });
+    let behavior = shared.spec.lock().expect("poisoned").reconcile.clone();
+    match behavior {
+        ReconcileBehavior::Heal => match target {
+            Some(root) => {
+                shared.spec.lock().expect("poisoned").state_root = root;
+                plain(StatusCode::OK, "reconciled")
+            }
+            None => plain(StatusCode::BAD_REQUEST, "no target_root"),
+        },
+        ReconcileBehavior::AcceptWithoutEffect => plain(StatusCode::ACCEPTED, "accepted"),
+        ReconcileBehavior::Status(code) => plain(
+            StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            "simulated status",
+        ),
+        ReconcileBehavior::Hang => std::future::pending().await,
     }
 }
 

@@ -42,6 +42,33 @@ pub fn render(status: &Value) -> String {
         number(&federation["g_star_stddev"], 3),
         number(&federation["divergence_ratio"], 2),
     );
+    let reconciliation = &status["reconciliation"];
+    if reconciliation.is_object() {
+        let decision = &reconciliation["decision"];
+        let last = reconciliation["history"].as_array().and_then(|h| h.last());
+        let _ = writeln!(
+            out,
+            "reconcile {} ({}): {}{}{}  |  requests {}  |  last: {}",
+            text(&reconciliation["mode"]),
+            text(&reconciliation["policy"]),
+            text(&decision["kind"]),
+            decision["reason"]
+                .as_str()
+                .map_or_else(String::new, |r| format!(" ({r})")),
+            decision["target_root"]
+                .as_str()
+                .map_or_else(String::new, |r| format!(" → {}", truncate(r, 10))),
+            text(&reconciliation["requests_total"]),
+            last.map_or_else(
+                || "-".into(),
+                |l| format!(
+                    "{} {}",
+                    text(&l["outcome"]),
+                    truncate(&text(&l["detail"]), 40)
+                )
+            ),
+        );
+    }
     let _ = writeln!(
         out,
         "{:<24} {:<4} {:>7} {:>7} {:>8} {:>6} {:>6}  {:<10} {:<8} {:>6}  LAST ERROR",
@@ -114,6 +141,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn shows_the_reconciliation_decision_and_last_outcome() {
+        let status = serde_json::json!({
+            "node": {}, "federation": {}, "peers": [],
+            "reconciliation": {"mode": "on", "policy": "majority", "requests_total": 2,
+                "decision": {"kind": "suppressed", "reason": "cooldown", "target_root": "9f2c01d4e8a7"},
+                "history": [{"outcome": "failed", "detail": "x"}, {"outcome": "success", "detail": "answered 200"}]}
+        });
+        let table = render(&status);
+        let line = table.lines().nth(1).unwrap();
+        assert_eq!(line, "reconcile on (majority): suppressed (cooldown) → 9f2c01d4e…  |  requests 2  |  last: success answered 200");
+    }
+
+    #[test]
     fn shows_each_peer_with_its_figures_and_error() {
         let status = serde_json::json!({
             "node": {"label": "127.0.0.1:8000", "node_id": "nova-a", "up": true, "state_root": "abc"},
@@ -129,6 +169,10 @@ mod tests {
         let table = render(&status);
         assert!(table.contains("peers live 1/2"), "{table}");
         let lines: Vec<&str> = table.lines().collect();
+        assert!(
+            !table.contains("reconcile"),
+            "no reconciliation section, no line"
+        );
         assert!(
             lines[2].starts_with("nova-b")
                 && lines[2].contains("0.950")

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::{summary_url, Config, QualityWeights};
 use crate::contract::Summary;
+use crate::decision::{Facts, PeerFacts};
 use crate::divergence::{self, Relation};
 use crate::failure::{FailureReason, PullError};
 use crate::histogram::Histogram;
@@ -213,6 +214,54 @@ impl Store {
         state.heartbeat = Some(now);
     }
 
+    /// What the reconciliation decision looks at, at `now`.
+    pub fn reconcile_facts(&self, now: Instant) -> Facts {
+        let state = self.lock();
+        let settings = state.settings;
+        let live_max_age = settings.live_max_age;
+        // A node whose last pull failed is unreachable: it is never asked to reconcile.
+        let local_root = if state.node.up {
+            state.node.fresh_root(now, live_max_age).map(str::to_owned)
+        } else {
+            None
+        };
+        let live_peers = state
+            .peers
+            .iter()
+            .filter(|p| p.target.is_live(now, live_max_age))
+            .count();
+        let peers = state
+            .peers
+            .iter()
+            .filter_map(|p| {
+                let root = p.target.fresh_root(now, live_max_age)?;
+                let latest = p.target.latest.as_ref()?;
+                Some(PeerFacts {
+                    peer: p.target.label.clone(),
+                    url: p.target.url.to_string(),
+                    node_id: latest.summary.node_id.clone(),
+                    root: root.to_owned(),
+                    height: latest.summary.state_height,
+                    streak: p.streak,
+                    quality: p.quality(now, &settings).map_or(0.0, |q| q.quality),
+                })
+            })
+            .collect();
+        Facts {
+            local_root,
+            live_peers,
+            peers,
+        }
+    }
+
+    /// After an accepted reconciliation every streak starts over, so the threshold must be
+    /// crossed again before the next request.
+    pub fn reset_streaks(&self) {
+        for peer in &mut self.lock().peers {
+            peer.streak = 0;
+        }
+    }
+
     /// Every figure, computed at `now`.
     pub fn view(&self, now: Instant) -> View {
         let state = self.lock();
@@ -396,9 +445,10 @@ impl Target {
 }
 
 impl Peer {
-    fn view(&self, now: Instant, settings: &Settings) -> PeerView {
+    /// Quality and its parts from the window at `now`; `None` before the first attempt.
+    fn quality(&self, now: Instant, settings: &Settings) -> Option<QualityView> {
         let mut stats = self.target.window.stats(now);
-        let quality = (stats.attempts > 0).then(|| {
+        (stats.attempts > 0).then(|| {
             let latency_p95_seconds = scoring::p95_nearest_rank(&mut stats.success_durations);
             let age = self
                 .target
@@ -417,7 +467,11 @@ impl Peer {
                 latency_p95_seconds,
                 quality: scoring::quality(parts, settings.weights),
             }
-        });
+        })
+    }
+
+    fn view(&self, now: Instant, settings: &Settings) -> PeerView {
+        let quality = self.quality(now, settings);
         PeerView {
             target: self.target.view(now, settings.live_max_age),
             quality,

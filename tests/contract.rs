@@ -62,6 +62,19 @@ fn schema_and_decoder_agree_on_every_fixture() {
     assert!(checked >= 40, "only {checked} fixtures");
 }
 
+#[test]
+fn reconcile_request_schema_accepts_and_rejects_its_fixtures() {
+    let schema = validator("reconcile_request@1.yaml");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/fixtures/reconcile_request");
+    for (dir, expected) in [("valid", true), ("invalid", false)] {
+        for entry in std::fs::read_dir(root.join(dir)).unwrap() {
+            let path = entry.unwrap().path();
+            let value: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            assert_eq!(schema.is_valid(&value), expected, "{}", path.display());
+        }
+    }
+}
+
 #[tokio::test(start_paused = true)]
 async fn samples_serialise_to_the_peer_sample_contract() {
     let schema = validator("peer_sample@1.yaml");
@@ -139,8 +152,10 @@ fn catalogue() -> BTreeSet<(String, String, Vec<String>, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
+    // The local node starts behind its two peers and is reconciled, so that every family
+    // (the last reconciliation's timestamp included) has a sample.
     let loopback = "127.0.0.1:0".parse().unwrap();
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "behind", 0.4))
         .await
         .unwrap();
     let peer = SimNode::start(loopback, NodeSpec::healthy("nova-b", "root", 0.6))
@@ -149,7 +164,16 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
     let other = SimNode::start(loopback, NodeSpec::healthy("nova-c", "root", 0.2))
         .await
         .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("peerscope.toml");
+    std::fs::write(
+        &config,
+        "[reconcile]\nmode = \"on\"\nthreshold = 1\ncooldown = \"1s\"\n",
+    )
+    .unwrap();
     let sidecar = Sidecar::start(&args(&[
+        "--config",
+        config.to_str().unwrap(),
         "--node",
         &local.url(),
         "--peer",
@@ -157,12 +181,21 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         "--peer",
         &other.url(),
         "--interval",
-        "500ms",
+        "300ms",
         "--timeout",
-        "250ms",
+        "150ms",
     ]))
     .await;
-    sidecar.wait_cycles(2).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while sidecar.status().await["reconciliation"]["last_success_timestamp_seconds"].is_null() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no reconciliation in 30s:\n{}",
+            sidecar.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(local.state_root(), "root");
     let response = sidecar.get("/metrics").await;
     assert_eq!(
         response.headers()["content-type"],

@@ -1,0 +1,500 @@
+//! Whether to ask the local node to reconcile (SPEC §6), as pure functions of a snapshot:
+//! no I/O, no clock — `now` comes in. Returns a request (target root and sources) or the
+//! one reason it is suppressed.
+
+use std::collections::BTreeMap;
+
+use tokio::time::Instant;
+
+/// `reconcile.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Off,
+    DryRun,
+    On,
+}
+
+/// `reconcile.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Reconcile only when a strict majority of the voters holds another root.
+    Majority,
+    /// The seed system's rule: any single peer divergent for `threshold` cycles.
+    Any,
+}
+
+/// Why a warranted request was not sent (`reconcile_suppressed_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Suppression {
+    Cooldown,
+    Backoff,
+    InFlight,
+    NoQuorum,
+    RateLimit,
+    NodeDown,
+    DryRun,
+    Disabled,
+    /// The node rejected (4xx) a request towards this target root before.
+    RejectedTarget,
+}
+
+impl Suppression {
+    pub const ALL: [Suppression; 9] = [
+        Suppression::Cooldown,
+        Suppression::Backoff,
+        Suppression::InFlight,
+        Suppression::NoQuorum,
+        Suppression::RateLimit,
+        Suppression::NodeDown,
+        Suppression::DryRun,
+        Suppression::Disabled,
+        Suppression::RejectedTarget,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Suppression::Cooldown => "cooldown",
+            Suppression::Backoff => "backoff",
+            Suppression::InFlight => "in_flight",
+            Suppression::NoQuorum => "no_quorum",
+            Suppression::RateLimit => "rate_limit",
+            Suppression::NodeDown => "node_down",
+            Suppression::DryRun => "dry_run",
+            Suppression::Disabled => "disabled",
+            Suppression::RejectedTarget => "rejected_target",
+        }
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// A live peer whose state root is known and fresh.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct PeerFacts {
+    pub peer: String,
+    pub url: String,
+    pub node_id: String,
+    #[serde(skip)]
+    pub root: String,
+    #[serde(skip)]
+    pub height: Option<u64>,
+    pub streak: u64,
+    pub quality: f64,
+}
+
+/// What the decision looks at.
+#[derive(Clone, Debug, Default)]
+pub struct Facts {
+    /// The local node's root, when the node is up and its root known and fresh.
+    pub local_root: Option<String>,
+    /// Live peers (with or without a known root).
+    pub live_peers: usize,
+    /// Live peers with a known, fresh root.
+    pub peers: Vec<PeerFacts>,
+}
+
+/// The root to reconcile towards, and who holds it (best quality first).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Target {
+    pub root: String,
+    pub height: Option<u64>,
+    pub sources: Vec<PeerFacts>,
+    /// |V|: the local node plus the live peers with a known root.
+    pub voters: usize,
+}
+
+/// The reconciler's own state, as far as the guards need it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Guards<'a> {
+    pub in_flight: bool,
+    /// Until when the node said a reconciliation is already running (409).
+    pub busy_until: Option<Instant>,
+    pub cooldown_until: Option<Instant>,
+    pub backoff_until: Option<Instant>,
+    pub requests_last_hour: usize,
+    pub max_per_hour: usize,
+    pub rejected_roots: Option<&'a std::collections::BTreeSet<String>>,
+}
+
+/// The outcome of one evaluation.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Decision {
+    /// Nothing to reconcile (no divergence, or not for `threshold` cycles yet).
+    Idle,
+    /// A request is warranted but must not be sent now.
+    Suppressed(Suppression, Option<Target>),
+    /// Send a request towards this target.
+    Request(Target),
+}
+
+/// The policy's answer, before any guard: `Ok(None)` when there is nothing to do.
+pub fn choose_target(
+    policy: Policy,
+    threshold: u64,
+    facts: &Facts,
+) -> Result<Option<Target>, Suppression> {
+    let Some(local_root) = facts.local_root.as_deref() else {
+        // Without the local root nothing can be compared; streaks hold, so evidence that
+        // already crossed the threshold is still there — but a down node is never asked.
+        let evidence = facts.peers.iter().any(|p| p.streak >= threshold);
+        return if evidence {
+            Err(Suppression::NodeDown)
+        } else {
+            Ok(None)
+        };
+    };
+    let voters = 1 + facts.peers.len();
+    let mut groups: BTreeMap<&str, Vec<&PeerFacts>> = BTreeMap::new();
+    for peer in facts.peers.iter().filter(|p| p.root != local_root) {
+        groups.entry(&peer.root).or_default().push(peer);
+    }
+    let group = match policy {
+        Policy::Majority => {
+            // The largest group; ties go to the higher total quality, then the smaller root.
+            let Some((_, group)) = groups.into_iter().max_by(|(ra, a), (rb, b)| {
+                a.len()
+                    .cmp(&b.len())
+                    .then(total_quality(a).total_cmp(&total_quality(b)))
+                    .then(rb.cmp(ra))
+            }) else {
+                return Ok(None);
+            };
+            if group.iter().any(|p| p.streak < threshold) {
+                return Ok(None);
+            }
+            if group.len() < voters / 2 + 1 {
+                return Err(Suppression::NoQuorum);
+            }
+            group
+        }
+        Policy::Any => {
+            let ready = |p: &&&PeerFacts| p.streak >= threshold;
+            let Some(best) = groups
+                .values()
+                .flat_map(|g| g.iter().filter(ready))
+                .max_by(|a, b| a.quality.total_cmp(&b.quality).then(b.peer.cmp(&a.peer)))
+            else {
+                return Ok(None);
+            };
+            groups[best.root.as_str()]
+                .iter()
+                .filter(ready)
+                .copied()
+                .collect()
+        }
+    };
+    let mut sources: Vec<PeerFacts> = group.into_iter().cloned().collect();
+    sources.sort_by(|a, b| b.quality.total_cmp(&a.quality).then(a.peer.cmp(&b.peer)));
+    Ok(Some(Target {
+        root: sources[0].root.clone(),
+        height: sources.iter().filter_map(|s| s.height).max(),
+        sources,
+        voters,
+    }))
+}
+
+fn total_quality(group: &[&PeerFacts]) -> f64 {
+    group.iter().map(|p| p.quality).sum()
+}
+
+/// The whole decision: the policy, then the guards in a fixed order.
+pub fn decide(
+    mode: Mode,
+    policy: Policy,
+    threshold: u64,
+    facts: &Facts,
+    guards: &Guards<'_>,
+    now: Instant,
+) -> Decision {
+    let target = match choose_target(policy, threshold, facts) {
+        Ok(None) => return Decision::Idle,
+        Ok(Some(target)) => target,
+        Err(reason) => return Decision::Suppressed(reason, None),
+    };
+    let until = |deadline: Option<Instant>| deadline.is_some_and(|d| now < d);
+    let reason = if mode == Mode::Off {
+        Some(Suppression::Disabled)
+    } else if guards
+        .rejected_roots
+        .is_some_and(|r| r.contains(&target.root))
+    {
+        Some(Suppression::RejectedTarget)
+    } else if guards.in_flight || until(guards.busy_until) {
+        Some(Suppression::InFlight)
+    } else if until(guards.cooldown_until) {
+        Some(Suppression::Cooldown)
+    } else if until(guards.backoff_until) {
+        Some(Suppression::Backoff)
+    } else if guards.requests_last_hour >= guards.max_per_hour {
+        Some(Suppression::RateLimit)
+    } else if mode == Mode::DryRun {
+        Some(Suppression::DryRun)
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Decision::Suppressed(reason, Some(target)),
+        None => Decision::Request(target),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn peer(name: &str, root: &str, streak: u64, quality: f64) -> PeerFacts {
+        PeerFacts {
+            peer: name.into(),
+            url: format!("http://{name}"),
+            node_id: name.into(),
+            root: root.into(),
+            height: Some(streak * 10),
+            streak,
+            quality,
+        }
+    }
+
+    fn facts(local: Option<&str>, peers: Vec<PeerFacts>) -> Facts {
+        Facts {
+            local_root: local.map(str::to_owned),
+            live_peers: peers.len(),
+            peers,
+        }
+    }
+
+    fn on(facts: &Facts, policy: Policy) -> Decision {
+        decide(
+            Mode::On,
+            policy,
+            3,
+            facts,
+            &Guards {
+                max_per_hour: 6,
+                ..Guards::default()
+            },
+            Instant::now(),
+        )
+    }
+
+    fn request_root(decision: &Decision) -> Option<&str> {
+        match decision {
+            Decision::Request(target) => Some(&target.root),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn two_nodes_never_reconcile_under_majority() {
+        let f = facts(Some("a"), vec![peer("b", "x", 10, 1.0)]);
+        assert_eq!(
+            on(&f, Policy::Majority),
+            Decision::Suppressed(Suppression::NoQuorum, None)
+        );
+        // The seed's rule acts on a single peer.
+        assert_eq!(request_root(&on(&f, Policy::Any)), Some("x"));
+    }
+
+    #[test]
+    fn three_nodes_local_in_the_minority_reconciles_towards_the_majority() {
+        let f = facts(
+            Some("a"),
+            vec![peer("b", "x", 3, 0.8), peer("c", "x", 4, 0.9)],
+        );
+        let Decision::Request(target) = on(&f, Policy::Majority) else {
+            panic!()
+        };
+        assert_eq!(target.root, "x");
+        assert_eq!(target.voters, 3);
+        let order: Vec<_> = target.sources.iter().map(|s| s.peer.as_str()).collect();
+        assert_eq!(order, ["c", "b"], "best quality first");
+        assert_eq!(target.height, Some(40));
+    }
+
+    #[test]
+    fn waits_until_every_peer_of_the_group_reached_the_threshold() {
+        let f = facts(
+            Some("a"),
+            vec![peer("b", "x", 3, 0.8), peer("c", "x", 2, 0.9)],
+        );
+        assert_eq!(on(&f, Policy::Majority), Decision::Idle);
+    }
+
+    #[test]
+    fn local_in_the_majority_never_reconciles() {
+        let f = facts(
+            Some("a"),
+            vec![peer("b", "a", 0, 1.0), peer("c", "x", 9, 1.0)],
+        );
+        assert_eq!(
+            on(&f, Policy::Majority),
+            Decision::Suppressed(Suppression::NoQuorum, None)
+        );
+    }
+
+    #[test]
+    fn five_nodes_split_two_two_has_no_quorum() {
+        let f = facts(
+            Some("a"),
+            vec![
+                peer("b", "a", 0, 1.0),
+                peer("c", "x", 5, 1.0),
+                peer("d", "x", 5, 1.0),
+                peer("e", "y", 5, 1.0),
+            ],
+        );
+        assert_eq!(
+            on(&f, Policy::Majority),
+            Decision::Suppressed(Suppression::NoQuorum, None)
+        );
+        // Five nodes, three elsewhere on one root: a majority of 5.
+        let f = facts(
+            Some("a"),
+            vec![
+                peer("b", "x", 5, 1.0),
+                peer("c", "x", 5, 1.0),
+                peer("d", "x", 5, 1.0),
+                peer("e", "a", 0, 1.0),
+            ],
+        );
+        assert_eq!(request_root(&on(&f, Policy::Majority)), Some("x"));
+    }
+
+    #[test]
+    fn stale_or_unknown_roots_do_not_vote() {
+        // Only peers with a fresh, known root are in `peers`; the others only count as live.
+        let mut f = facts(
+            Some("a"),
+            vec![peer("b", "x", 5, 1.0), peer("c", "x", 5, 1.0)],
+        );
+        f.live_peers = 5;
+        let Decision::Request(target) = on(&f, Policy::Majority) else {
+            panic!()
+        };
+        assert_eq!(target.voters, 3);
+    }
+
+    #[test]
+    fn local_node_down_suppresses_only_when_there_is_evidence() {
+        let f = facts(None, vec![peer("b", "x", 5, 1.0), peer("c", "x", 5, 1.0)]);
+        assert_eq!(
+            on(&f, Policy::Majority),
+            Decision::Suppressed(Suppression::NodeDown, None)
+        );
+        let f = facts(None, vec![peer("b", "x", 1, 1.0)]);
+        assert_eq!(on(&f, Policy::Majority), Decision::Idle);
+    }
+
+    #[test]
+    fn any_policy_picks_the_best_quality_peer_root() {
+        let f = facts(
+            Some("a"),
+            vec![
+                peer("b", "x", 3, 0.5),
+                peer("c", "y", 3, 0.9),
+                peer("d", "y", 1, 1.0),
+            ],
+        );
+        let Decision::Request(target) = on(&f, Policy::Any) else {
+            panic!()
+        };
+        assert_eq!(target.root, "y");
+        assert_eq!(target.sources.len(), 1, "d has not reached the threshold");
+    }
+
+    #[test]
+    fn guards_apply_in_order() {
+        let f = facts(
+            Some("a"),
+            vec![peer("b", "x", 3, 0.8), peer("c", "x", 3, 0.9)],
+        );
+        let now = Instant::now();
+        let later = Some(now + Duration::from_secs(1));
+        let rejected: BTreeSet<String> = ["x".to_owned()].into();
+        let base = Guards {
+            max_per_hour: 6,
+            ..Guards::default()
+        };
+        let cases = [
+            (Mode::Off, base, Suppression::Disabled),
+            (
+                Mode::On,
+                Guards {
+                    rejected_roots: Some(&rejected),
+                    ..base
+                },
+                Suppression::RejectedTarget,
+            ),
+            (
+                Mode::On,
+                Guards {
+                    in_flight: true,
+                    cooldown_until: later,
+                    ..base
+                },
+                Suppression::InFlight,
+            ),
+            (
+                Mode::On,
+                Guards {
+                    busy_until: later,
+                    ..base
+                },
+                Suppression::InFlight,
+            ),
+            (
+                Mode::On,
+                Guards {
+                    cooldown_until: later,
+                    backoff_until: later,
+                    ..base
+                },
+                Suppression::Cooldown,
+            ),
+            (
+                Mode::On,
+                Guards {
+                    backoff_until: later,
+                    ..base
+                },
+                Suppression::Backoff,
+            ),
+            (
+                Mode::On,
+                Guards {
+                    requests_last_hour: 6,
+                    ..base
+                },
+                Suppression::RateLimit,
+            ),
+            (Mode::DryRun, base, Suppression::DryRun),
+        ];
+        for (mode, guards, expected) in cases {
+            match decide(mode, Policy::Majority, 3, &f, &guards, now) {
+                Decision::Suppressed(reason, Some(target)) => {
+                    assert_eq!(reason, expected);
+                    assert_eq!(target.root, "x");
+                }
+                other => panic!("{mode:?}: {other:?}"),
+            }
+        }
+        let past = Some(now - Duration::from_millis(1));
+        let expired = Guards {
+            cooldown_until: past,
+            backoff_until: past,
+            busy_until: past,
+            ..base
+        };
+        assert!(matches!(
+            decide(Mode::On, Policy::Majority, 3, &f, &expired, now),
+            Decision::Request(_)
+        ));
+    }
+}

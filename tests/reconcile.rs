@@ -1,0 +1,537 @@
+//! Reconciliation end to end: the real binary beside simulated nodes over loopback, each
+//! guard of SPEC §6 observed from the node's side (what it received, and when) and from
+//! the sidecar's `/metrics` and `/status`.
+
+mod common;
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use common::{args, sample, Sidecar};
+use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
+use serde_json::Value;
+
+const INTERVAL: &str = "200ms";
+/// Written to `{dir}/token` in every federation; used where `token_file` is configured.
+const TOKEN: &str = "s3cr3t-token-7f1c";
+
+struct Federation {
+    local: SimNode,
+    peers: Vec<SimNode>,
+    sidecar: Sidecar,
+    _dir: tempfile::TempDir,
+}
+
+/// The local node on `local_root`, one peer per entry of `peer_roots`, and a sidecar whose
+/// `[reconcile]` section is `reconcile`.
+async fn federation(
+    local_root: &str,
+    peer_roots: &[&str],
+    behavior: ReconcileBehavior,
+    reconcile: &str,
+) -> Federation {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let spec = NodeSpec {
+        reconcile: behavior,
+        ..NodeSpec::healthy("nova-local", local_root, 0.5)
+    };
+    let local = SimNode::start(loopback, spec).await.unwrap();
+    let mut peers = Vec::new();
+    for (i, root) in peer_roots.iter().enumerate() {
+        peers.push(
+            SimNode::start(loopback, NodeSpec::healthy(&format!("nova-{i}"), root, 0.5))
+                .await
+                .unwrap(),
+        );
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("token"), format!("{TOKEN}\n")).unwrap();
+    let mut toml = format!(
+        "node = \"{}\"\ninterval = \"{INTERVAL}\"\ntimeout = \"100ms\"\nlive_max_age = \"2s\"\n",
+        local.url()
+    );
+    for (i, peer) in peers.iter().enumerate() {
+        toml += &format!("[[peers]]\nname = \"p{i}\"\nurl = \"{}\"\n", peer.url());
+    }
+    // `{dir}` in the section stands for this federation's temporary directory.
+    toml += &format!(
+        "[reconcile]\n{}\n",
+        reconcile.replace("{dir}", dir.path().to_str().unwrap())
+    );
+    let path = dir.path().join("peerscope.toml");
+    std::fs::write(&path, toml).unwrap();
+    let sidecar = Sidecar::start(&args(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--log-level",
+        "debug",
+    ]))
+    .await;
+    Federation {
+        local,
+        peers,
+        sidecar,
+        _dir: dir,
+    }
+}
+
+async fn until<F, Fut>(seconds: u64, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    while !check().await {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn schema() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contracts/reconcile_request@1.yaml"
+    );
+    let document: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&document).unwrap()
+}
+
+fn body(request: &peerscope::simulation::ReceivedRequest) -> Value {
+    serde_json::from_str(&request.body).unwrap()
+}
+
+async fn metric(sidecar: &Sidecar, name: &str, labels: &[(&str, &str)]) -> f64 {
+    sample(&sidecar.metrics().await, name, labels).unwrap_or_else(|| panic!("no {name}{labels:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_in_the_minority_asks_once_heals_and_the_token_stays_secret() {
+    let settings = "mode = \"on\"\nthreshold = 3\ntoken_file = \"{dir}/token\"\n";
+    let fed = federation("old", &["new", "new"], ReconcileBehavior::Heal, settings).await;
+    let sidecar = &fed.sidecar;
+
+    until(20, "the node to heal", || async {
+        fed.local.state_root() == "new"
+    })
+    .await;
+    until(10, "divergence to clear", || async {
+        metric(sidecar, "peerscope_divergence_ratio", &[]).await == 0.0
+            && metric(sidecar, "peerscope_state_peers", &[("relation", "agree")]).await == 2.0
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await; // ten more cycles
+    let requests = fed.local.reconcile_requests();
+    assert_eq!(requests.len(), 1, "exactly one request");
+    let request = &requests[0];
+    let body = body(request);
+    assert!(schema().is_valid(&body), "{body}");
+    assert_eq!(body["target_root"], "new");
+    assert_eq!(body["local_root"], "old");
+    assert_eq!(body["dry_run"], false);
+    assert!(
+        body["observed"]["min_streak"].as_u64().unwrap() >= 3,
+        "asked before the threshold: {body}"
+    );
+    assert_eq!(body["sources"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        request.header("idempotency-key"),
+        body["request_id"].as_str()
+    );
+    assert_eq!(
+        request.header("authorization"),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+
+    let text = sidecar.metrics().await;
+    assert_eq!(
+        sample(&text, "peerscope_reconcile_requests_total", &[]),
+        Some(1.0)
+    );
+    assert!(sample(
+        &text,
+        "peerscope_reconcile_last_success_timestamp_seconds",
+        &[]
+    )
+    .is_some());
+    let status = sidecar.get("/status").await.text().await.unwrap();
+    let history: Value = serde_json::from_str(&status).unwrap();
+    assert_eq!(
+        history["reconciliation"]["history"][0]["outcome"],
+        "success"
+    );
+    for (place, content) in [
+        ("log", sidecar.log()),
+        ("/status", status),
+        ("/metrics", text),
+    ] {
+        assert!(!content.contains(TOKEN), "the token appears in {place}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_in_the_majority_never_asks() {
+    let fed = federation(
+        "root",
+        &["root", "other"],
+        ReconcileBehavior::Heal,
+        "mode = \"on\"\nthreshold = 2\n",
+    )
+    .await;
+    until(10, "no_quorum suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "no_quorum")],
+        )
+        .await
+            >= 5.0
+    })
+    .await;
+    assert!(fed.local.reconcile_requests().is_empty());
+    assert_eq!(fed.local.state_root(), "root");
+    assert_eq!(
+        metric(
+            &fed.sidecar,
+            "peerscope_peer_state_divergent",
+            &[("peer", "p1")]
+        )
+        .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_never_ask_under_majority_and_are_bounded_under_any() {
+    let fed = federation(
+        "a",
+        &["b"],
+        ReconcileBehavior::Heal,
+        "mode = \"on\"\nthreshold = 2\n",
+    )
+    .await;
+    until(10, "no_quorum suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "no_quorum")],
+        )
+        .await
+            >= 5.0
+    })
+    .await;
+    assert!(fed.local.reconcile_requests().is_empty());
+
+    // The seed's policy acts on one peer; a node that accepts without effect is asked again
+    // only after the cooldown and a backoff, and never more than max_per_hour times.
+    let any = "mode = \"on\"\npolicy = \"any\"\nthreshold = 2\ncooldown = \"1s\"\nbackoff_base = \"100ms\"\nmax_per_hour = 3\n";
+    let fed = federation("a", &["b"], ReconcileBehavior::AcceptWithoutEffect, any).await;
+    until(20, "the hourly cap", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "rate_limit")],
+        )
+        .await
+            >= 3.0
+    })
+    .await;
+    let requests = fed.local.reconcile_requests();
+    assert_eq!(requests.len(), 3);
+    for pair in requests.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_secs(1),
+            "asked again within the cooldown"
+        );
+        assert_ne!(
+            body(&pair[0])["request_id"],
+            body(&pair[1])["request_id"],
+            "a retry after no effect is a new episode"
+        );
+    }
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_failures_total",
+            &[("reason", "no_effect")]
+        )
+        .await
+            >= 2.0
+    );
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "cooldown")]
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_back_off_with_growing_delays_up_to_the_cap_one_at_a_time() {
+    let settings = "mode = \"on\"\nthreshold = 1\nbackoff_base = \"200ms\"\nbackoff_factor = 2\nbackoff_cap = \"800ms\"\nmax_per_hour = 100\n";
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Status(503),
+        settings,
+    )
+    .await;
+    until(30, "seven attempts", || async {
+        fed.local.reconcile_requests().len() >= 7
+    })
+    .await;
+    let requests = fed.local.reconcile_requests();
+    let gaps: Vec<Duration> = requests.windows(2).map(|p| p[1].at - p[0].at).collect();
+    // Delay n is in [0.5, 1) × min(200ms × 2^(n-1), 800ms), plus a cycle of lag (and a
+    // generous margin for a loaded machine: the point is that it stops growing at the cap).
+    for (n, gap) in gaps.iter().enumerate().take(6) {
+        let full = Duration::from_millis((200u64 << n).min(800));
+        assert!(
+            *gap >= full / 2,
+            "gap {n} of {gap:?} shorter than half of {full:?}: {gaps:?}"
+        );
+        assert!(
+            *gap <= full + Duration::from_secs(1),
+            "gap {n} of {gap:?} longer than {full:?}: {gaps:?}"
+        );
+    }
+    let ids: Vec<Value> = requests
+        .iter()
+        .map(|r| body(r)["request_id"].clone())
+        .collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] == w[1]),
+        "retries of one episode keep their id: {ids:?}"
+    );
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_failures_total",
+            &[("reason", "http_status")]
+        )
+        .await
+            >= 7.0
+    );
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "backoff")]
+        )
+        .await
+            >= 1.0
+    );
+
+    // A node that hangs: the request times out, and no second one starts while it waits.
+    let settings = "mode = \"on\"\nthreshold = 1\ntimeout = \"600ms\"\nbackoff_base = \"100ms\"\nbackoff_cap = \"100ms\"\nmax_per_hour = 100\n";
+    let fed = federation("old", &["new", "new"], ReconcileBehavior::Hang, settings).await;
+    until(20, "three attempts", || async {
+        fed.local.reconcile_requests().len() >= 3
+    })
+    .await;
+    let requests = fed.local.reconcile_requests();
+    for pair in requests.windows(2) {
+        assert!(
+            pair[1].at - pair[0].at >= Duration::from_millis(600),
+            "two requests in flight at once"
+        );
+    }
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_failures_total",
+            &[("reason", "timeout")]
+        )
+        .await
+            >= 2.0
+    );
+    assert!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "in_flight")]
+        )
+        .await
+            >= 1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hourly_cap_suppresses_further_requests() {
+    let settings = "mode = \"on\"\nthreshold = 1\nbackoff_base = \"50ms\"\nbackoff_cap = \"50ms\"\nmax_per_hour = 2\n";
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Status(500),
+        settings,
+    )
+    .await;
+    until(20, "rate_limit suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "rate_limit")],
+        )
+        .await
+            >= 5.0
+    })
+    .await;
+    assert_eq!(fed.local.reconcile_requests().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_root_is_not_retried_but_a_new_root_starts_a_new_episode() {
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Status(422),
+        "mode = \"on\"\nthreshold = 1\n",
+    )
+    .await;
+    until(10, "rejected_target suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "rejected_target")],
+        )
+        .await
+            >= 5.0
+    })
+    .await;
+    assert_eq!(fed.local.reconcile_requests().len(), 1);
+    assert_eq!(
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_failures_total",
+            &[("reason", "rejected")]
+        )
+        .await,
+        1.0
+    );
+
+    for peer in &fed.peers {
+        peer.set_state_root("newer");
+    }
+    until(10, "a request towards the new root", || async {
+        fed.local.reconcile_requests().len() == 2
+    })
+    .await;
+    let requests = fed.local.reconcile_requests();
+    assert_eq!(body(&requests[1])["target_root"], "newer");
+    assert_ne!(
+        body(&requests[0])["request_id"],
+        body(&requests[1])["request_id"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn already_running_waits_without_counting_a_failure() {
+    let settings = "mode = \"on\"\nthreshold = 1\nbackoff_base = \"500ms\"\n";
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Status(409),
+        settings,
+    )
+    .await;
+    until(10, "a second request", || async {
+        fed.local.reconcile_requests().len() >= 2
+    })
+    .await;
+    let requests = fed.local.reconcile_requests();
+    assert!(
+        requests[1].at - requests[0].at >= Duration::from_millis(500),
+        "did not wait after 409"
+    );
+    assert_eq!(
+        body(&requests[0])["request_id"],
+        body(&requests[1])["request_id"]
+    );
+    let text = fed.sidecar.metrics().await;
+    for reason in ["timeout", "connect", "http_status", "rejected", "no_effect"] {
+        assert_eq!(
+            sample(
+                &text,
+                "peerscope_reconcile_failures_total",
+                &[("reason", reason)]
+            ),
+            Some(0.0),
+            "{reason}"
+        );
+    }
+    let status = fed.sidecar.status().await;
+    assert_eq!(
+        status["reconciliation"]["history"][0]["outcome"],
+        "in_progress"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_local_node_is_never_asked() {
+    // The first request fails and starts a long backoff; meanwhile the node's summary
+    // becomes unreachable. The streaks hold, but no request follows.
+    let settings = "mode = \"on\"\nthreshold = 2\nbackoff_base = \"1s\"\nbackoff_cap = \"1s\"\nmax_per_hour = 100\n";
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Status(500),
+        settings,
+    )
+    .await;
+    until(10, "the first request", || async {
+        fed.local.reconcile_requests().len() == 1
+    })
+    .await;
+    fed.local.set_behavior(Behavior::Status(503));
+    until(10, "node_down suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "node_down")],
+        )
+        .await
+            >= 10.0
+    })
+    .await;
+    assert_eq!(fed.local.reconcile_requests().len(), 1);
+    assert_eq!(metric(&fed.sidecar, "peerscope_node_up", &[]).await, 0.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dry_run_records_the_decision_and_sends_nothing() {
+    let fed = federation(
+        "old",
+        &["new", "new"],
+        ReconcileBehavior::Heal,
+        "mode = \"dry-run\"\nthreshold = 2\n",
+    )
+    .await;
+    until(10, "dry_run suppressions", || async {
+        metric(
+            &fed.sidecar,
+            "peerscope_reconcile_suppressed_total",
+            &[("reason", "dry_run")],
+        )
+        .await
+            >= 5.0
+    })
+    .await;
+    assert!(fed.local.reconcile_requests().is_empty());
+    assert_eq!(
+        metric(&fed.sidecar, "peerscope_reconcile_requests_total", &[]).await,
+        0.0
+    );
+    let status = fed.sidecar.status().await;
+    let would = &status["reconciliation"]["dry_run_request"];
+    assert!(schema().is_valid(would), "{would}");
+    assert_eq!(would["dry_run"], true);
+    assert_eq!(would["target_root"], "new");
+    let history = status["reconciliation"]["history"].as_array().unwrap();
+    assert_eq!(history.len(), 1, "one entry per episode: {history:?}");
+    assert_eq!(history[0]["outcome"], "dry_run");
+}
