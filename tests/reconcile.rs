@@ -90,6 +90,32 @@ where
     }
 }
 
+async fn suppressed(fed: &Federation, reason: &str) -> f64 {
+    metric(
+        &fed.sidecar,
+        "peerscope_reconcile_suppressed_total",
+        &[("reason", reason)],
+    )
+    .await
+}
+
+async fn failures(fed: &Federation, reason: &str) -> f64 {
+    metric(
+        &fed.sidecar,
+        "peerscope_reconcile_failures_total",
+        &[("reason", reason)],
+    )
+    .await
+}
+
+async fn wait_suppressed(fed: &Federation, reason: &str, at_least: f64) {
+    let what = format!("{at_least} {reason} suppressions");
+    until(20, &what, || async {
+        suppressed(fed, reason).await >= at_least
+    })
+    .await;
+}
+
 fn schema() -> jsonschema::Validator {
     let path = concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -180,16 +206,7 @@ async fn local_in_the_majority_never_asks() {
         "mode = \"on\"\nthreshold = 2\n",
     )
     .await;
-    until(10, "no_quorum suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "no_quorum")],
-        )
-        .await
-            >= 5.0
-    })
-    .await;
+    wait_suppressed(&fed, "no_quorum", 5.0).await;
     assert!(fed.local.reconcile_requests().is_empty());
     assert_eq!(fed.local.state_root(), "root");
     assert_eq!(
@@ -212,32 +229,14 @@ async fn two_nodes_never_ask_under_majority_and_are_bounded_under_any() {
         "mode = \"on\"\nthreshold = 2\n",
     )
     .await;
-    until(10, "no_quorum suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "no_quorum")],
-        )
-        .await
-            >= 5.0
-    })
-    .await;
+    wait_suppressed(&fed, "no_quorum", 5.0).await;
     assert!(fed.local.reconcile_requests().is_empty());
 
     // The seed's policy acts on one peer; a node that accepts without effect is asked again
     // only after the cooldown and a backoff, and never more than max_per_hour times.
     let any = "mode = \"on\"\npolicy = \"any\"\nthreshold = 2\ncooldown = \"1s\"\nbackoff_base = \"100ms\"\nmax_per_hour = 3\n";
     let fed = federation("a", &["b"], ReconcileBehavior::AcceptWithoutEffect, any).await;
-    until(20, "the hourly cap", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "rate_limit")],
-        )
-        .await
-            >= 3.0
-    })
-    .await;
+    wait_suppressed(&fed, "rate_limit", 3.0).await;
     let requests = fed.local.reconcile_requests();
     assert_eq!(requests.len(), 3);
     for pair in requests.windows(2) {
@@ -251,24 +250,8 @@ async fn two_nodes_never_ask_under_majority_and_are_bounded_under_any() {
             "a retry after no effect is a new episode"
         );
     }
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_failures_total",
-            &[("reason", "no_effect")]
-        )
-        .await
-            >= 2.0
-    );
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "cooldown")]
-        )
-        .await
-            >= 1.0
-    );
+    assert!(failures(&fed, "no_effect").await >= 2.0);
+    assert!(suppressed(&fed, "cooldown").await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -308,24 +291,8 @@ async fn failures_back_off_with_growing_delays_up_to_the_cap_one_at_a_time() {
         ids.windows(2).all(|w| w[0] == w[1]),
         "retries of one episode keep their id: {ids:?}"
     );
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_failures_total",
-            &[("reason", "http_status")]
-        )
-        .await
-            >= 7.0
-    );
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "backoff")]
-        )
-        .await
-            >= 1.0
-    );
+    assert!(failures(&fed, "http_status").await >= 7.0);
+    assert!(suppressed(&fed, "backoff").await >= 1.0);
 
     // A node that hangs: the request times out, and no second one starts while it waits.
     let settings = "mode = \"on\"\nthreshold = 1\ntimeout = \"600ms\"\nbackoff_base = \"100ms\"\nbackoff_cap = \"100ms\"\nmax_per_hour = 100\n";
@@ -341,24 +308,8 @@ async fn failures_back_off_with_growing_delays_up_to_the_cap_one_at_a_time() {
             "two requests in flight at once"
         );
     }
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_failures_total",
-            &[("reason", "timeout")]
-        )
-        .await
-            >= 2.0
-    );
-    assert!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "in_flight")]
-        )
-        .await
-            >= 1.0
-    );
+    assert!(failures(&fed, "timeout").await >= 2.0);
+    assert!(suppressed(&fed, "in_flight").await >= 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -371,16 +322,7 @@ async fn the_hourly_cap_suppresses_further_requests() {
         settings,
     )
     .await;
-    until(20, "rate_limit suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "rate_limit")],
-        )
-        .await
-            >= 5.0
-    })
-    .await;
+    wait_suppressed(&fed, "rate_limit", 5.0).await;
     assert_eq!(fed.local.reconcile_requests().len(), 2);
 }
 
@@ -393,26 +335,9 @@ async fn a_rejected_root_is_not_retried_but_a_new_root_starts_a_new_episode() {
         "mode = \"on\"\nthreshold = 1\n",
     )
     .await;
-    until(10, "rejected_target suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "rejected_target")],
-        )
-        .await
-            >= 5.0
-    })
-    .await;
+    wait_suppressed(&fed, "rejected_target", 5.0).await;
     assert_eq!(fed.local.reconcile_requests().len(), 1);
-    assert_eq!(
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_failures_total",
-            &[("reason", "rejected")]
-        )
-        .await,
-        1.0
-    );
+    assert_eq!(failures(&fed, "rejected").await, 1.0);
 
     for peer in &fed.peers {
         peer.set_state_root("newer");
@@ -488,16 +413,7 @@ async fn an_unreachable_local_node_is_never_asked() {
     })
     .await;
     fed.local.set_behavior(Behavior::Status(503));
-    until(10, "node_down suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "node_down")],
-        )
-        .await
-            >= 10.0
-    })
-    .await;
+    wait_suppressed(&fed, "node_down", 10.0).await;
     assert_eq!(fed.local.reconcile_requests().len(), 1);
     assert_eq!(metric(&fed.sidecar, "peerscope_node_up", &[]).await, 0.0);
 }
@@ -511,16 +427,7 @@ async fn dry_run_records_the_decision_and_sends_nothing() {
         "mode = \"dry-run\"\nthreshold = 2\n",
     )
     .await;
-    until(10, "dry_run suppressions", || async {
-        metric(
-            &fed.sidecar,
-            "peerscope_reconcile_suppressed_total",
-            &[("reason", "dry_run")],
-        )
-        .await
-            >= 5.0
-    })
-    .await;
+    wait_suppressed(&fed, "dry_run", 5.0).await;
     assert!(fed.local.reconcile_requests().is_empty());
     assert_eq!(
         metric(&fed.sidecar, "peerscope_reconcile_requests_total", &[]).await,
