@@ -39,5 +39,6 @@ pub mod sidecar;
 pub mod simulation;
 pub mod status_table;
 pub mod store;
+pub mod timeline;
 pub mod view;
 pub mod window;

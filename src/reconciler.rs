@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::ReconcileConfig;
 use crate::decision::{decide, Decision, Facts, Guards, Mode, Suppression, Target};
 use crate::store::Store;
+use crate::timeline::unix_seconds;
 
 /// Why a request failed (`reconcile_failures_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -570,11 +571,6 @@ pub async fn run(
             }
         }
     }
-}
-
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[cfg(test)]

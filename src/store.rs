@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
 use tokio::time::Instant;
@@ -17,6 +17,7 @@ use crate::divergence::{self, Relation};
 use crate::failure::{FailureReason, PullError};
 use crate::histogram::Histogram;
 use crate::scoring::{self, QualityParts};
+use crate::timeline::unix_seconds;
 use crate::view::{FederationView, PeerView, QualityView, TargetView, View};
 use crate::window::{Sample, Window};
 
@@ -481,9 +482,4 @@ impl Peer {
             identity_problem: self.identity_problem.clone(),
         }
     }
-}
-
-fn unix_seconds(time: SystemTime) -> f64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }

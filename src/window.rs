@@ -1,11 +1,12 @@
 //! A peer's rolling window: the pull samples of the last `window`, bounded in memory.
 
 use std::collections::VecDeque;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::failure::FailureReason;
+use crate::timeline::Anchor;
 
 /// One pull, as kept in the window (contract `peer_sample@1`). 24 bytes: a full 5-minute
 /// window of 1,000 peers pulled every second holds 300,000 of them.
@@ -42,21 +43,22 @@ impl Sample {
         Duration::from_micros(u64::from(self.duration_micros))
     }
 
-    /// The serialised form; `anchor` is a monotonic instant and `anchor_wall` the wall-clock
-    /// time at that same moment.
-    pub fn to_record(&self, anchor: Instant, anchor_wall: SystemTime) -> SampleRecord {
-        let wall = if self.at <= anchor {
-            anchor_wall - (anchor - self.at)
-        } else {
-            anchor_wall + (self.at - anchor)
-        };
+    /// The serialised form.
+    pub fn to_record(&self, anchor: &Anchor) -> SampleRecord {
         SampleRecord {
-            at: wall
-                .duration_since(UNIX_EPOCH)
-                .map_or(0.0, |d| d.as_secs_f64()),
+            at: anchor.to_unix(self.at),
             duration_seconds: self.duration().as_secs_f64(),
             failure: self.failure,
         }
+    }
+
+    /// Back from the serialised form.
+    pub fn from_record(record: &SampleRecord, anchor: &Anchor) -> Self {
+        Sample::new(
+            anchor.to_instant(record.at),
+            Duration::try_from_secs_f64(record.duration_seconds).unwrap_or_default(),
+            record.failure,
+        )
     }
 }
 
@@ -110,6 +112,15 @@ impl Window {
 
     fn in_window(&self, sample: &Sample, now: Instant) -> bool {
         now.saturating_duration_since(sample.at) < self.span
+    }
+
+    /// Replaces the samples (restoring a checkpoint); keeps the newest that fit.
+    pub fn restore(&mut self, samples: impl IntoIterator<Item = Sample>, now: Instant) {
+        self.samples.clear();
+        for sample in samples {
+            self.push(sample);
+        }
+        self.forget_before(now);
     }
 
     /// The samples, oldest first.

@@ -7,12 +7,13 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use common::{args, Sidecar};
 use peerscope::contract::decode_summary;
 use peerscope::failure::FailureReason;
 use peerscope::simulation::{NodeSpec, SimNode};
+use peerscope::timeline::Anchor;
 use peerscope::window::Sample;
 use serde_json::Value;
 
@@ -79,12 +80,10 @@ fn reconcile_request_schema_accepts_and_rejects_its_fixtures() {
 async fn samples_serialise_to_the_peer_sample_contract() {
     let schema = validator("peer_sample@1.yaml");
     let anchor = tokio::time::Instant::now();
-    let wall = SystemTime::now();
     tokio::time::advance(Duration::from_secs(5)).await;
     for failure in [None, Some(FailureReason::BodyTooLarge)] {
         let sample = Sample::new(anchor, Duration::from_millis(42), failure);
-        let record =
-            serde_json::to_value(sample.to_record(tokio::time::Instant::now(), wall)).unwrap();
+        let record = serde_json::to_value(sample.to_record(&Anchor::now())).unwrap();
         assert!(schema.is_valid(&record), "{record}");
         assert_eq!(record["duration_seconds"], 0.042);
     }
