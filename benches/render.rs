@@ -53,7 +53,7 @@ fn main() {
             let started = std::time::Instant::now();
             let view = store.view(Instant::now());
             view_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let text = render(&view, &reconciler.view(Instant::now()), &build, &registry);
+            let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, &registry);
             render_ms.push(started.elapsed().as_secs_f64() * 1e3);
             bytes = text.len();
         }

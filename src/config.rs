@@ -96,6 +96,30 @@ pub struct Config {
     /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
     pub log_level: String,
     pub reconcile: ReconcileConfig,
+    pub checkpoint: CheckpointConfig,
+    /// Directory for rolling log files; logs go to stderr only when absent.
+    pub log_file: Option<PathBuf>,
+    pub log_rotation: LogRotation,
+    /// How many rotated log files to keep.
+    pub log_max_files: usize,
+    /// File holding the token that lets a non-loopback caller `POST /-/reload`.
+    pub admin_token_file: Option<PathBuf>,
+}
+
+/// `[checkpoint]`: where and how often the state is saved.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct CheckpointConfig {
+    /// No checkpoints when absent.
+    pub path: Option<PathBuf>,
+    pub interval: Duration,
+}
+
+/// How often the log file rolls over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogRotation {
+    Hourly,
+    Daily,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
@@ -133,6 +157,9 @@ pub mod defaults {
     pub const MAX_CONCURRENT_PULLS: usize = 256;
     pub const LOG_FORMAT: &str = "text";
     pub const LOG_LEVEL: &str = "info";
+    pub const CHECKPOINT_INTERVAL: &str = "30s";
+    pub const LOG_ROTATION: &str = "daily";
+    pub const LOG_MAX_FILES: &str = "7";
     pub const RECONCILE: [(&str, &str); 10] = [
         ("reconcile.mode", "off"),
         ("reconcile.policy", "majority"),
@@ -181,7 +208,7 @@ pub const SEED_PEERS_VARIABLE: &str = "NOVA_FED_PEERS";
 pub const PEERS_VARIABLE: &str = "PEERSCOPE_PEERS";
 
 /// Every scalar key, as written in the file (dotted for sections).
-pub const KEYS: [&str; 25] = [
+pub const KEYS: [&str; 31] = [
     "node",
     "listen",
     "interval",
@@ -207,6 +234,12 @@ pub const KEYS: [&str; 25] = [
     "reconcile.backoff_cap",
     "reconcile.max_per_hour",
     "reconcile.token_file",
+    "checkpoint.path",
+    "checkpoint.interval",
+    "log_file",
+    "log_rotation",
+    "log_max_files",
+    "admin_token_file",
 ];
 
 /// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
@@ -258,6 +291,12 @@ struct Layer {
     log_level: Option<Sourced<String>>,
     peers: Option<Sourced<Vec<PeerConfig>>>,
     reconcile: ReconcileLayer,
+    checkpoint_path: Option<Sourced<PathBuf>>,
+    checkpoint_interval: Option<Sourced<Duration>>,
+    log_file: Option<Sourced<PathBuf>>,
+    log_rotation: Option<Sourced<LogRotation>>,
+    log_max_files: Option<Sourced<usize>>,
+    admin_token_file: Option<Sourced<PathBuf>>,
 }
 
 #[derive(Default)]
@@ -388,6 +427,24 @@ impl Layer {
             "reconcile.token_file" => {
                 self.reconcile.token_file = sourced(PathBuf::from(text), origin)
             }
+            "checkpoint.path" => self.checkpoint_path = sourced(PathBuf::from(text), origin),
+            "checkpoint.interval" => {
+                self.checkpoint_interval =
+                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
+            }
+            "log_file" => self.log_file = sourced(PathBuf::from(text), origin),
+            "log_rotation" => {
+                let rotation = match text {
+                    "hourly" => LogRotation::Hourly,
+                    "daily" => LogRotation::Daily,
+                    _ => return Err(fail(format!("{text:?} is not one of hourly, daily"))),
+                };
+                self.log_rotation = sourced(rotation, origin);
+            }
+            "log_max_files" => {
+                self.log_max_files = sourced(parse_positive(text).map_err(fail)?, origin)
+            }
+            "admin_token_file" => self.admin_token_file = sourced(PathBuf::from(text), origin),
             _ => return Err(ConfigError::new(origin, format!("unknown key `{key}`"))),
         }
         Ok(())
@@ -425,6 +482,12 @@ impl Layer {
             log_level: self.log_level.or(lower.log_level),
             peers: self.peers.or(lower.peers),
             reconcile: self.reconcile.over(lower.reconcile),
+            checkpoint_path: self.checkpoint_path.or(lower.checkpoint_path),
+            checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
+            log_file: self.log_file.or(lower.log_file),
+            log_rotation: self.log_rotation.or(lower.log_rotation),
+            log_max_files: self.log_max_files.or(lower.log_max_files),
+            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
         }
     }
 }
@@ -482,6 +545,9 @@ fn resolve(layer: Layer) -> Result<Config, ConfigError> {
         ("live_max_age", defaults::LIVE_MAX_AGE),
         ("log_format", defaults::LOG_FORMAT),
         ("log_level", defaults::LOG_LEVEL),
+        ("checkpoint.interval", defaults::CHECKPOINT_INTERVAL),
+        ("log_rotation", defaults::LOG_ROTATION),
+        ("log_max_files", defaults::LOG_MAX_FILES),
     ] {
         defaults.set(key, text, "default")?;
     }
@@ -573,6 +639,14 @@ fn resolve(layer: Layer) -> Result<Config, ConfigError> {
         log_format: layer.log_format.unwrap().value,
         log_level: layer.log_level.unwrap().value,
         reconcile,
+        checkpoint: CheckpointConfig {
+            path: layer.checkpoint_path.map(|s| s.value),
+            interval: layer.checkpoint_interval.unwrap().value,
+        },
+        log_file: layer.log_file.map(|s| s.value),
+        log_rotation: layer.log_rotation.unwrap().value,
+        log_max_files: layer.log_max_files.unwrap().value,
+        admin_token_file: layer.admin_token_file.map(|s| s.value),
     })
 }
 
@@ -662,14 +736,17 @@ fn parse_file_layer(text: &str, origin: &str) -> Result<Layer, ConfigError> {
                     layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
                 }
             }
-            ("checkpoint", _) => {
+            ("checkpoint", toml::Value::Table(section)) => {
+                for (name, value) in section {
+                    let key = format!("checkpoint.{name}");
+                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
+                }
+            }
+            ("quality" | "peers" | "reconcile" | "checkpoint", _) => {
                 return Err(ConfigError::new(
                     origin,
-                    "checkpoint: checkpoints are not implemented in this build yet; remove the [checkpoint] section",
+                    format!("{key}: has the wrong type"),
                 ))
-            }
-            ("quality" | "peers" | "reconcile", _) => {
-                return Err(ConfigError::new(origin, format!("{key}: has the wrong type")))
             }
             _ => layer.set(key, &scalar_text(value, key, origin)?, origin)?,
         }

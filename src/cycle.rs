@@ -11,7 +11,7 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::poller::Poller;
+use crate::poller::{Limits, Poller};
 use crate::store::{PullOutcome, PullTarget, Store};
 
 /// Pull start times fall into this many slots across the jitter: enough to spread the
@@ -24,6 +24,7 @@ const JITTER_SLOTS: u32 = 10;
 pub struct Pacing {
     pub interval: Duration,
     pub timeout: Duration,
+    pub body_limit: usize,
     pub max_concurrent_pulls: usize,
 }
 
@@ -37,24 +38,30 @@ impl Pacing {
 }
 
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
-/// `cycles` carries the number of completed cycles to whoever acts on them.
+/// `cycles` carries the number of completed cycles to whoever acts on them. The pacing is
+/// read from the store before every cycle, so a reload takes effect at the next one.
 pub async fn run_poll_loop(
     store: Store,
     poller: Poller,
-    pacing: Pacing,
     cycles: watch::Sender<u64>,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval(pacing.interval);
-    // A cycle that overran (all peers timing out, a stalled machine) must not be followed
-    // by a burst of catch-up cycles.
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
-    let limit = Arc::new(Semaphore::new(pacing.max_concurrent_pulls));
+    let mut pacing = store.pacing();
+    let mut ticker = ticker(pacing.interval);
+    let mut limit = Arc::new(Semaphore::new(pacing.max_concurrent_pulls));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = ticker.tick() => {}
         }
+        let current = store.pacing();
+        if current.interval != pacing.interval {
+            ticker = ticker_after(current.interval);
+        }
+        if current.max_concurrent_pulls != pacing.max_concurrent_pulls {
+            limit = Arc::new(Semaphore::new(current.max_concurrent_pulls));
+        }
+        pacing = current;
         store.beat(Instant::now());
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -65,10 +72,29 @@ pub async fn run_poll_loop(
     tracing::info!("poll loop stopped");
 }
 
+fn ticker(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval(interval);
+    // A cycle that overran (all peers timing out, a stalled machine) must not be followed
+    // by a burst of catch-up cycles.
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
+}
+
+/// A ticker whose first tick is one `interval` from now (the current cycle just ran).
+fn ticker_after(interval: Duration) -> tokio::time::Interval {
+    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    ticker
+}
+
 /// One cycle: pull everything, then record it.
 pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &Arc<Semaphore>) {
     let plan = store.pull_plan();
     let jitter = pacing.jitter();
+    let limits = Limits {
+        timeout: pacing.timeout,
+        body_limit: pacing.body_limit,
+    };
     let mut pulls = JoinSet::new();
     for (is_node, target) in
         std::iter::once((true, plan.node)).chain(plan.peers.into_iter().map(|p| (false, p)))
@@ -82,7 +108,7 @@ pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &A
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let outcome = poller.pull(&target.summary_url).await;
+            let outcome = poller.pull(&target.summary_url, limits).await;
             (is_node, target, outcome)
         });
     }

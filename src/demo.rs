@@ -117,7 +117,11 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     println!("  nova-a   drifts to another root every {LOCAL_DRIFT_PERIOD}s; the sidecar asks it to reconcile (mode on)");
     println!("Ctrl-C stops it.\n");
 
-    let sidecar = tokio::spawn(sidecar::run(config, listener, shutdown.clone()));
+    let sidecar = tokio::spawn(sidecar::run(
+        sidecar::Launch::fixed(config),
+        listener,
+        shutdown.clone(),
+    ));
     let drifter = &peers[4];
     let client = reqwest::Client::builder().no_proxy().build()?;
     let refresh = crate::duration::parse_duration(INTERVAL).map_err(anyhow::Error::msg)?;

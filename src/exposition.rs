@@ -10,6 +10,7 @@ use crate::contract::REPORTED_FIELDS;
 use crate::decision::Suppression;
 use crate::failure::FailureReason;
 use crate::histogram::BUCKETS;
+use crate::operations::OperationsState;
 use crate::reconciler::{ReconcileView, RequestFailure};
 use crate::view::{PeerView, TargetView, View};
 
@@ -38,6 +39,7 @@ impl BuildInfo {
 pub fn render(
     view: &View,
     reconcile: &ReconcileView,
+    operations: &OperationsState,
     build: &BuildInfo,
     process: &Registry,
 ) -> String {
@@ -49,6 +51,7 @@ pub fn render(
     render_federation(&mut out, view);
     render_node(&mut out, &view.node);
     render_reconcile(&mut out, reconcile);
+    render_operations(&mut out, operations);
 
     out.family(
         "build_info",
@@ -343,6 +346,67 @@ fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
         &[],
         r.backoff_remaining_seconds,
     );
+}
+
+fn render_operations(out: &mut Writer, operations: &OperationsState) {
+    let config = &operations.config;
+    let checkpoint = &operations.checkpoint;
+    let families = [
+        (
+            "config_last_reload_successful",
+            "gauge",
+            "1 if the last configuration (re)load succeeded, else 0.",
+            Some(bool_value(config.last_reload_successful)),
+        ),
+        (
+            "config_last_reload_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last successful configuration (re)load.",
+            Some(config.last_reload_success_at),
+        ),
+        (
+            "config_reloads_total",
+            "counter",
+            "Configuration reloads attempted (changes, SIGHUP, POST /-/reload).",
+            Some(config.reloads_total as f64),
+        ),
+        (
+            "config_reload_failures_total",
+            "counter",
+            "Configuration reloads refused; the previous configuration stayed in force.",
+            Some(config.reload_failures_total as f64),
+        ),
+        (
+            "checkpoint_writes_total",
+            "counter",
+            "Checkpoints written.",
+            Some(checkpoint.writes_total as f64),
+        ),
+        (
+            "checkpoint_write_failures_total",
+            "counter",
+            "Checkpoint writes that failed.",
+            Some(checkpoint.write_failures_total as f64),
+        ),
+        (
+            "checkpoint_last_success_timestamp_seconds",
+            "gauge",
+            "Unix time of the last checkpoint written.",
+            checkpoint.last_success_at,
+        ),
+        (
+            "checkpoint_restore_failures_total",
+            "counter",
+            "Checkpoints found unusable at start and moved aside.",
+            Some(checkpoint.restore_failures_total as f64),
+        ),
+    ];
+    for (name, kind, help, value) in families {
+        out.family(name, kind, help);
+        if let Some(value) = value {
+            out.sample(name, &[], value);
+        }
+    }
 }
 
 fn gauge_per_peer(

@@ -19,6 +19,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod bench;
+pub mod checkpoint;
 pub mod config;
 pub mod contract;
 pub mod cycle;
@@ -30,8 +31,10 @@ pub mod exposition;
 pub mod failure;
 pub mod histogram;
 pub mod logging;
+pub mod operations;
 pub mod poller;
 pub mod reconciler;
+pub mod reload;
 pub mod scoring;
 pub mod server;
 pub mod shutdown;

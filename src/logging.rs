@@ -1,20 +1,70 @@
-//! Logs through `tracing`: text or JSON on stderr; `RUST_LOG` overrides the configured level.
+//! Logs through `tracing`: text or JSON on stderr, and optionally to rolling files
+//! (`log_file` directory, hourly or daily, at most `log_max_files` kept) through a
+//! non-blocking writer that is flushed when its guard is dropped at shutdown.
+//! `RUST_LOG` overrides the configured level.
 
-use tracing_subscriber::EnvFilter;
+use tracing_appender::non_blocking::WorkerGuard;
+use tracing_appender::rolling::{RollingFileAppender, Rotation};
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::LogFormat;
+use crate::config::{Config, LogFormat, LogRotation};
 
-/// Installs the subscriber. `level` is used when `RUST_LOG` is unset or invalid.
-pub fn init(format: LogFormat, level: &str) {
-    let filter = EnvFilter::try_from_default_env()
+fn filter(level: &str) -> EnvFilter {
+    EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+        .unwrap_or_else(|_| EnvFilter::new("info"))
+}
+
+/// Installs a stderr-only subscriber. `level` is used when `RUST_LOG` is unset or invalid.
+pub fn init(format: LogFormat, level: &str) {
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+        .with_env_filter(filter(level))
         .with_writer(std::io::stderr);
     // Ignore "already set": tests and the demo may initialise twice in one process.
     let _ = match format {
         LogFormat::Text => builder.try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
+}
+
+/// Installs stderr logging plus, when `log_file` is set, rolling files. Keep the returned
+/// guard alive until shutdown: dropping it flushes the file writer.
+pub fn init_with_file(config: &Config) -> anyhow::Result<Option<WorkerGuard>> {
+    let Some(directory) = &config.log_file else {
+        init(config.log_format, &config.log_level);
+        return Ok(None);
+    };
+    let rotation = match config.log_rotation {
+        LogRotation::Hourly => Rotation::HOURLY,
+        LogRotation::Daily => Rotation::DAILY,
+    };
+    let appender = RollingFileAppender::builder()
+        .rotation(rotation)
+        .filename_prefix("peerscope")
+        .filename_suffix("log")
+        .max_log_files(config.log_max_files)
+        .build(directory)
+        .map_err(|e| anyhow::anyhow!("log_file {}: {e}", directory.display()))?;
+    let (writer, guard) = tracing_appender::non_blocking(appender);
+    let json = config.log_format == LogFormat::Json;
+    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let file = tracing_subscriber::fmt::layer()
+        .with_writer(writer)
+        .with_ansi(false);
+    let (stderr, file) = if json {
+        (
+            stderr.json().flatten_event(true).boxed(),
+            file.json().flatten_event(true).boxed(),
+        )
+    } else {
+        (stderr.boxed(), file.boxed())
+    };
+    let _ = tracing_subscriber::registry()
+        .with(filter(&config.log_level))
+        .with(stderr)
+        .with(file)
+        .try_init();
+    Ok(Some(guard))
 }

@@ -52,7 +52,7 @@ enum Command {
 }
 
 /// The configuration flags; each overrides the environment and the file.
-#[derive(Args, Default)]
+#[derive(Args, Clone, Default)]
 struct RunArgs {
     /// TOML configuration file.
     #[arg(long)]
@@ -87,6 +87,9 @@ struct RunArgs {
     /// Log level or filter (RUST_LOG wins when set).
     #[arg(long)]
     log_level: Option<String>,
+    /// Also write logs to rolling files in this directory.
+    #[arg(long)]
+    log_file: Option<String>,
 }
 
 impl RunArgs {
@@ -101,6 +104,7 @@ impl RunArgs {
             ("live_max_age", &self.live_max_age, "--live-max-age"),
             ("log_format", &self.log_format, "--log-format"),
             ("log_level", &self.log_level, "--log-level"),
+            ("log_file", &self.log_file, "--log-file"),
         ];
         let flags = pairs
             .into_iter()
@@ -174,13 +178,27 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    logging::init(config.log_format, &config.log_level);
+    // Flushes buffered log lines when dropped, at the end of `run`.
+    let _log_guard = match logging::init_with_file(&config) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
     let token = CancellationToken::new();
     shutdown::cancel_on_signals(token.clone()).context("cannot watch for signals")?;
-    sidecar::run(config, listener, token).await?;
+    let config_file = args.config.clone();
+    let loader_args = args.clone();
+    let launch = sidecar::Launch {
+        config,
+        loader: std::sync::Arc::new(move || loader_args.load()),
+        config_file,
+    };
+    sidecar::run(launch, listener, token).await?;
     tracing::info!("peerscope stopped");
     Ok(ExitCode::SUCCESS)
 }

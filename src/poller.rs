@@ -16,41 +16,46 @@ use crate::store::PullOutcome;
 #[derive(Clone)]
 pub struct Poller {
     client: reqwest::Client,
-    timeout: Duration,
-    body_limit: usize,
+}
+
+/// The bounds of one pull (they may change on reload).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Limits {
+    /// Total time for the whole pull, headers and body.
+    pub timeout: Duration,
+    /// Largest body accepted, in bytes.
+    pub body_limit: usize,
 }
 
 impl Poller {
-    /// A poller whose pulls each take at most `timeout` and read at most `body_limit` bytes.
-    pub fn new(timeout: Duration, body_limit: usize) -> Result<Self, reqwest::Error> {
+    /// A poller; `connect_timeout` bounds connection set-up (each pull is bounded whole by
+    /// its own limits too).
+    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
             // else must not reroute (or leak) its pulls.
             .no_proxy()
-            .connect_timeout(timeout)
+            .connect_timeout(connect_timeout)
             .tcp_nodelay(true)
             .pool_max_idle_per_host(1)
             .user_agent(concat!("peerscope/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Poller {
-            client,
-            timeout,
-            body_limit,
-        })
+        Ok(Poller { client })
     }
 
     /// Pulls and decodes one summary. Never fails: a failure is part of the outcome.
-    pub async fn pull(&self, url: &Url) -> PullOutcome {
+    pub async fn pull(&self, url: &Url, limits: Limits) -> PullOutcome {
         let started = Instant::now();
-        let result = match tokio::time::timeout(self.timeout, self.fetch(url)).await {
+        let fetch = self.fetch(url, limits.body_limit);
+        let result = match tokio::time::timeout(limits.timeout, fetch).await {
             Ok(Ok(body)) => decode_summary(&body),
             Ok(Err(error)) => Err(error),
             Err(_) => Err(PullError::new(
                 FailureReason::Timeout,
                 format!(
                     "no complete answer within {}",
-                    format_duration(self.timeout)
+                    format_duration(limits.timeout)
                 ),
             )),
         };
@@ -62,7 +67,7 @@ impl Poller {
         }
     }
 
-    async fn fetch(&self, url: &Url) -> Result<Vec<u8>, PullError> {
+    async fn fetch(&self, url: &Url, body_limit: usize) -> Result<Vec<u8>, PullError> {
         let mut response = self
             .client
             .get(url.clone())
@@ -91,16 +96,16 @@ impl Poller {
         let too_large = || {
             PullError::new(
                 FailureReason::BodyTooLarge,
-                format!("body larger than the limit of {} bytes", self.body_limit),
+                format!("body larger than the limit of {} bytes", body_limit),
             )
         };
         let declared = response.content_length().unwrap_or(0);
-        if declared > self.body_limit as u64 {
+        if declared > body_limit as u64 {
             return Err(too_large());
         }
         let mut body = Vec::with_capacity(declared as usize);
         while let Some(chunk) = response.chunk().await.map_err(transport_error)? {
-            if body.len() + chunk.len() > self.body_limit {
+            if body.len() + chunk.len() > body_limit {
                 return Err(too_large());
             }
             body.extend_from_slice(&chunk);

@@ -8,7 +8,7 @@ use std::collections::{BTreeSet, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
@@ -21,6 +21,7 @@ use crate::config::ReconcileConfig;
 use crate::decision::{decide, Decision, Facts, Guards, Mode, Suppression, Target};
 use crate::store::Store;
 use crate::timeline::unix_seconds;
+use crate::timeline::Anchor;
 
 /// Why a request failed (`reconcile_failures_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -70,13 +71,13 @@ pub enum Answer {
 }
 
 /// One line of the reconciliation history shown in `/status`.
-#[derive(Clone, Debug, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     pub at: f64,
     pub request_id: String,
     pub target_root: String,
     /// `success`, `in_progress`, `rejected`, `failed`, `no_effect` or `dry_run`.
-    pub outcome: &'static str,
+    pub outcome: String,
     pub detail: String,
 }
 
@@ -115,6 +116,25 @@ pub struct ReconcileView {
     pub history: Vec<HistoryEntry>,
 }
 
+/// What the reconciler keeps across a restart (times as Unix seconds), so that a restart
+/// neither fires a second request for one episode nor forgets a cooldown or a backoff.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileCheckpoint {
+    /// (request id, target root) of the current episode.
+    pub episode: Option<(String, String)>,
+    pub cooldown_until: Option<f64>,
+    pub backoff_until: Option<f64>,
+    pub busy_until: Option<f64>,
+    pub consecutive_failures: u32,
+    pub awaiting_effect: Option<String>,
+    pub rejected_roots: Vec<String>,
+    /// When the requests of the last hour were sent.
+    pub sent: Vec<f64>,
+    pub last_success: Option<f64>,
+    pub history: Vec<HistoryEntry>,
+}
+
 /// A request ready to go.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
@@ -130,7 +150,8 @@ const HOUR: Duration = Duration::from_secs(3600);
 pub struct Reconciler {
     // std Mutex: nothing is awaited while it is held.
     shared: Arc<Mutex<State>>,
-    config: Arc<ReconcileConfig>,
+    /// Swapped whole on reload; readers take a cheap `Arc` of the current one.
+    config: Arc<Mutex<Arc<ReconcileConfig>>>,
 }
 
 #[derive(Default)]
@@ -159,8 +180,18 @@ impl Reconciler {
     pub fn new(config: ReconcileConfig) -> Self {
         Reconciler {
             shared: Arc::new(Mutex::new(State::default())),
-            config: Arc::new(config),
+            config: Arc::new(Mutex::new(Arc::new(config))),
         }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> Arc<ReconcileConfig> {
+        Arc::clone(&self.config.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Swaps in a reloaded configuration; the state (cooldown, backoff, episode) stays.
+    pub fn reconfigure(&self, config: ReconcileConfig) {
+        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -169,10 +200,51 @@ impl Reconciler {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
+    pub fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
+        let state = self.lock();
+        let unix = |at: Option<Instant>| at.map(|i| anchor.to_unix(i));
+        ReconcileCheckpoint {
+            episode: state.episode.clone(),
+            cooldown_until: unix(state.cooldown_until),
+            backoff_until: unix(state.backoff_until),
+            busy_until: unix(state.busy_until),
+            consecutive_failures: state.consecutive_failures,
+            awaiting_effect: state.awaiting_effect.clone(),
+            rejected_roots: state.rejected_roots.iter().cloned().collect(),
+            sent: state.sent.iter().map(|at| anchor.to_unix(*at)).collect(),
+            last_success: state.last_success.map(unix_seconds),
+            history: state.history.iter().cloned().collect(),
+        }
+    }
+
+    pub fn restore(&self, saved: &ReconcileCheckpoint, anchor: &Anchor) {
+        let mut state = self.lock();
+        let instant = |unix: Option<f64>| unix.map(|u| anchor.to_instant(u));
+        state.episode = saved.episode.clone();
+        state.cooldown_until = instant(saved.cooldown_until);
+        state.backoff_until = instant(saved.backoff_until);
+        state.busy_until = instant(saved.busy_until);
+        state.consecutive_failures = saved.consecutive_failures;
+        state.awaiting_effect = saved.awaiting_effect.clone();
+        state.rejected_roots = saved.rejected_roots.iter().cloned().collect();
+        state.sent = saved.sent.iter().map(|u| anchor.to_instant(*u)).collect();
+        state.last_success = saved
+            .last_success
+            .map(|u| UNIX_EPOCH + Duration::try_from_secs_f64(u).unwrap_or_default());
+        state.history = saved
+            .history
+            .iter()
+            .rev()
+            .take(HISTORY_LENGTH)
+            .rev()
+            .cloned()
+            .collect();
+    }
+
     /// Evaluates the decision for this cycle, records it, and returns the request to send
     /// if one is to be sent now (which marks it in flight).
     pub fn evaluate(&self, facts: &Facts, now: Instant) -> Option<Outgoing> {
-        let config = &self.config;
+        let config = &*self.config();
         let mut state = self.lock();
         while state
             .sent
@@ -265,7 +337,7 @@ impl Reconciler {
 
     /// Records the node's answer; returns whether it was accepted (streaks then reset).
     pub fn record(&self, outgoing: &Outgoing, answer: Answer, now: Instant) -> bool {
-        let config = &self.config;
+        let config = &*self.config();
         let mut state = self.lock();
         state.in_flight = false;
         let target_root = outgoing.body["target_root"]
@@ -330,14 +402,15 @@ impl Reconciler {
     }
 
     pub fn view(&self, now: Instant) -> ReconcileView {
+        let config = self.config();
         let state = self.lock();
         let remaining = |until: Option<Instant>| {
             until.map_or(0.0, |u| u.saturating_duration_since(now).as_secs_f64())
         };
         ReconcileView {
-            mode: self.config.mode,
-            policy: self.config.policy,
-            threshold: self.config.threshold,
+            mode: config.mode,
+            policy: config.policy,
+            threshold: config.threshold,
             decision: state.decision.clone().unwrap_or(DecisionSummary {
                 kind: "idle",
                 reason: None,
@@ -424,7 +497,7 @@ fn push_history(
         at: unix_seconds(SystemTime::now()),
         request_id: request_id.to_owned(),
         target_root: target_root.to_owned(),
-        outcome,
+        outcome: outcome.to_owned(),
         detail,
     });
 }
@@ -508,12 +581,18 @@ pub async fn send(
     }
 }
 
+/// `{node}{path}`, keeping the node's own path prefix.
+fn api_url(node: &Url, path: &str) -> Url {
+    let mut url = node.clone();
+    url.set_path(&format!("{}{path}", node.path().trim_end_matches('/')));
+    url
+}
+
 /// Runs after every completed cycle until `shutdown`; a request in flight at shutdown is
 /// still awaited (bounded by its timeout) so its outcome is recorded.
 pub async fn run(
     reconciler: Reconciler,
     store: Store,
-    node: Url,
     mut cycles: watch::Receiver<u64>,
     shutdown: CancellationToken,
 ) {
@@ -528,13 +607,6 @@ pub async fn run(
             return;
         }
     };
-    let mut url = node.clone();
-    url.set_path(&format!(
-        "{}{}",
-        node.path().trim_end_matches('/'),
-        reconciler.config.path
-    ));
-    let config = Arc::clone(&reconciler.config);
     type InFlight = Pin<Box<dyn Future<Output = (Outgoing, Answer)> + Send>>;
     let mut in_flight: Option<InFlight> = None;
     let mut cycles_open = true;
@@ -562,7 +634,10 @@ pub async fn run(
                 }
                 let now = Instant::now();
                 if let Some(outgoing) = reconciler.evaluate(&store.reconcile_facts(now), now) {
-                    let (client, url, config) = (client.clone(), url.clone(), Arc::clone(&config));
+                    // Read at each request: a reload may have changed the node or the path.
+                    let config = reconciler.config();
+                    let url = api_url(&store.node_url(), &config.path);
+                    let client = client.clone();
                     in_flight = Some(Box::pin(async move {
                         let answer = send(&client, url, &config, &outgoing).await;
                         (outgoing, answer)

@@ -4,17 +4,21 @@
 //! - `GET /metrics` — Prometheus text exposition 0.0.4.
 //! - `GET /healthz` — 200 while the poll loop's heartbeat advanced within 3 intervals, else 503.
 //! - `GET /readyz`  — 200 once the first poll cycle has completed, else 503.
+//! - `POST /-/reload` — reload the configuration; only from loopback, or with
+//!   `Authorization: Bearer <admin token>`.
 //! - `GET /status`  — a JSON snapshot of the node, the peers, the federation figures and
 //!   the reconciliation state.
 
 use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -23,7 +27,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::exposition::{self, BuildInfo};
+use crate::operations::{Operations, OperationsState};
 use crate::reconciler::{ReconcileView, Reconciler};
+use crate::reload::ReloadHandle;
 use crate::store::Store;
 use crate::view::View;
 
@@ -36,6 +42,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct App {
     pub store: Store,
     pub reconciler: Reconciler,
+    pub operations: Operations,
+    pub reload: ReloadHandle,
+    /// File holding the token that lets a non-loopback caller reload.
+    pub admin_token_file: Option<PathBuf>,
     pub build: BuildInfo,
     /// Holds the `process_*` collector; passed in, never global.
     pub process_registry: prometheus::Registry,
@@ -49,6 +59,8 @@ struct StatusDocument<'a> {
     #[serde(flatten)]
     view: &'a View,
     reconciliation: &'a ReconcileView,
+    #[serde(flatten)]
+    operations: &'a OperationsState,
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
@@ -58,7 +70,7 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(error) => {
                     // Out of file descriptors and the like: wait a moment rather than spin.
                     tracing::warn!(%error, "accept failed");
@@ -68,9 +80,10 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             },
         };
         let app = Arc::clone(&app);
+        let (stream, remote) = stream;
         let service = hyper::service::service_fn(move |request| {
             let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(route(app, &request).await) }
+            async move { Ok::<_, Infallible>(route(app, remote, &request).await) }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -90,17 +103,49 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
     }
 }
 
-async fn route(app: Arc<App>, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn route(
+    app: Arc<App>,
+    remote: SocketAddr,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
     let now = Instant::now();
     match (request.method(), request.uri().path()) {
+        (&Method::POST, "/-/reload") => {
+            let bearer = request
+                .headers()
+                .get(AUTHORIZATION)
+                .and_then(|v| v.to_str().ok());
+            if !reload_allowed(remote, bearer, app.admin_token_file.as_deref()) {
+                tracing::warn!(%remote, "refused a reload request: not from loopback and no valid admin token");
+                return respond(
+                    StatusCode::FORBIDDEN,
+                    "text/plain",
+                    "reload is allowed from loopback or with the admin token\n".into(),
+                );
+            }
+            match app.reload.reload().await {
+                Ok(()) => respond(
+                    StatusCode::OK,
+                    "text/plain",
+                    "configuration reloaded\n".into(),
+                ),
+                Err(error) => respond(
+                    StatusCode::BAD_REQUEST,
+                    "text/plain",
+                    format!("configuration refused; the previous one stays in force: {error}\n"),
+                ),
+            }
+        }
         (&Method::GET, "/metrics") => {
             // Rendering 1,000 peers takes milliseconds: off the runtime's threads, so
             // pulls in flight are not delayed (and their latency not inflated) by a scrape.
             let rendered = tokio::task::spawn_blocking(move || {
                 let reconciliation = app.reconciler.view(now);
+                let operations = app.operations.snapshot();
                 exposition::render(
                     &app.store.view(now),
                     &reconciliation,
+                    &operations,
                     &app.build,
                     &app.process_registry,
                 )
@@ -132,6 +177,7 @@ async fn route(app: Arc<App>, request: &Request<Incoming>) -> Response<Full<Byte
                 ready: app.store.is_ready(),
                 view: &view,
                 reconciliation: &app.reconciler.view(now),
+                operations: &app.operations.snapshot(),
             };
             match serde_json::to_string_pretty(&document) {
                 Ok(json) => respond(StatusCode::OK, "application/json", json),
@@ -155,6 +201,26 @@ async fn route(app: Arc<App>, request: &Request<Incoming>) -> Response<Full<Byte
     }
 }
 
+/// A reload may come from loopback, or from anywhere with the admin token (read from its
+/// file at each request, compared whole; never logged).
+fn reload_allowed(remote: SocketAddr, bearer: Option<&str>, token_file: Option<&Path>) -> bool {
+    if remote.ip().is_loopback() {
+        return true;
+    }
+    let (Some(bearer), Some(file)) = (bearer, token_file) else {
+        return false;
+    };
+    match std::fs::read_to_string(file) {
+        Ok(token) => {
+            !token.trim().is_empty() && bearer.strip_prefix("Bearer ") == Some(token.trim())
+        }
+        Err(error) => {
+            tracing::error!(file = %file.display(), %error, "cannot read the admin token file");
+            false
+        }
+    }
+}
+
 fn probe(ok: bool, good: &str, bad: &str) -> Response<Full<Bytes>> {
     if ok {
         respond(StatusCode::OK, "text/plain", format!("{good}\n"))
@@ -174,4 +240,23 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
         response.headers_mut().insert(CONTENT_TYPE, value);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_needs_loopback_or_the_admin_token() {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("admin-token");
+        std::fs::write(&token, "letmein\n").unwrap();
+        let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
+        assert!(reload_allowed(loopback, None, None));
+        assert!(!reload_allowed(remote, None, Some(&token)));
+        assert!(!reload_allowed(remote, Some("Bearer nope"), Some(&token)));
+        assert!(!reload_allowed(remote, Some("Bearer letmein"), None));
+        assert!(reload_allowed(remote, Some("Bearer letmein"), Some(&token)));
+    }
 }

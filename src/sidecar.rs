@@ -1,47 +1,98 @@
-//! The sidecar assembled: one store, built first and handed to the poll loop and the HTTP
-//! server, which stop together when `shutdown` is cancelled.
+//! The sidecar assembled. One store, built first (and restored from the checkpoint before
+//! anything polls), handed to the poll loop, the reconciler, the reloader, the
+//! checkpointer and the HTTP server, which all stop when `shutdown` is cancelled; the
+//! last checkpoint is written once the poll loop and the reconciler have stopped.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::checkpoint::{self, Checkpointer};
 use crate::config::Config;
-use crate::cycle::{run_poll_loop, Pacing};
+use crate::cycle::run_poll_loop;
 use crate::exposition::BuildInfo;
+use crate::operations::Operations;
 use crate::poller::Poller;
 use crate::reconciler::{self, Reconciler};
+use crate::reload::{self, Loader, Reloader};
 use crate::server::{serve, App};
 use crate::store::Store;
 
-/// Runs the sidecar on `listener` until `shutdown` is cancelled and both tasks have stopped.
+/// What the sidecar starts from.
+pub struct Launch {
+    pub config: Config,
+    /// Loads the configuration again (hot reload), from the same sources.
+    pub loader: Loader,
+    /// The `--config` file, watched for changes.
+    pub config_file: Option<PathBuf>,
+}
+
+impl Launch {
+    /// A launch whose configuration never changes (the demo, tests).
+    pub fn fixed(config: Config) -> Self {
+        let same = config.clone();
+        Launch {
+            config,
+            loader: Arc::new(move || Ok(same.clone())),
+            config_file: None,
+        }
+    }
+}
+
+/// Runs the sidecar on `listener` until `shutdown` is cancelled and every task has stopped.
 pub async fn run(
-    config: Config,
+    launch: Launch,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let config = launch.config;
+    // Taken before anything reads or writes the checkpoint; held until the end of `run`.
+    let _lock = match &config.checkpoint.path {
+        Some(path) => Some(checkpoint::lock(path)?),
+        None => None,
+    };
     let store = Store::new(&config);
     let reconciler = Reconciler::new(config.reconcile.clone());
-    let poller =
-        Poller::new(config.timeout, config.body_limit).context("cannot build the HTTP client")?;
+    let operations = Operations::default();
+    let checkpointer = config.checkpoint.path.clone().map(|path| Checkpointer {
+        path,
+        store: store.clone(),
+        reconciler: reconciler.clone(),
+        operations: operations.clone(),
+    });
+    if let Some(checkpointer) = &checkpointer {
+        checkpointer.restore()?;
+    }
+
+    let poller = Poller::new(config.timeout).context("cannot build the HTTP client")?;
     let process_registry = prometheus::Registry::new();
     process_registry
         .register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .context("cannot register the process collector")?;
+    let (reload_handle, reload_triggers) = reload::channel();
+    let reloader = Reloader {
+        loader: launch.loader,
+        current: config.clone(),
+        config_file: launch.config_file.clone(),
+        store: store.clone(),
+        reconciler: reconciler.clone(),
+        operations: operations.clone(),
+    };
+    reloader.record_initial(launch.config_file.map(|f| f.display().to_string()));
     let app = Arc::new(App {
         store: store.clone(),
         reconciler: reconciler.clone(),
+        operations: operations.clone(),
+        reload: reload_handle,
+        admin_token_file: config.admin_token_file.clone(),
         build: BuildInfo::current(),
         process_registry,
     });
-    let pacing = Pacing {
-        interval: config.interval,
-        timeout: config.timeout,
-        max_concurrent_pulls: config.max_concurrent_pulls,
-    };
     tracing::info!(
         listen = %listener.local_addr().context("listener has no address")?,
         node = %config.node,
@@ -49,25 +100,32 @@ pub async fn run(
         interval = ?config.interval,
         "peerscope started"
     );
+
     let (cycles, cycles_seen) = tokio::sync::watch::channel(0);
     let acting = tokio::spawn(reconciler::run(
         reconciler,
         store.clone(),
-        config.node.clone(),
         cycles_seen,
         shutdown.clone(),
     ));
-    let poll_loop = tokio::spawn(run_poll_loop(
-        store,
-        poller,
-        pacing,
-        cycles,
-        shutdown.clone(),
-    ));
+    let poll_loop = tokio::spawn(run_poll_loop(store, poller, cycles, shutdown.clone()));
+    let reloading = tokio::spawn(reloader.run(reload_triggers, shutdown.clone()));
+    let periodic = checkpointer
+        .clone()
+        .map(|c| tokio::spawn(c.run(config.checkpoint.interval, shutdown.clone())));
     let server = tokio::spawn(serve(listener, app, shutdown));
-    let (poll_loop, acting, server) = tokio::join!(poll_loop, acting, server);
+
+    let (poll_loop, acting) = tokio::join!(poll_loop, acting);
     poll_loop.context("the poll loop panicked")?;
     acting.context("the reconciler panicked")?;
-    server.context("the HTTP server panicked")?;
+    if let Some(periodic) = periodic {
+        periodic.await.context("the checkpointer panicked")?;
+    }
+    if let Some(checkpointer) = &checkpointer {
+        checkpointer.save().await;
+        tracing::info!(path = %checkpointer.path.display(), "final checkpoint written");
+    }
+    reloading.await.context("the reloader panicked")?;
+    server.await.context("the HTTP server panicked")?;
     Ok(())
 }

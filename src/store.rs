@@ -10,16 +10,18 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::config::{summary_url, Config, QualityWeights};
+use crate::config::{summary_url, Config, PeerConfig, QualityWeights};
 use crate::contract::Summary;
+use crate::cycle::Pacing;
 use crate::decision::{Facts, PeerFacts};
 use crate::divergence::{self, Relation};
 use crate::failure::{FailureReason, PullError};
 use crate::histogram::Histogram;
 use crate::scoring::{self, QualityParts};
 use crate::timeline::unix_seconds;
+use crate::timeline::Anchor;
 use crate::view::{FederationView, PeerView, QualityView, TargetView, View};
-use crate::window::{Sample, Window};
+use crate::window::{Sample, SampleRecord, Window};
 
 /// The result of one pull, as the poller hands it over.
 #[derive(Clone, Debug)]
@@ -53,6 +55,28 @@ struct Settings {
     window: Duration,
     live_max_age: Duration,
     weights: QualityWeights,
+    body_limit: usize,
+    max_concurrent_pulls: usize,
+}
+
+/// What the store keeps across a restart: per peer, its identity, window and streak
+/// (contract: the checkpoint layout in `contracts/checkpoint@1.yaml`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreCheckpoint {
+    pub peers: Vec<PeerCheckpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerCheckpoint {
+    /// The peer's base URL: what identifies it across configuration changes.
+    pub url: String,
+    pub node_id: Option<String>,
+    pub streak: u64,
+    /// Unix time of the last successful pull.
+    pub last_success: Option<f64>,
+    pub samples: Vec<SampleRecord>,
 }
 
 /// Shared handle to the store. Cloning it is cheap; every clone sees the same state.
@@ -84,6 +108,8 @@ struct Target {
     last_success: Option<(Instant, SystemTime)>,
     last_error: Option<PullError>,
     latest: Option<Latest>,
+    /// The node_id the target reported last: its identity, kept across restarts.
+    node_id: Option<String>,
 }
 
 struct Latest {
@@ -100,26 +126,12 @@ struct Peer {
 
 impl Store {
     pub fn new(config: &Config) -> Self {
-        let settings = Settings {
-            interval: config.interval,
-            timeout: config.timeout,
-            window: config.window,
-            live_max_age: config.live_max_age,
-            weights: config.weights,
-        };
-        let node_label = config.node.as_str()[config.node.scheme().len() + 3..]
-            .trim_end_matches('/')
-            .to_owned();
-        let node = Target::new(node_label, config.node.clone(), &settings);
+        let settings = Settings::from(config);
+        let node = Target::new(node_label(&config.node), config.node.clone(), &settings);
         let peers = config
             .peers
             .iter()
-            .map(|p| Peer {
-                target: Target::new(p.label.clone(), p.url.clone(), &settings),
-                streak: 0,
-                relation: Relation::Unknown,
-                identity_problem: None,
-            })
+            .map(|p| Peer::new(p, &settings))
             .collect();
         Store {
             shared: Arc::new(Mutex::new(State {
@@ -139,6 +151,121 @@ impl Store {
         self.shared
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The state worth keeping across a restart.
+    pub fn checkpoint(&self, anchor: &Anchor) -> StoreCheckpoint {
+        let state = self.lock();
+        StoreCheckpoint {
+            peers: state
+                .peers
+                .iter()
+                .map(|p| PeerCheckpoint {
+                    url: p.target.url.to_string(),
+                    node_id: p.target.node_id.clone(),
+                    streak: p.streak,
+                    last_success: p.target.last_success.map(|(at, _)| anchor.to_unix(at)),
+                    samples: p
+                        .target
+                        .window
+                        .samples()
+                        .map(|s| s.to_record(anchor))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores what a checkpoint kept for the peers that are still configured; samples
+    /// older than the window are dropped. Returns how many peers were restored.
+    pub fn restore(&self, checkpoint: &StoreCheckpoint, anchor: &Anchor) -> usize {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut restored = 0;
+        for saved in &checkpoint.peers {
+            let Some(peer) = state
+                .peers
+                .iter_mut()
+                .find(|p| p.target.url.as_str() == saved.url)
+            else {
+                continue; // no longer configured
+            };
+            let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
+            peer.target.window.restore(samples, anchor.instant);
+            peer.streak = saved.streak;
+            peer.target.node_id = saved.node_id.clone();
+            peer.target.last_success = saved.last_success.map(|unix| {
+                let wall =
+                    std::time::UNIX_EPOCH + Duration::try_from_secs_f64(unix).unwrap_or_default();
+                (anchor.to_instant(unix), wall)
+            });
+            if let Some(node_id) = &saved.node_id {
+                state
+                    .owners
+                    .insert(node_id.clone(), peer.target.label.clone());
+            }
+            restored += 1;
+        }
+        restored
+    }
+
+    /// Swaps in a new configuration. Peers that stay (same URL) keep their windows,
+    /// streaks and identity; added peers start empty; removed peers are forgotten, so
+    /// their series vanish at the next scrape.
+    pub fn reconfigure(&self, config: &Config) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let settings = Settings::from(config);
+        let resized = settings.window != state.settings.window
+            || settings.interval != state.settings.interval;
+        state.settings = settings;
+        if state.node.url != config.node {
+            state.node = Target::new(node_label(&config.node), config.node.clone(), &settings);
+        }
+        let mut old: Vec<Peer> = std::mem::take(&mut state.peers);
+        for wanted in &config.peers {
+            let peer = match old.iter().position(|p| p.target.url == wanted.url) {
+                Some(index) => {
+                    let mut peer = old.swap_remove(index);
+                    peer.target.label = wanted.label.clone();
+                    if resized {
+                        peer.target
+                            .window
+                            .resize(settings.window, settings.interval);
+                    }
+                    peer
+                }
+                None => Peer::new(wanted, &settings),
+            };
+            state.peers.push(peer);
+        }
+        let labels: HashMap<String, &str> = state
+            .peers
+            .iter()
+            .filter_map(|p| Some((p.target.node_id.clone()?, p.target.label.as_str())))
+            .collect();
+        state
+            .owners
+            .retain(|node_id, _| labels.contains_key(node_id));
+        for (node_id, owner) in state.owners.iter_mut() {
+            labels[node_id].clone_into(owner);
+        }
+    }
+
+    /// How the next cycle is paced.
+    pub fn pacing(&self) -> Pacing {
+        let settings = self.lock().settings;
+        Pacing {
+            interval: settings.interval,
+            timeout: settings.timeout,
+            body_limit: settings.body_limit,
+            max_concurrent_pulls: settings.max_concurrent_pulls,
+        }
+    }
+
+    /// The local node's base URL.
+    pub fn node_url(&self) -> Url {
+        self.lock().node.url.clone()
     }
 
     /// What the next cycle pulls.
@@ -295,6 +422,27 @@ impl Store {
     }
 }
 
+impl From<&Config> for Settings {
+    fn from(config: &Config) -> Self {
+        Settings {
+            interval: config.interval,
+            timeout: config.timeout,
+            window: config.window,
+            live_max_age: config.live_max_age,
+            weights: config.weights,
+            body_limit: config.body_limit,
+            max_concurrent_pulls: config.max_concurrent_pulls,
+        }
+    }
+}
+
+/// The local node's label: its URL without scheme.
+fn node_label(url: &Url) -> String {
+    url.as_str()[url.scheme().len() + 3..]
+        .trim_end_matches('/')
+        .to_owned()
+}
+
 /// Why the peer at `index` may not report `node_id`, if it may not.
 fn identity_problem(
     state: &State,
@@ -313,10 +461,7 @@ fn identity_problem(
     let owner_still_reports_it = state.peers.iter().any(|p| {
         &p.target.label == owner
             && p.target.is_live(now, state.settings.live_max_age)
-            && p.target
-                .latest
-                .as_ref()
-                .is_some_and(|l| l.summary.node_id == node_id)
+            && p.target.node_id.as_deref() == Some(node_id)
     });
     owner_still_reports_it
         .then(|| format!("reports node_id {node_id:?}, already reported by peer {owner:?}"))
@@ -328,15 +473,12 @@ fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
     let settings = state.settings;
     let peer = &mut state.peers[index];
     peer.identity_problem = None;
-    let previous = peer
-        .target
-        .latest
-        .as_ref()
-        .map(|l| l.summary.node_id.clone());
+    let previous = peer.target.node_id.clone();
     if let Some(previous) = previous.filter(|p| p != node_id) {
         tracing::warn!(peer = %peer.target.label, from = %previous, to = %node_id, "peer's node_id changed; its window starts over");
         peer.target.window = Window::new(settings.window, settings.interval);
         peer.target.latest = None;
+        peer.target.last_success = None;
         peer.streak = 0;
         if state.owners.get(&previous) == Some(&peer.target.label) {
             state.owners.remove(&previous);
@@ -361,6 +503,7 @@ impl Target {
             last_success: None,
             last_error: None,
             latest: None,
+            node_id: None,
         }
     }
 
@@ -387,6 +530,7 @@ impl Target {
                 self.up = true;
                 self.last_success = Some((received, outcome.received_at));
                 self.last_error = None;
+                self.node_id = Some(summary.node_id.clone());
                 self.latest = Some(Latest {
                     clock_skew_seconds: summary.timestamp - received_unix,
                     summary,
@@ -433,7 +577,7 @@ impl Target {
             durations: self.durations.clone(),
             last_success_timestamp_seconds: self.last_success.map(|(_, wall)| unix_seconds(wall)),
             last_error: self.last_error.clone(),
-            node_id: latest.map(|l| l.summary.node_id.clone()),
+            node_id: self.node_id.clone(),
             state_root: latest.and_then(|l| l.summary.state_root.clone()),
             state_height: latest.and_then(|l| l.summary.state_height),
             g_star: latest.map(|l| l.summary.metrics.g_star()),
@@ -446,6 +590,15 @@ impl Target {
 }
 
 impl Peer {
+    fn new(config: &PeerConfig, settings: &Settings) -> Self {
+        Peer {
+            target: Target::new(config.label.clone(), config.url.clone(), settings),
+            streak: 0,
+            relation: Relation::Unknown,
+            identity_problem: None,
+        }
+    }
+
     /// Quality and its parts from the window at `now`; `None` before the first attempt.
     fn quality(&self, now: Instant, settings: &Settings) -> Option<QualityView> {
         let mut stats = self.target.window.stats(now);

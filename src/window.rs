@@ -123,6 +123,19 @@ impl Window {
         self.forget_before(now);
     }
 
+    /// Changes the span (a reloaded `window` or `interval`), keeping the samples that fit.
+    pub fn resize(&mut self, span: Duration, interval: Duration) {
+        let samples: Vec<Sample> = self.samples.drain(..).collect();
+        let now = samples.last().map(|s| s.at);
+        *self = Window::new(span, interval);
+        for sample in samples {
+            self.push(sample);
+        }
+        if let Some(now) = now {
+            self.forget_before(now);
+        }
+    }
+
     /// The samples, oldest first.
     pub fn samples(&self) -> impl Iterator<Item = &Sample> {
         self.samples.iter()

@@ -165,11 +165,12 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("peerscope.toml");
-    std::fs::write(
-        &config,
-        "[reconcile]\nmode = \"on\"\nthreshold = 1\ncooldown = \"1s\"\n",
-    )
-    .unwrap();
+    let state = dir.path().join("state.json");
+    let text = format!(
+        "[reconcile]\nmode = \"on\"\nthreshold = 1\ncooldown = \"1s\"\n[checkpoint]\npath = \"{}\"\ninterval = \"200ms\"\n",
+        state.display()
+    );
+    std::fs::write(&config, text).unwrap();
     let sidecar = Sidecar::start(&args(&[
         "--config",
         config.to_str().unwrap(),
@@ -186,10 +187,12 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
     ]))
     .await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while sidecar.status().await["reconciliation"]["last_success_timestamp_seconds"].is_null() {
+    while sidecar.status().await["reconciliation"]["last_success_timestamp_seconds"].is_null()
+        || sidecar.status().await["checkpoint"]["last_success_at"].is_null()
+    {
         assert!(
             std::time::Instant::now() < deadline,
-            "no reconciliation in 30s:\n{}",
+            "no reconciliation or checkpoint in 30s:\n{}",
             sidecar.log()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;

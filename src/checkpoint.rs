@@ -1,0 +1,393 @@
+//! Checkpoints: windows, streaks, identities and the reconciliation state, written
+//! atomically (temp file in the same directory, fsync, rename, fsync of the directory) so
+//! that a crash at any moment leaves either the old file or the new one — never half of
+//! one. On start the file is verified (format, version, checksum) and restored; a file
+//! that fails is moved aside (`….corrupt-<unix ms>`), never read silently and never
+//! overwritten. A lock file keeps a second sidecar off the same checkpoint.
+//!
+//! Layout (`contracts/checkpoint@1.yaml`):
+//! `{"format": "peerscope-checkpoint", "version": 1, "checksum": "<fnv1a-64 of payload>", "payload": {…}}`
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde_json::value::RawValue;
+use tokio_util::sync::CancellationToken;
+
+use crate::operations::{fnv1a_hex, Operations};
+use crate::reconciler::{ReconcileCheckpoint, Reconciler};
+use crate::store::{Store, StoreCheckpoint};
+use crate::timeline::{unix_seconds, Anchor};
+
+pub const FORMAT: &str = "peerscope-checkpoint";
+pub const VERSION: u32 = 1;
+
+/// What a checkpoint holds.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payload {
+    /// Unix time of writing.
+    pub written_at: f64,
+    pub store: StoreCheckpoint,
+    pub reconcile: ReconcileCheckpoint,
+}
+
+/// Why a checkpoint could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    /// The file exists but could not be read (permissions, a directory in its place…).
+    #[error("{path}: cannot read: {source}")]
+    Unreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    /// Not JSON, truncated, or not a peerscope checkpoint.
+    #[error("{path}: not a valid checkpoint: {detail}")]
+    Invalid { path: String, detail: String },
+    #[error("{path}: checkpoint version {found} is not supported (this build reads {VERSION})")]
+    WrongVersion { path: String, found: u32 },
+    #[error(
+        "{path}: checksum mismatch (stored {stored}, computed {computed}): the file is corrupt"
+    )]
+    Checksum {
+        path: String,
+        stored: String,
+        computed: String,
+    },
+    #[error("{path}: another peerscope holds this checkpoint's lock ({lock}); only one sidecar may use a checkpoint")]
+    Locked { path: String, lock: String },
+    #[error("{path}: {action}: {source}")]
+    Io {
+        path: String,
+        action: &'static str,
+        source: std::io::Error,
+    },
+}
+
+/// Serialises a payload into the checkpoint layout.
+pub fn encode(payload: &Payload) -> String {
+    let payload = serde_json::to_string(payload).expect("a checkpoint payload always serialises");
+    let checksum = fnv1a_hex(payload.as_bytes());
+    format!("{{\"format\":\"{FORMAT}\",\"version\":{VERSION},\"checksum\":\"{checksum}\",\"payload\":{payload}}}\n")
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Envelope<'a> {
+    format: String,
+    version: u32,
+    checksum: String,
+    #[serde(borrow)]
+    payload: &'a RawValue,
+}
+
+/// Verifies and decodes a checkpoint's bytes; `path` names the file in errors.
+pub fn decode(bytes: &[u8], path: &str) -> Result<Payload, CheckpointError> {
+    let invalid = |detail: String| CheckpointError::Invalid {
+        path: path.to_owned(),
+        detail,
+    };
+    let envelope: Envelope<'_> =
+        serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+    if envelope.format != FORMAT {
+        return Err(invalid(format!(
+            "format is {:?}, not {FORMAT:?}",
+            envelope.format
+        )));
+    }
+    if envelope.version != VERSION {
+        return Err(CheckpointError::WrongVersion {
+            path: path.to_owned(),
+            found: envelope.version,
+        });
+    }
+    let computed = fnv1a_hex(envelope.payload.get().as_bytes());
+    if computed != envelope.checksum {
+        return Err(CheckpointError::Checksum {
+            path: path.to_owned(),
+            stored: envelope.checksum,
+            computed,
+        });
+    }
+    serde_json::from_str(envelope.payload.get()).map_err(|e| invalid(format!("payload: {e}")))
+}
+
+/// Writes `text` to `path` atomically and durably.
+pub fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointError> {
+    let io = |action: &'static str| {
+        move |source| CheckpointError::Io {
+            path: path.display().to_string(),
+            action,
+            source,
+        }
+    };
+    let directory = parent(path);
+    let name = path
+        .file_name()
+        .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
+    let temporary = directory.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut file = File::create(&temporary).map_err(io("create temporary file"))?;
+    let written = file
+        .write_all(text.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(io("write temporary file"));
+    if let Err(error) =
+        written.and_then(|()| std::fs::rename(&temporary, path).map_err(io("rename into place")))
+    {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(error);
+    }
+    // The rename is durable only once the directory entry is on disk.
+    File::open(directory)
+        .and_then(|d| d.sync_all())
+        .map_err(io("sync directory"))
+}
+
+fn parent(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+/// What starting from a checkpoint found.
+#[derive(Debug)]
+pub enum Loaded {
+    /// No checkpoint yet: a first start.
+    Missing,
+    Restored(Payload),
+    /// The file could not be used and was moved aside; start fresh.
+    MovedAside {
+        error: CheckpointError,
+        to: PathBuf,
+    },
+}
+
+/// Reads the checkpoint at `path`. A bad file is moved aside; if even that fails the
+/// error is returned, so the caller refuses to start rather than overwrite it later.
+pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
+    let shown = path.display().to_string();
+    let error = match std::fs::read(path) {
+        Ok(bytes) => match decode(&bytes, &shown) {
+            Ok(payload) => return Ok(Loaded::Restored(payload)),
+            Err(error) => error,
+        },
+        Err(source) if source.kind() == std::io::ErrorKind::NotFound => return Ok(Loaded::Missing),
+        Err(source) => CheckpointError::Unreadable {
+            path: shown.clone(),
+            source,
+        },
+    };
+    let stamp = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis();
+    let to = PathBuf::from(format!("{shown}.corrupt-{stamp}"));
+    match std::fs::rename(path, &to) {
+        Ok(()) => Ok(Loaded::MovedAside { error, to }),
+        Err(source) => {
+            tracing::error!(%error, "checkpoint is unusable");
+            Err(CheckpointError::Io {
+                path: shown,
+                action: "move the unusable checkpoint aside",
+                source,
+            })
+        }
+    }
+}
+
+/// Held for the process's life: the lock on a checkpoint path.
+pub struct CheckpointLock {
+    _file: File,
+}
+
+/// Takes the lock `<path>.lock` (an OS file lock, released if the process dies).
+pub fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
+    let shown = path.display().to_string();
+    let lock_path = PathBuf::from(format!("{shown}.lock"));
+    std::fs::create_dir_all(parent(path)).map_err(|source| CheckpointError::Io {
+        path: shown.clone(),
+        action: "create the directory",
+        source,
+    })?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| CheckpointError::Io {
+            path: shown.clone(),
+            action: "open the lock file",
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(CheckpointLock { _file: file }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Locked {
+            path: shown,
+            lock: lock_path.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(CheckpointError::Io {
+            path: shown,
+            action: "lock",
+            source,
+        }),
+    }
+}
+
+/// Writes checkpoints of the store and the reconciler.
+#[derive(Clone)]
+pub struct Checkpointer {
+    pub path: PathBuf,
+    pub store: Store,
+    pub reconciler: Reconciler,
+    pub operations: Operations,
+}
+
+impl Checkpointer {
+    /// Restores from the file, if there is one, and records what happened.
+    pub fn restore(&self) -> Result<(), CheckpointError> {
+        let anchor = Anchor::now();
+        let outcome = match load(&self.path)? {
+            Loaded::Missing => {
+                tracing::info!(path = %self.path.display(), "no checkpoint yet; starting fresh");
+                "no checkpoint; started fresh".to_owned()
+            }
+            Loaded::Restored(payload) => {
+                let peers = self.store.restore(&payload.store, &anchor);
+                self.reconciler.restore(&payload.reconcile, &anchor);
+                tracing::info!(path = %self.path.display(), peers, "checkpoint restored");
+                format!(
+                    "restored {peers} peers from a checkpoint written at {:.3}",
+                    payload.written_at
+                )
+            }
+            Loaded::MovedAside { error, to } => {
+                tracing::error!(%error, moved_to = %to.display(), "checkpoint unusable; moved aside, starting fresh");
+                self.operations.lock().checkpoint.restore_failures_total += 1;
+                format!("{error}; moved aside to {}", to.display())
+            }
+        };
+        let mut operations = self.operations.lock();
+        operations.checkpoint.path = Some(self.path.display().to_string());
+        operations.checkpoint.restore = Some(outcome);
+        Ok(())
+    }
+
+    /// Writes one checkpoint, off the async threads, and records the outcome.
+    pub async fn save(&self) {
+        let anchor = Anchor::now();
+        let payload = Payload {
+            written_at: unix_seconds(anchor.wall),
+            store: self.store.checkpoint(&anchor),
+            reconcile: self.reconciler.checkpoint(&anchor),
+        };
+        let path = self.path.clone();
+        let written =
+            tokio::task::spawn_blocking(move || write_atomic(&path, &encode(&payload))).await;
+        let mut operations = self.operations.lock();
+        let status = &mut operations.checkpoint;
+        match written {
+            Ok(Ok(())) => {
+                status.writes_total += 1;
+                status.last_success_at = Some(unix_seconds(SystemTime::now()));
+                status.last_error = None;
+            }
+            Ok(Err(error)) => {
+                tracing::error!(%error, "checkpoint write failed");
+                status.write_failures_total += 1;
+                status.last_error = Some(error.to_string());
+            }
+            Err(error) => {
+                tracing::error!(%error, "checkpoint writer panicked");
+                status.write_failures_total += 1;
+                status.last_error = Some(error.to_string());
+            }
+        }
+    }
+
+    /// Writes a checkpoint every `interval` until `shutdown`. The final checkpoint is the
+    /// caller's, once the poll loop and the reconciler have stopped.
+    pub async fn run(self, interval: Duration, shutdown: CancellationToken) {
+        let mut ticker = tokio::time::interval(interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ticker.tick().await; // the first tick is immediate; nothing new to save yet
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = ticker.tick() => self.save().await,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload() -> Payload {
+        Payload {
+            written_at: 1762534863.5,
+            store: StoreCheckpoint::default(),
+            reconcile: ReconcileCheckpoint::default(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_detects_every_kind_of_damage() {
+        let text = encode(&payload());
+        assert_eq!(decode(text.as_bytes(), "f").unwrap(), payload());
+        assert!(matches!(
+            decode(&text.as_bytes()[..text.len() / 2], "f"),
+            Err(CheckpointError::Invalid { .. })
+        ));
+        assert!(matches!(
+            decode(b"", "f"),
+            Err(CheckpointError::Invalid { .. })
+        ));
+        let other_version = text.replace("\"version\":1", "\"version\":2");
+        assert!(matches!(
+            decode(other_version.as_bytes(), "f"),
+            Err(CheckpointError::WrongVersion { found: 2, .. })
+        ));
+        let flipped = text.replace("1762534863.5", "1762534863.6");
+        assert!(matches!(
+            decode(flipped.as_bytes(), "f"),
+            Err(CheckpointError::Checksum { .. })
+        ));
+    }
+
+    #[test]
+    fn writes_atomically_and_a_second_lock_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        write_atomic(&path, "one").unwrap();
+        write_atomic(&path, "two").unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "two");
+        let names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names.len(), 1, "no temporary file left: {names:?}");
+        let _held = lock(&path).unwrap();
+        let error = lock(&path).err().unwrap();
+        assert!(
+            error.to_string().contains("another peerscope holds"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_bad_file_is_moved_aside_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state.json");
+        assert!(matches!(load(&path).unwrap(), Loaded::Missing));
+        std::fs::write(&path, "{\"format\":").unwrap();
+        let Loaded::MovedAside { to, .. } = load(&path).unwrap() else {
+            panic!()
+        };
+        assert_eq!(std::fs::read_to_string(to).unwrap(), "{\"format\":");
+        assert!(!path.exists());
+    }
+}

@@ -1,0 +1,78 @@
+//! The sidecar's own operations — configuration loads and reloads, checkpoint restores and
+//! writes — counted for `/metrics` and described for `/status`.
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Shared handle; cheap to clone.
+#[derive(Clone, Default)]
+pub struct Operations {
+    shared: Arc<Mutex<OperationsState>>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct OperationsState {
+    pub config: ConfigStatus,
+    pub checkpoint: CheckpointStatus,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ConfigStatus {
+    /// The file the configuration came from, if any.
+    pub source: Option<String>,
+    /// FNV-1a hash of the configuration in force (after all sources were merged).
+    pub hash: String,
+    /// Unix time the configuration in force was loaded.
+    pub loaded_at: f64,
+    pub reloads_total: u64,
+    pub reload_failures_total: u64,
+    pub last_reload_successful: bool,
+    pub last_reload_success_at: f64,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct CheckpointStatus {
+    pub path: Option<String>,
+    /// What happened at start: restored, fresh, or moved aside.
+    pub restore: Option<String>,
+    pub restore_failures_total: u64,
+    pub writes_total: u64,
+    pub write_failures_total: u64,
+    pub last_success_at: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+impl Operations {
+    pub fn lock(&self) -> MutexGuard<'_, OperationsState> {
+        // std Mutex: held only to copy or bump a few fields.
+        self.shared
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn snapshot(&self) -> OperationsState {
+        self.lock().clone()
+    }
+}
+
+/// FNV-1a, 64 bits, as hex: a fast checksum against corruption (not against tampering).
+pub fn fnv1a_hex(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{hash:016x}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a_hex(b""), "cbf29ce484222325");
+        assert_eq!(fnv1a_hex(b"a"), "af63dc4c8601ec8c");
+        assert_eq!(fnv1a_hex(b"foobar"), "85944171f73967e8");
+    }
+}

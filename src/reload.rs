@@ -1,0 +1,230 @@
+//! Hot reload. The configuration is re-read on `SIGHUP`, on `POST /-/reload`, when a
+//! watched directory changes, and every minute (for filesystems that send no events).
+//! A new configuration is loaded and validated whole from every source; it is applied only
+//! if valid — otherwise the old one stays in force and the failure is logged and counted.
+//! Watching the *directories* of the config and peers files (not the files) sees editors
+//! that save by rename and Kubernetes ConfigMaps that swap a `..data` symlink.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Config, ConfigError};
+use crate::operations::{fnv1a_hex, Operations};
+use crate::reconciler::Reconciler;
+use crate::store::Store;
+use crate::timeline::unix_seconds;
+
+/// Loads the whole configuration again, from the same sources as at start.
+pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+
+/// Events within this window after a change are folded into one reload.
+const DEBOUNCE: Duration = Duration::from_millis(250);
+/// The periodic re-check.
+const RECHECK: Duration = Duration::from_secs(60);
+
+enum Trigger {
+    /// A watched directory changed, or the periodic re-check: apply only if changed.
+    Changed,
+    /// SIGHUP: reload even if nothing changed.
+    Signal,
+    /// `POST /-/reload`: reload and tell the caller how it went.
+    Request(oneshot::Sender<Result<(), String>>),
+}
+
+/// Asks the reloader for a reload; held by the HTTP server.
+#[derive(Clone)]
+pub struct ReloadHandle {
+    triggers: mpsc::UnboundedSender<Trigger>,
+}
+
+impl ReloadHandle {
+    /// Reloads now; `Err` carries the reason a new configuration was refused.
+    pub async fn reload(&self) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.triggers
+            .send(Trigger::Request(reply))
+            .map_err(|_| "the reloader has stopped".to_owned())?;
+        answer
+            .await
+            .map_err(|_| "the reloader has stopped".to_owned())?
+    }
+}
+
+/// Applies reloaded configurations to the running sidecar.
+pub struct Reloader {
+    pub loader: Loader,
+    pub current: Config,
+    /// The `--config` file, if any; its directory and the peers file's are watched.
+    pub config_file: Option<PathBuf>,
+    pub store: Store,
+    pub reconciler: Reconciler,
+    pub operations: Operations,
+}
+
+/// A handle and the receiving end, to be run with [`Reloader::run`].
+pub fn channel() -> (ReloadHandle, ReloadTriggers) {
+    let (triggers, receiver) = mpsc::unbounded_channel();
+    (
+        ReloadHandle {
+            triggers: triggers.clone(),
+        },
+        ReloadTriggers {
+            sender: triggers,
+            receiver,
+        },
+    )
+}
+
+pub struct ReloadTriggers {
+    sender: mpsc::UnboundedSender<Trigger>,
+    receiver: mpsc::UnboundedReceiver<Trigger>,
+}
+
+/// The configuration's fingerprint, shown in `/status`.
+pub fn config_hash(config: &Config) -> String {
+    fnv1a_hex(serde_json::to_string(config).unwrap_or_default().as_bytes())
+}
+
+impl Reloader {
+    /// Records the configuration in force at start.
+    pub fn record_initial(&self, source: Option<String>) {
+        let mut operations = self.operations.lock();
+        operations.config.source = source;
+        operations.config.hash = config_hash(&self.current);
+        operations.config.loaded_at = unix_seconds(SystemTime::now());
+        operations.config.last_reload_successful = true;
+        operations.config.last_reload_success_at = operations.config.loaded_at;
+    }
+
+    pub async fn run(mut self, triggers: ReloadTriggers, shutdown: CancellationToken) {
+        let ReloadTriggers {
+            sender,
+            mut receiver,
+        } = triggers;
+        let _watcher = self.watch(sender.clone());
+        if let Ok(mut hangups) = signal(SignalKind::hangup()) {
+            let sender = sender.clone();
+            tokio::spawn(async move {
+                while hangups.recv().await.is_some() {
+                    if sender.send(Trigger::Signal).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        let mut recheck = tokio::time::interval(RECHECK);
+        recheck.tick().await;
+        loop {
+            let trigger = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = recheck.tick() => Trigger::Changed,
+                trigger = receiver.recv() => match trigger {
+                    Some(trigger) => trigger,
+                    None => break,
+                },
+            };
+            match trigger {
+                Trigger::Changed => {
+                    // Editors and ConfigMap swaps make several events: wait for the last.
+                    tokio::time::sleep(DEBOUNCE).await;
+                    while let Ok(next) = receiver.try_recv() {
+                        if let Trigger::Request(reply) = next {
+                            let _ = reply.send(self.reload(true));
+                        }
+                    }
+                    let _ = self.reload(false);
+                }
+                Trigger::Signal => {
+                    tracing::info!("SIGHUP: reloading the configuration");
+                    let _ = self.reload(true);
+                }
+                Trigger::Request(reply) => {
+                    let _ = reply.send(self.reload(true));
+                }
+            }
+        }
+    }
+
+    /// Loads, validates and applies. `forced` applies (and counts) even an unchanged one.
+    fn reload(&mut self, forced: bool) -> Result<(), String> {
+        let loaded = (self.loader)();
+        let mut operations = self.operations.lock();
+        let status = &mut operations.config;
+        match loaded {
+            Ok(new) => {
+                if !forced && new == self.current {
+                    return Ok(());
+                }
+                if new.listen != self.current.listen
+                    || new.checkpoint != self.current.checkpoint
+                    || new.log_file != self.current.log_file
+                {
+                    tracing::warn!(
+                        "listen, checkpoint and log_file take effect only at the next restart"
+                    );
+                }
+                self.store.reconfigure(&new);
+                self.reconciler.reconfigure(new.reconcile.clone());
+                let now = unix_seconds(SystemTime::now());
+                status.reloads_total += 1;
+                status.last_reload_successful = true;
+                status.last_reload_success_at = now;
+                status.loaded_at = now;
+                status.hash = config_hash(&new);
+                status.last_error = None;
+                tracing::info!(peers = new.peers.len(), hash = %status.hash, "configuration reloaded");
+                self.current = new;
+                Ok(())
+            }
+            Err(error) => {
+                status.reloads_total += 1;
+                status.reload_failures_total += 1;
+                status.last_reload_successful = false;
+                status.last_error = Some(error.to_string());
+                tracing::error!(%error, "configuration refused; the previous one stays in force");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    /// Watches the directories of the watched files; events become [`Trigger::Changed`].
+    fn watch(&self, sender: mpsc::UnboundedSender<Trigger>) -> Option<notify::RecommendedWatcher> {
+        use notify::Watcher;
+        let mut watcher = match notify::recommended_watcher(
+            move |event: notify::Result<notify::Event>| {
+                if event.is_ok() {
+                    let _ = sender.send(Trigger::Changed);
+                }
+            },
+        ) {
+            Ok(watcher) => watcher,
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch files; relying on SIGHUP, /-/reload and the minutely re-check");
+                return None;
+            }
+        };
+        let files = self
+            .config_file
+            .iter()
+            .chain(self.current.peers_file.iter());
+        let mut directories: Vec<PathBuf> = files
+            .map(|file| match file.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
+                _ => PathBuf::from("."),
+            })
+            .collect();
+        directories.sort();
+        directories.dedup();
+        for directory in directories {
+            if let Err(error) = watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(directory = %directory.display(), %error, "cannot watch directory");
+            }
+        }
+        Some(watcher)
+    }
+}
