@@ -198,6 +198,25 @@ pub fn load(path: &Path) -> Result<Loaded, CheckpointError> {
     }
 }
 
+/// Removes temporary files left by a writer that was killed mid-write. Safe: the caller
+/// holds the lock, so no other process is writing.
+fn remove_stale_temporaries(path: &Path) {
+    let Some(name) = path.file_name().map(|n| n.to_string_lossy().into_owned()) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    let Ok(entries) = std::fs::read_dir(parent(path)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.file_name().to_string_lossy().starts_with(&prefix) {
+            if let Err(error) = std::fs::remove_file(entry.path()) {
+                tracing::warn!(file = %entry.path().display(), %error, "cannot remove a stale temporary checkpoint");
+            }
+        }
+    }
+}
+
 /// Held for the process's life: the lock on a checkpoint path.
 pub struct CheckpointLock {
     _file: File,
@@ -248,6 +267,7 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Restores from the file, if there is one, and records what happened.
     pub fn restore(&self) -> Result<(), CheckpointError> {
+        remove_stale_temporaries(&self.path);
         let anchor = Anchor::now();
         let outcome = match load(&self.path)? {
             Loaded::Missing => {
