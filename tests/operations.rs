@@ -13,7 +13,12 @@ use common::{args, sample, series_of_peer, signal, Sidecar};
 use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 
 async fn node(id: &str, root: &str) -> SimNode {
-    SimNode::start("127.0.0.1:0".parse().unwrap(), NodeSpec::healthy(id, root, 0.5)).await.unwrap()
+    SimNode::start(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeSpec::healthy(id, root, 0.5),
+    )
+    .await
+    .unwrap()
 }
 
 async fn until<F, Fut>(seconds: u64, what: &str, mut check: F)
@@ -23,14 +28,20 @@ where
 {
     let deadline = Instant::now() + Duration::from_secs(seconds);
     while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {seconds}s waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {seconds}s waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
 /// The config text: the node, the named peers, fast cycles, and `extra`.
 fn config_text(local: &SimNode, peers: &[(&str, &SimNode)], extra: &str) -> String {
-    let mut text = format!("node = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n{extra}\n", local.url());
+    let mut text = format!(
+        "node = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\n{extra}\n",
+        local.url()
+    );
     for (name, peer) in peers {
         text += &format!("[[peers]]\nname = \"{name}\"\nurl = \"{}\"\n", peer.url());
     }
@@ -64,7 +75,11 @@ fn save(path: &Path, text: &str, how: Save) {
             std::fs::rename(&temporary, path).unwrap();
         }
         Save::Truncate => {
-            let mut file = std::fs::OpenOptions::new().write(true).truncate(true).open(path).unwrap();
+            let mut file = std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(path)
+                .unwrap();
             file.write_all(text.as_bytes()).unwrap();
         }
         Save::Recreate => {
@@ -92,15 +107,25 @@ fn configmap_write(dir: &Path, name: &str, text: &str, generation: u32) -> PathB
 }
 
 async fn exports_peer(sidecar: &Sidecar, peer: &str) -> bool {
-    sample(&sidecar.metrics().await, "peerscope_peer_polls_total", &[("peer", peer)]).is_some_and(|polls| polls >= 1.0)
+    sample(
+        &sidecar.metrics().await,
+        "peerscope_peer_polls_total",
+        &[("peer", peer)],
+    )
+    .is_some_and(|polls| polls >= 1.0)
 }
 
 async fn wait_for_peers(sidecar: &Sidecar, present: &str, absent: &str, how: &str) {
-    until(10, &format!("{present} polled and {absent} gone after {how}"), || async {
-        let text = sidecar.metrics().await;
-        sample(&text, "peerscope_peer_polls_total", &[("peer", present)]).is_some_and(|p| p >= 1.0)
-            && series_of_peer(&text, absent).is_empty()
-    })
+    until(
+        10,
+        &format!("{present} polled and {absent} gone after {how}"),
+        || async {
+            let text = sidecar.metrics().await;
+            sample(&text, "peerscope_peer_polls_total", &[("peer", present)])
+                .is_some_and(|p| p >= 1.0)
+                && series_of_peer(&text, absent).is_empty()
+        },
+    )
     .await;
 }
 
@@ -116,11 +141,23 @@ async fn config_file_changes_are_applied_however_the_file_is_saved() {
 
     // Alternate between {b} and {a}: each save must swap the peer that is polled.
     let mut current = ("a", &a);
-    for (round, how) in [Save::Rename, Save::Truncate, Save::Recreate].into_iter().enumerate() {
-        let next = if current.0 == "a" { ("b", &b) } else { ("a", &a) };
+    for (round, how) in [Save::Rename, Save::Truncate, Save::Recreate]
+        .into_iter()
+        .enumerate()
+    {
+        let next = if current.0 == "a" {
+            ("b", &b)
+        } else {
+            ("a", &a)
+        };
         save(&path, &config_text(&local, &[next], ""), how);
         wait_for_peers(&sidecar, next.0, current.0, &format!("{how:?}")).await;
-        let reloads = sample(&sidecar.metrics().await, "peerscope_config_reloads_total", &[]).unwrap();
+        let reloads = sample(
+            &sidecar.metrics().await,
+            "peerscope_config_reloads_total",
+            &[],
+        )
+        .unwrap();
         assert!(reloads >= (round + 1) as f64, "{how:?}: {reloads} reloads");
         current = next;
     }
@@ -128,17 +165,36 @@ async fn config_file_changes_are_applied_however_the_file_is_saved() {
     // A bad config is refused; the old peers keep being polled.
     save(&path, "node = \"not a url\"\n", Save::Rename);
     until(10, "the refusal to be counted", || async {
-        sample(&sidecar.metrics().await, "peerscope_config_last_reload_successful", &[]) == Some(0.0)
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_config_last_reload_successful",
+            &[],
+        ) == Some(0.0)
     })
     .await;
     let text = sidecar.metrics().await;
-    assert_eq!(sample(&text, "peerscope_config_reload_failures_total", &[]), Some(1.0));
+    assert_eq!(
+        sample(&text, "peerscope_config_reload_failures_total", &[]),
+        Some(1.0)
+    );
     let before = sample(&text, "peerscope_peer_polls_total", &[("peer", current.0)]).unwrap();
     tokio::time::sleep(Duration::from_millis(600)).await;
-    let after = sample(&sidecar.metrics().await, "peerscope_peer_polls_total", &[("peer", current.0)]).unwrap();
+    let after = sample(
+        &sidecar.metrics().await,
+        "peerscope_peer_polls_total",
+        &[("peer", current.0)],
+    )
+    .unwrap();
     assert!(after > before, "the old peer stopped being polled");
     let status = sidecar.status().await;
-    assert!(status["config"]["last_error"].as_str().unwrap().contains("node"), "{}", status["config"]);
+    assert!(
+        status["config"]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("node"),
+        "{}",
+        status["config"]
+    );
     assert!(sidecar.log().contains("configuration refused"));
 }
 
@@ -147,39 +203,87 @@ async fn a_configmap_symlink_swap_is_applied() {
     let local = node("nova-local", "r").await;
     let (a, b) = (node("nova-a", "r").await, node("nova-b", "r").await);
     let dir = tempfile::tempdir().unwrap();
-    let link = configmap_write(dir.path(), "peerscope.toml", &config_text(&local, &[("a", &a)], ""), 1);
+    let link = configmap_write(
+        dir.path(),
+        "peerscope.toml",
+        &config_text(&local, &[("a", &a)], ""),
+        1,
+    );
     let sidecar = Sidecar::start(&args(&["--config", link.to_str().unwrap()])).await;
     until(10, "a polled", || exports_peer(&sidecar, "a")).await;
-    configmap_write(dir.path(), "peerscope.toml", &config_text(&local, &[("b", &b)], ""), 2);
+    configmap_write(
+        dir.path(),
+        "peerscope.toml",
+        &config_text(&local, &[("b", &b)], ""),
+        2,
+    );
     wait_for_peers(&sidecar, "b", "a", "a ..data swap").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn peers_file_changes_are_applied_and_peers_that_stay_keep_their_windows() {
     let local = node("nova-local", "r").await;
-    let (a, b, c) = (node("nova-a", "r").await, node("nova-b", "r").await, node("nova-c", "r").await);
+    let (a, b, c) = (
+        node("nova-a", "r").await,
+        node("nova-b", "r").await,
+        node("nova-c", "r").await,
+    );
     let dir = tempfile::tempdir().unwrap();
     let peers = dir.path().join("peers.json");
     std::fs::write(&peers, peers_file_text(&[("a", &a), ("b", &b)])).unwrap();
     let config = dir.path().join("peerscope.toml");
-    std::fs::write(&config, config_text(&local, &[], &format!("peers_file = \"{}\"", peers.display()))).unwrap();
+    std::fs::write(
+        &config,
+        config_text(
+            &local,
+            &[],
+            &format!("peers_file = \"{}\"", peers.display()),
+        ),
+    )
+    .unwrap();
     let sidecar = Sidecar::start(&args(&["--config", config.to_str().unwrap()])).await;
     until(10, "a polled five times", || async {
-        sample(&sidecar.metrics().await, "peerscope_peer_polls_total", &[("peer", "a")]).is_some_and(|p| p >= 5.0)
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_peer_polls_total",
+            &[("peer", "a")],
+        )
+        .is_some_and(|p| p >= 5.0)
     })
     .await;
 
-    for (how, keep, gone, new) in [(Save::Rename, "a", "b", "c"), (Save::Truncate, "a", "c", "b"), (Save::Recreate, "a", "b", "c")] {
+    for (how, keep, gone, new) in [
+        (Save::Rename, "a", "b", "c"),
+        (Save::Truncate, "a", "c", "b"),
+        (Save::Recreate, "a", "b", "c"),
+    ] {
         let node_of = |name: &str| match name {
             "a" => &a,
             "b" => &b,
             _ => &c,
         };
-        let before = sample(&sidecar.metrics().await, "peerscope_peer_polls_total", &[("peer", keep)]).unwrap();
-        save(&peers, &peers_file_text(&[(keep, node_of(keep)), (new, node_of(new))]), how);
+        let before = sample(
+            &sidecar.metrics().await,
+            "peerscope_peer_polls_total",
+            &[("peer", keep)],
+        )
+        .unwrap();
+        save(
+            &peers,
+            &peers_file_text(&[(keep, node_of(keep)), (new, node_of(new))]),
+            how,
+        );
         wait_for_peers(&sidecar, new, gone, &format!("peers file {how:?}")).await;
-        let after = sample(&sidecar.metrics().await, "peerscope_peer_polls_total", &[("peer", keep)]).unwrap();
-        assert!(after >= before, "{keep} lost its counters across {how:?}: {before} → {after}");
+        let after = sample(
+            &sidecar.metrics().await,
+            "peerscope_peer_polls_total",
+            &[("peer", keep)],
+        )
+        .unwrap();
+        assert!(
+            after >= before,
+            "{keep} lost its counters across {how:?}: {before} → {after}"
+        );
     }
 }
 
@@ -193,37 +297,75 @@ async fn sighup_and_post_reload_apply_a_changed_config() {
     let path = dir.path().join("peerscope.toml");
     std::fs::write(&path, config_text(&local, &[("a", &a)], "")).unwrap();
     let mut sidecar = Sidecar::start(&args(&["--config", path.to_str().unwrap()])).await;
-    let reloads = || async { sample(&sidecar.metrics().await, "peerscope_config_reloads_total", &[]).unwrap() };
+    let reloads = || async {
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_config_reloads_total",
+            &[],
+        )
+        .unwrap()
+    };
 
     signal(sidecar.child.id(), "HUP");
     until(10, "SIGHUP to reload", || async { reloads().await >= 1.0 }).await;
 
-    let response = reqwest::Client::new().post(format!("{}/-/reload", sidecar.base)).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/-/reload", sidecar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     let count = reloads().await;
     assert!(count >= 2.0, "{count}");
 
     std::fs::write(&path, "interval = \"soon\"\n").unwrap();
-    let response = reqwest::Client::new().post(format!("{}/-/reload", sidecar.base)).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/-/reload", sidecar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 400);
-    assert!(response.text().await.unwrap().contains("invalid duration \"soon\""));
+    assert!(response
+        .text()
+        .await
+        .unwrap()
+        .contains("invalid duration \"soon\""));
 
     std::fs::write(&path, config_text(&local, &[("b", &b)], "")).unwrap();
-    let response = reqwest::Client::new().post(format!("{}/-/reload", sidecar.base)).send().await.unwrap();
+    let response = reqwest::Client::new()
+        .post(format!("{}/-/reload", sidecar.base))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     wait_for_peers(&sidecar, "b", "a", "POST /-/reload").await;
     assert_eq!(sidecar.terminate().code(), Some(0));
 }
 
-fn checkpoint_config(local: &SimNode, peers: &[(&str, &SimNode)], state: &Path, extra: &str) -> String {
-    config_text(local, peers, &format!("{extra}\n[checkpoint]\npath = \"{}\"\ninterval = \"100ms\"", state.display()))
+fn checkpoint_config(
+    local: &SimNode,
+    peers: &[(&str, &SimNode)],
+    state: &Path,
+    extra: &str,
+) -> String {
+    config_text(
+        local,
+        peers,
+        &format!(
+            "{extra}\n[checkpoint]\npath = \"{}\"\ninterval = \"100ms\"",
+            state.display()
+        ),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn windows_streaks_and_reconciliation_state_survive_a_restart() {
     let local = SimNode::start(
         "127.0.0.1:0".parse().unwrap(),
-        NodeSpec { reconcile: ReconcileBehavior::AcceptWithoutEffect, ..NodeSpec::healthy("nova-local", "old", 0.5) },
+        NodeSpec {
+            reconcile: ReconcileBehavior::AcceptWithoutEffect,
+            ..NodeSpec::healthy("nova-local", "old", 0.5)
+        },
     )
     .await
     .unwrap();
@@ -234,33 +376,72 @@ async fn windows_streaks_and_reconciliation_state_survive_a_restart() {
     let state = dir.path().join("state.json");
     let path = dir.path().join("peerscope.toml");
     let reconcile = "[reconcile]\nmode = \"on\"\nthreshold = 2\ncooldown = \"1h\"";
-    std::fs::write(&path, checkpoint_config(&local, &[("a", &a), ("b", &b), ("f", &flaky)], &state, reconcile)).unwrap();
+    std::fs::write(
+        &path,
+        checkpoint_config(
+            &local,
+            &[("a", &a), ("b", &b), ("f", &flaky)],
+            &state,
+            reconcile,
+        ),
+    )
+    .unwrap();
     let arguments = args(&["--config", path.to_str().unwrap()]);
 
     let mut sidecar = Sidecar::start(&arguments).await;
-    until(10, "the request", || async { local.reconcile_requests().len() == 1 }).await;
-    until(10, "f failing five times", || async {
-        sample(&sidecar.metrics().await, "peerscope_peer_poll_failures_total", &[("peer", "f"), ("reason", "http_status")])
-            .is_some_and(|n| n >= 5.0)
+    until(10, "the request", || async {
+        local.reconcile_requests().len() == 1
     })
     .await;
-    let streak_before = sidecar.status().await["peers"][0]["streak"].as_u64().unwrap();
+    until(10, "f failing five times", || async {
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_peer_poll_failures_total",
+            &[("peer", "f"), ("reason", "http_status")],
+        )
+        .is_some_and(|n| n >= 5.0)
+    })
+    .await;
+    let streak_before = sidecar.status().await["peers"][0]["streak"]
+        .as_u64()
+        .unwrap();
     assert_eq!(sidecar.terminate().code(), Some(0), "{}", sidecar.log());
     assert!(state.exists());
 
     flaky.set_behavior(Behavior::Healthy);
     let sidecar = Sidecar::start(&arguments).await;
     let status = sidecar.status().await;
-    assert!(status["checkpoint"]["restore"].as_str().unwrap().starts_with("restored 3 peers"), "{}", status["checkpoint"]);
+    assert!(
+        status["checkpoint"]["restore"]
+            .as_str()
+            .unwrap()
+            .starts_with("restored 3 peers"),
+        "{}",
+        status["checkpoint"]
+    );
     // f failed ≥ 5 times before the restart and succeeds now: its restored window says so.
-    let ratio = status["peers"][2]["quality"]["success_ratio"].as_f64().unwrap();
-    assert!(ratio < 0.5, "the window was not restored: success ratio {ratio}");
+    let ratio = status["peers"][2]["quality"]["success_ratio"]
+        .as_f64()
+        .unwrap();
+    assert!(
+        ratio < 0.5,
+        "the window was not restored: success ratio {ratio}"
+    );
     let streak_after = status["peers"][0]["streak"].as_u64().unwrap();
-    assert!(streak_after >= streak_before, "streak went from {streak_before} to {streak_after}");
+    assert!(
+        streak_after >= streak_before,
+        "streak went from {streak_before} to {streak_after}"
+    );
     // The cooldown of the accepted request survived: no second request for this episode.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(local.reconcile_requests().len(), 1, "a reconciliation fired twice for one episode");
-    let remaining = sidecar.status().await["reconciliation"]["cooldown_remaining_seconds"].as_f64().unwrap();
+    assert_eq!(
+        local.reconcile_requests().len(),
+        1,
+        "a reconciliation fired twice for one episode"
+    );
+    let remaining = sidecar.status().await["reconciliation"]["cooldown_remaining_seconds"]
+        .as_f64()
+        .unwrap();
     assert!(remaining > 3500.0, "cooldown not restored: {remaining}");
 }
 
@@ -271,7 +452,14 @@ async fn kill_9_at_random_moments_never_corrupts_the_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let path = dir.path().join("peerscope.toml");
-    let text = config_text(&local, &[("a", &a), ("b", &b)], &format!("[checkpoint]\npath = \"{}\"\ninterval = \"10ms\"", state.display()));
+    let text = config_text(
+        &local,
+        &[("a", &a), ("b", &b)],
+        &format!(
+            "[checkpoint]\npath = \"{}\"\ninterval = \"10ms\"",
+            state.display()
+        ),
+    );
     std::fs::write(&path, text).unwrap();
     let arguments = args(&["--config", path.to_str().unwrap()]);
     let iterations = 200;
@@ -293,11 +481,27 @@ async fn kill_9_at_random_moments_never_corrupts_the_checkpoint() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|name| name.contains("corrupt"))
         .collect();
-    assert!(corrupt.is_empty(), "a kill left a corrupt checkpoint: {corrupt:?}");
+    assert!(
+        corrupt.is_empty(),
+        "a kill left a corrupt checkpoint: {corrupt:?}"
+    );
     let sidecar = Sidecar::start(&arguments).await;
     let status = sidecar.status().await;
-    assert!(status["checkpoint"]["restore"].as_str().unwrap().starts_with("restored 2 peers"), "{}", status["checkpoint"]);
-    assert!(sample(&sidecar.metrics().await, "peerscope_checkpoint_restore_failures_total", &[]) == Some(0.0));
+    assert!(
+        status["checkpoint"]["restore"]
+            .as_str()
+            .unwrap()
+            .starts_with("restored 2 peers"),
+        "{}",
+        status["checkpoint"]
+    );
+    assert!(
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_checkpoint_restore_failures_total",
+            &[]
+        ) == Some(0.0)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -313,12 +517,38 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
         peerscope::checkpoint::encode(&payload)
     };
     let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
-        ("corrupt", Box::new(|p: &Path| std::fs::write(p, "{\"format\": \"peerscope-checkpoint\", \"version\": 1, garbage").unwrap())),
-        ("truncated", Box::new(|p: &Path| std::fs::write(p, &valid[..valid.len() / 2]).unwrap())),
+        (
+            "corrupt",
+            Box::new(|p: &Path| {
+                std::fs::write(
+                    p,
+                    "{\"format\": \"peerscope-checkpoint\", \"version\": 1, garbage",
+                )
+                .unwrap()
+            }),
+        ),
+        (
+            "truncated",
+            Box::new(|p: &Path| std::fs::write(p, &valid[..valid.len() / 2]).unwrap()),
+        ),
         ("empty", Box::new(|p: &Path| std::fs::write(p, "").unwrap())),
-        ("wrong version", Box::new(|p: &Path| std::fs::write(p, valid.replace("\"version\":1", "\"version\":9")).unwrap())),
-        ("bad checksum", Box::new(|p: &Path| std::fs::write(p, valid.replace("\"written_at\":1.0", "\"written_at\":2.0")).unwrap())),
-        ("unreadable", Box::new(|p: &Path| std::fs::create_dir(p).unwrap())),
+        (
+            "wrong version",
+            Box::new(|p: &Path| {
+                std::fs::write(p, valid.replace("\"version\":1", "\"version\":9")).unwrap()
+            }),
+        ),
+        (
+            "bad checksum",
+            Box::new(|p: &Path| {
+                std::fs::write(p, valid.replace("\"written_at\":1.0", "\"written_at\":2.0"))
+                    .unwrap()
+            }),
+        ),
+        (
+            "unreadable",
+            Box::new(|p: &Path| std::fs::create_dir(p).unwrap()),
+        ),
     ];
     for (what, damage) in cases {
         let dir = tempfile::tempdir().unwrap();
@@ -328,8 +558,15 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
         std::fs::write(&path, checkpoint_config(&local, &[("a", &a)], &state, "")).unwrap();
         let sidecar = Sidecar::start(&args(&["--config", path.to_str().unwrap()])).await;
         let text = sidecar.metrics().await;
-        assert_eq!(sample(&text, "peerscope_checkpoint_restore_failures_total", &[]), Some(1.0), "{what}");
-        let restore = sidecar.status().await["checkpoint"]["restore"].as_str().unwrap().to_owned();
+        assert_eq!(
+            sample(&text, "peerscope_checkpoint_restore_failures_total", &[]),
+            Some(1.0),
+            "{what}"
+        );
+        let restore = sidecar.status().await["checkpoint"]["restore"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         assert!(restore.contains("moved aside to"), "{what}: {restore}");
         let aside: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
@@ -338,7 +575,10 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
             .collect();
         assert_eq!(aside.len(), 1, "{what}: {aside:?}");
         assert!(sidecar.log().contains("checkpoint unusable"), "{what}");
-        until(10, "a fresh checkpoint", || async { std::fs::metadata(&state).is_ok_and(|m| m.is_file()) }).await;
+        until(10, "a fresh checkpoint", || async {
+            std::fs::metadata(&state).is_ok_and(|m| m.is_file())
+        })
+        .await;
     }
 }
 
@@ -352,43 +592,85 @@ async fn a_second_sidecar_on_the_same_checkpoint_is_refused() {
     let arguments = args(&["--config", path.to_str().unwrap()]);
     let _first = Sidecar::start(&arguments).await;
     let mut second = Sidecar::spawn(&arguments);
-    let status = second.child.wait().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = second.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the second sidecar kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
     assert!(!status.success());
     let log = second.log();
-    assert!(log.contains("another peerscope holds this checkpoint's lock"), "{log}");
+    assert!(
+        log.contains("another peerscope holds this checkpoint's lock"),
+        "{log}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_scrape_finishes_it_writes_the_checkpoint_and_exits_0() {
     let local = node("nova-local", "r").await;
     let peers: Vec<SimNode> = futures_join(50).await;
-    let named: Vec<(String, &SimNode)> = peers.iter().enumerate().map(|(i, p)| (format!("p{i}"), p)).collect();
+    let named: Vec<(String, &SimNode)> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| (format!("p{i}"), p))
+        .collect();
     let refs: Vec<(&str, &SimNode)> = named.iter().map(|(n, p)| (n.as_str(), *p)).collect();
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let logs = dir.path().join("logs");
     let path = dir.path().join("peerscope.toml");
-    std::fs::write(&path, checkpoint_config(&local, &refs, &state, "")).unwrap();
-    let mut sidecar = Sidecar::start(&args(&["--config", path.to_str().unwrap(), "--log-file", logs.to_str().unwrap()])).await;
+    // Checkpoints every hour: the file can only come from the final one, at shutdown.
+    let checkpoint = format!(
+        "[checkpoint]\npath = \"{}\"\ninterval = \"1h\"",
+        state.display()
+    );
+    std::fs::write(&path, config_text(&local, &refs, &checkpoint)).unwrap();
+    let mut sidecar = Sidecar::start(&args(&[
+        "--config",
+        path.to_str().unwrap(),
+        "--log-file",
+        logs.to_str().unwrap(),
+    ]))
+    .await;
     sidecar.wait_cycles(2).await;
+    assert!(!state.exists());
 
     let address = sidecar.base.trim_start_matches("http://").to_owned();
     let mut stream = std::net::TcpStream::connect(&address).unwrap();
-    stream.write_all(b"GET /metrics HTTP/1.1\r\nHost: peerscope\r\nConnection: close\r\n\r\n").unwrap();
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: peerscope\r\nConnection: close\r\n\r\n")
+        .unwrap();
     signal(sidecar.child.id(), "TERM");
     let mut response = String::new();
     stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{}", &response[..response.len().min(200)]);
-    assert!(response.contains("peerscope_build_info"), "the scrape was cut short");
+    assert!(
+        response.starts_with("HTTP/1.1 200"),
+        "{}",
+        &response[..response.len().min(200)]
+    );
+    assert!(
+        response.contains("peerscope_build_info"),
+        "the scrape was cut short"
+    );
 
     let exit = sidecar.child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{}", sidecar.log());
-    let payload = peerscope::checkpoint::decode(&std::fs::read(&state).unwrap(), "state.json").unwrap();
+    let payload =
+        peerscope::checkpoint::decode(&std::fs::read(&state).unwrap(), "state.json").unwrap();
     assert_eq!(payload.store.peers.len(), 50);
-    let files: Vec<_> = std::fs::read_dir(&logs).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&logs)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "{files:?}");
     let written = std::fs::read_to_string(&files[0]).unwrap();
-    assert!(written.contains("final checkpoint written"), "the log file was not flushed at shutdown:\n{written}");
+    assert!(
+        written.contains("final checkpoint written"),
+        "the log file was not flushed at shutdown:\n{written}"
+    );
 }
 
 async fn futures_join(count: usize) -> Vec<SimNode> {
