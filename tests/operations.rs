@@ -516,7 +516,8 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
         };
         peerscope::checkpoint::encode(&payload)
     };
-    let cases: Vec<(&str, Box<dyn Fn(&Path)>)> = vec![
+    type Damage = Box<dyn Fn(&Path)>;
+    let cases: Vec<(&str, Damage)> = vec![
         (
             "corrupt",
             Box::new(|p: &Path| {
