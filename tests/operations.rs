@@ -516,8 +516,8 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
         };
         peerscope::checkpoint::encode(&payload)
     };
-    type Damage = Box<dyn Fn(&Path)>;
-    let cases: Vec<(&str, Damage)> = vec![
+    type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
+    let cases: Vec<(&str, Damage<'_>)> = vec![
         (
             "corrupt",
             Box::new(|p: &Path| {
