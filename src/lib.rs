@@ -2,7 +2,8 @@
 //!
 //! One peerscope runs beside each node. Every `interval` it pulls the summary of its node
 //! and of every peer, keeps a rolling window per peer, computes quality, novelty and state
-//! divergence, and exports it all at `/metrics`.
+//! divergence, exports it all at `/metrics`, and — the one way it acts — asks its node to
+//! reconcile when the node has fallen behind a quorum of its peers.
 //!
 //! # Layout, in reading order
 //! - [`config`]: where the settings come from and how they are checked; [`duration`] parses durations.
@@ -10,7 +11,10 @@
 //! - [`poller`]: one pull over HTTP; [`cycle`]: the poll loop that runs them every interval.
 //! - [`store`]: the one shared store of what is known; [`window`] and [`histogram`] hold samples.
 //! - [`scoring`] and [`divergence`]: the figures, as pure functions; [`view`]: a snapshot of them.
+//! - [`decision`]: whether to ask the node to reconcile (pure); [`reconciler`]: the guarded actor.
 //! - [`exposition`] (`/metrics`) and [`server`] (every endpoint).
+//! - [`reload`] (hot reload), [`checkpoint`] (state across restarts), [`operations`] (their
+//!   counters), [`timeline`] (monotonic ↔ wall clock).
 //! - [`sidecar`]: the pieces assembled; [`shutdown`]: signals; [`logging`].
 //! - [`simulation`]: simulated nodes for [`demo`], [`bench`] and the tests;
 //!   [`status_table`]: the human view of `/status`.

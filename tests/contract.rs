@@ -202,16 +202,28 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
     // The checkpoint it wrote matches its contract, samples included.
     let mut schema = contract("checkpoint@1.yaml");
     let mut sample_schema = contract("peer_sample@1.yaml");
-    sample_schema.as_object_mut().unwrap().retain(|k, _| !k.starts_with('$'));
-    let samples = &mut schema["properties"]["payload"]["properties"]["store"]["properties"]["peers"]["items"]["properties"]["samples"]["items"];
+    sample_schema
+        .as_object_mut()
+        .unwrap()
+        .retain(|k, _| !k.starts_with('$'));
+    let samples = &mut schema["properties"]["payload"]["properties"]["store"]["properties"]
+        ["peers"]["items"]["properties"]["samples"]["items"];
     assert_eq!(samples["$ref"], "peer_sample@1.yaml");
     *samples = sample_schema;
     let checkpoint: Value = serde_json::from_slice(&std::fs::read(&state).unwrap()).unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&checkpoint).map(|e| format!("{e} at {}", e.instance_path)).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&checkpoint)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
-    assert!(!checkpoint["payload"]["store"]["peers"][0]["samples"].as_array().unwrap().is_empty());
-    assert!(checkpoint["payload"]["reconcile"]["history"].as_array().is_some_and(|h| !h.is_empty()));
+    assert!(!checkpoint["payload"]["store"]["peers"][0]["samples"]
+        .as_array()
+        .unwrap()
+        .is_empty());
+    assert!(checkpoint["payload"]["reconcile"]["history"]
+        .as_array()
+        .is_some_and(|h| !h.is_empty()));
     let response = sidecar.get("/metrics").await;
     assert_eq!(
         response.headers()["content-type"],
