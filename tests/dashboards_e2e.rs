@@ -12,9 +12,8 @@ use std::convert::Infallible;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
-use common::{args, free_address, Sidecar};
+use common::{args, free_address, until, Sidecar};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
@@ -100,21 +99,6 @@ async fn get_json(url: &str) -> Option<Value> {
         .await
         .ok()?;
     serde_json::from_slice(&response.bytes().await.ok()?).ok()
-}
-
-async fn until<F, Fut>(seconds: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
 }
 
 /// The alerting rules with every `for:` shortened to 2s.

@@ -4,12 +4,11 @@
 
 mod common;
 
-use std::future::Future;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::{args, sample, series_of_peer, signal, Sidecar};
+use common::{args, sample, series_of_peer, signal, until, Sidecar};
 use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 
 async fn node(id: &str, root: &str) -> SimNode {
@@ -19,21 +18,6 @@ async fn node(id: &str, root: &str) -> SimNode {
     )
     .await
     .unwrap()
-}
-
-async fn until<F, Fut>(seconds: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 /// The config text: the node, the named peers, fast cycles, and `extra`.

@@ -4,10 +4,9 @@
 
 mod common;
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{args, sample, Sidecar};
+use common::{args, sample, until, Sidecar};
 use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 use serde_json::Value;
 
@@ -72,21 +71,6 @@ async fn federation(
         peers,
         sidecar,
         _dir: dir,
-    }
-}
-
-async fn until<F, Fut>(seconds: u64, what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = Instant::now() + Duration::from_secs(seconds);
-    while !check().await {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {seconds}s waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
