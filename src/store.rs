@@ -371,7 +371,13 @@ impl Store {
                     root: root.to_owned(),
                     height: latest.summary.state_height,
                     streak: p.streak,
-                    quality: p.quality(now, &settings).map_or(0.0, |q| q.quality),
+                    // Quality only orders the sources, which never hold the local root:
+                    // skip the window scan for peers that agree (every peer, most cycles).
+                    quality: if local_root.as_deref() == Some(root) {
+                        0.0
+                    } else {
+                        p.quality(now, &settings).map_or(0.0, |q| q.quality)
+                    },
                 })
             })
             .collect();
