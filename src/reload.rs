@@ -158,6 +158,7 @@ impl Reloader {
         match loaded {
             Ok(new) => {
                 if !forced && new == self.current {
+                    tracing::debug!("configuration re-read; unchanged");
                     return Ok(());
                 }
                 if new.listen != self.current.listen
@@ -197,7 +198,9 @@ impl Reloader {
         use notify::Watcher;
         let mut watcher = match notify::recommended_watcher(
             move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+                // Reading the files (our own reloads included) makes access events:
+                // reacting to those would re-read the configuration in a loop.
+                if event.is_ok_and(|e| !e.kind.is_access()) {
                     let _ = sender.send(Trigger::Changed);
                 }
             },
