@@ -4,11 +4,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
+use peerscope::act::Reconciler;
 use peerscope::config::{self, Sources};
-use peerscope::contract::decode_summary;
-use peerscope::exposition::{render, BuildInfo};
-use peerscope::reconciler::Reconciler;
-use peerscope::store::{PullOutcome, Store};
+use peerscope::pull::contract::decode_summary;
+use peerscope::pull::outcome::PullOutcome;
+use peerscope::serve::exposition::{render, BuildInfo};
+use peerscope::store::Store;
 use tokio::time::Instant;
 
 const PEERS: usize = 1000;
@@ -25,8 +26,8 @@ fn main() {
         let flags = vec![("node", "http://127.0.0.1:8000".to_owned(), "--node"), ("interval", "1s".to_owned(), "--interval"), ("timeout", "0.8s".to_owned(), "--timeout")];
         let env: HashMap<String, String> = HashMap::new();
         let config = config::load(&Sources { file: None, flags, flag_peers: peers, env: &env }).unwrap();
-        let labels: Vec<String> = config.peers.iter().map(|p| p.label.clone()).collect();
         let store = Store::new(&config);
+        let plan = store.pull_plan();
         let body = |id: &str, g: f64| {
             format!(r#"{{"node_id":"{id}","timestamp":1762534863.4,"state_root":"r","state_height":5,"metrics":{{"peer_quality":0.9,"stability_margin":0.1,"hopf_distance":0.3,"spectral_radius":0.8,"gamma":0.6,"g_star":{g},"g_components":{{"P":0.5,"N":0.2,"Cc":0.7}}}}}}"#)
         };
@@ -38,8 +39,8 @@ fn main() {
         };
         let bodies: Vec<String> = (0..PEERS).map(|i| body(&format!("n{i}"), (i % 100) as f64 / 100.0)).collect();
         for cycle in 0..CYCLES {
-            let outcomes = labels.iter().zip(&bodies).enumerate().map(|(i, (l, b))| (l.clone(), outcome(b, 1 + (i as u64 + cycle as u64) % 40))).collect();
-            store.record_cycle(outcome(&body("local", 0.5), 1), outcomes, Instant::now());
+            let outcomes = plan.peers.iter().zip(&bodies).enumerate().map(|(i, (t, b))| (t.id, outcome(b, 1 + (i as u64 + cycle as u64) % 40))).collect();
+            store.record_cycle(Some((plan.node.id, outcome(&body("local", 0.5), 1))), outcomes, Instant::now());
             tokio::time::advance(Duration::from_secs(1)).await;
         }
         let registry = prometheus::Registry::new();

@@ -11,31 +11,14 @@ use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::poller::{Limits, Poller};
-use crate::store::{PullOutcome, PullTarget, Store};
+use crate::pull::outcome::{Pacing, PullOutcome, PullTarget, TargetId};
+use crate::pull::poller::{Limits, Poller};
+use crate::store::Store;
 
 /// Pull start times fall into this many slots across the jitter: enough to spread the
 /// load, few enough that pulls in one slot share the runtime's wake-ups (one timer per
 /// slot instead of one per pull).
 const JITTER_SLOTS: u32 = 10;
-
-/// How cycles are paced.
-#[derive(Clone, Copy, Debug)]
-pub struct Pacing {
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub body_limit: usize,
-    pub max_concurrent_pulls: usize,
-}
-
-impl Pacing {
-    /// The spread of pull start times: small, and never so large that a pull started last
-    /// could run past the next cycle.
-    pub fn jitter(&self) -> Duration {
-        let slack = self.interval.saturating_sub(self.timeout) / 2;
-        slack.min(self.interval / 10).min(Duration::from_secs(1))
-    }
-}
 
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
 /// `cycles` carries the number of completed cycles to whoever acts on them. The pacing is
@@ -112,21 +95,18 @@ pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &A
             (is_node, target, outcome)
         });
     }
-    let mut node_outcome: Option<PullOutcome> = None;
-    let mut peer_outcomes: HashMap<String, PullOutcome> = HashMap::new();
+    let mut node_outcome = None;
+    let mut peer_outcomes: HashMap<TargetId, PullOutcome> = HashMap::new();
     while let Some(joined) = pulls.join_next().await {
         match joined {
-            Ok((true, _, outcome)) => node_outcome = Some(outcome),
-            Ok((false, PullTarget { label, .. }, outcome)) => {
-                peer_outcomes.insert(label, outcome);
+            Ok((true, PullTarget { id, .. }, outcome)) => node_outcome = Some((id, outcome)),
+            Ok((false, PullTarget { id, .. }, outcome)) => {
+                peer_outcomes.insert(id, outcome);
             }
             Err(error) => {
                 tracing::error!(%error, "a pull task panicked; its outcome is lost for this cycle")
             }
         }
     }
-    let Some(node_outcome) = node_outcome else {
-        return;
-    };
     store.record_cycle(node_outcome, peer_outcomes, Instant::now());
 }

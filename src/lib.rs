@@ -6,46 +6,37 @@
 //! reconcile when the node has fallen behind a quorum of its peers.
 //!
 //! # Layout, in reading order
-//! - [`config`]: where the settings come from and how they are checked; [`duration`] parses durations.
-//! - [`contract`]: the summary payload and its decoder; [`failure`]: why a pull failed.
-//! - [`poller`]: one pull over HTTP; [`cycle`]: the poll loop that runs them every interval.
-//! - [`store`]: the one shared store of what is known; [`window`] and [`histogram`] hold samples.
-//! - [`scoring`] and [`divergence`]: the figures, as pure functions; [`view`]: a snapshot of them.
-//! - [`decision`]: whether to ask the node to reconcile (pure); [`reconciler`]: the guarded actor.
-//! - [`exposition`] (`/metrics`) and [`server`] (every endpoint).
-//! - [`reload`] (hot reload), [`checkpoint`] (state across restarts), [`operations`] (their
-//!   counters), [`timeline`] (monotonic ↔ wall clock).
-//! - [`sidecar`]: the pieces assembled; [`shutdown`]: signals; [`logging`].
-//! - [`simulation`]: simulated nodes for [`demo`], [`bench`] and the tests;
-//!   [`status_table`]: the human view of `/status`.
+//! Each folder is one concern; a module imports only from folders above it in this list
+//! (a test in `tests/layout.rs` holds that), so the crate reads top to bottom.
+//! - [`timeline`]: monotonic ↔ wall-clock time, used by everything below.
+//! - [`config`]: the table of configuration keys, where values come from, how they are checked.
+//! - [`pull`]: one pull of a summary over HTTP — the contract, its failures, its outcome.
+//! - [`figures`]: windows and the figures computed from them, as pure functions, and the
+//!   decision whether to reconcile.
+//! - [`store`]: the one shared store of what is known, built first and passed to every task.
+//! - [`cycle`]: the poll loop that pulls everything every interval.
+//! - [`act`]: the reconciler — pure guards, the HTTP client, the actor loop.
+//! - [`ops`]: running for months — reload, checkpoints, logs, signals, their counters.
+//! - [`serve`]: the HTTP surface — the metric families, `/metrics`, `/status` and the rest.
+//! - [`sidecar`]: the pieces assembled.
+//! - [`sim`]: simulated nodes for the demo, the bench and the tests.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod bench;
-pub mod checkpoint;
-pub mod config;
-pub mod contract;
-pub mod cycle;
-pub mod decision;
-pub mod demo;
-pub mod divergence;
-pub mod duration;
-pub mod exposition;
-pub mod failure;
-pub mod histogram;
-pub mod logging;
-pub mod operations;
-pub mod poller;
-pub mod reconciler;
-pub mod reload;
-pub mod scoring;
-pub mod server;
-pub mod shutdown;
-pub mod sidecar;
-pub mod simulation;
-pub mod status_table;
-pub mod store;
 pub mod timeline;
-pub mod view;
-pub mod window;
+
+pub mod config;
+pub mod pull;
+
+pub mod figures;
+pub mod store;
+
+pub mod cycle;
+
+pub mod act;
+pub mod ops;
+pub mod serve;
+
+pub mod sidecar;
+pub mod sim;

@@ -8,9 +8,12 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+use peerscope::config::duration::parse_duration;
 use peerscope::config::{self, Config, LogFormat, ProcessEnvironment, Sources};
-use peerscope::duration::parse_duration;
-use peerscope::{bench, demo, logging, shutdown, sidecar, status_table};
+use peerscope::ops::{logging, shutdown};
+use peerscope::serve::status_table;
+use peerscope::sidecar;
+use peerscope::sim::{bench, demo};
 
 #[derive(Parser)]
 #[command(

@@ -10,15 +10,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoint::{self, Checkpointer};
+use crate::act::{self, Reconciler};
 use crate::config::Config;
 use crate::cycle::run_poll_loop;
-use crate::exposition::BuildInfo;
-use crate::operations::Operations;
-use crate::poller::Poller;
-use crate::reconciler::{self, Reconciler};
-use crate::reload::{self, Loader, Reloader};
-use crate::server::{serve, App};
+use crate::ops::checkpoint::{self, Checkpointer};
+use crate::ops::operations::Operations;
+use crate::ops::reload::{self, Loader, Reloader};
+use crate::pull::poller::Poller;
+use crate::serve::exposition::BuildInfo;
+use crate::serve::server::{serve, App};
 use crate::store::Store;
 
 /// What the sidecar starts from.
@@ -102,7 +102,7 @@ pub async fn run(
     );
 
     let (cycles, cycles_seen) = tokio::sync::watch::channel(0);
-    let acting = tokio::spawn(reconciler::run(
+    let acting = tokio::spawn(act::run(
         reconciler,
         store.clone(),
         cycles_seen,

@@ -10,42 +10,18 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::config::{summary_url, Config, PeerConfig, QualityWeights};
-use crate::contract::Summary;
-use crate::cycle::Pacing;
-use crate::decision::{Facts, PeerFacts};
-use crate::divergence::{self, Relation};
-use crate::failure::{FailureReason, PullError};
-use crate::histogram::Histogram;
-use crate::scoring::{self, QualityParts};
+use crate::config::{Config, PeerConfig, QualityWeights};
+use crate::figures::decision::{Facts, PeerFacts};
+use crate::figures::divergence::{self, Relation};
+use crate::figures::histogram::Histogram;
+use crate::figures::scoring::{self, QualityParts};
+use crate::figures::view::{FederationView, PeerView, QualityView, TargetView, View};
+use crate::figures::window::{Sample, SampleRecord, Window};
+use crate::pull::contract::{summary_url, Summary};
+use crate::pull::failure::{FailureReason, PullError};
+use crate::pull::outcome::{Pacing, PullOutcome, PullPlan, PullTarget, TargetId};
 use crate::timeline::unix_seconds;
 use crate::timeline::Anchor;
-use crate::view::{FederationView, PeerView, QualityView, TargetView, View};
-use crate::window::{Sample, SampleRecord, Window};
-
-/// The result of one pull, as the poller hands it over.
-#[derive(Clone, Debug)]
-pub struct PullOutcome {
-    pub started: Instant,
-    pub duration: Duration,
-    /// Wall-clock time the answer was received (for clock skew and timestamps).
-    pub received_at: SystemTime,
-    pub result: Result<Summary, PullError>,
-}
-
-/// One node to pull this cycle.
-#[derive(Clone, Debug)]
-pub struct PullTarget {
-    pub label: String,
-    pub summary_url: Url,
-}
-
-/// What a cycle pulls: the local node and every configured peer, in configuration order.
-#[derive(Clone, Debug)]
-pub struct PullPlan {
-    pub node: PullTarget,
-    pub peers: Vec<PullTarget>,
-}
 
 /// The settings the figures depend on.
 #[derive(Clone, Copy, Debug)]
@@ -94,9 +70,12 @@ struct State {
     owners: HashMap<String, String>,
     cycles_completed: u64,
     heartbeat: Option<Instant>,
+    /// The next [`TargetId`] to hand out; ids are never reused.
+    next_id: u64,
 }
 
 struct Target {
+    id: TargetId,
     label: String,
     url: Url,
     summary_url: Url,
@@ -127,21 +106,26 @@ struct Peer {
 impl Store {
     pub fn new(config: &Config) -> Self {
         let settings = Settings::from(config);
-        let node = Target::new(node_label(&config.node), config.node.clone(), &settings);
-        let peers = config
-            .peers
-            .iter()
-            .map(|p| Peer::new(p, &settings))
-            .collect();
+        let mut state = State {
+            settings,
+            node: Target::new(
+                TargetId(0),
+                node_label(&config.node),
+                config.node.clone(),
+                &settings,
+            ),
+            peers: Vec::new(),
+            owners: HashMap::new(),
+            cycles_completed: 0,
+            heartbeat: None,
+            next_id: 1,
+        };
+        for peer in &config.peers {
+            let id = state.new_id();
+            state.peers.push(Peer::new(id, peer, &settings));
+        }
         Store {
-            shared: Arc::new(Mutex::new(State {
-                settings,
-                node,
-                peers,
-                owners: HashMap::new(),
-                cycles_completed: 0,
-                heartbeat: None,
-            })),
+            shared: Arc::new(Mutex::new(state)),
         }
     }
 
@@ -220,7 +204,8 @@ impl Store {
             || settings.interval != state.settings.interval;
         state.settings = settings;
         if state.node.url != config.node {
-            state.node = Target::new(node_label(&config.node), config.node.clone(), &settings);
+            let id = state.new_id();
+            state.node = Target::new(id, node_label(&config.node), config.node.clone(), &settings);
         }
         let mut old: Vec<Peer> = std::mem::take(&mut state.peers);
         for wanted in &config.peers {
@@ -235,7 +220,7 @@ impl Store {
                     }
                     peer
                 }
-                None => Peer::new(wanted, &settings),
+                None => Peer::new(state.new_id(), wanted, &settings),
             };
             state.peers.push(peer);
         }
@@ -298,15 +283,23 @@ impl Store {
     /// Applies one cycle's outcomes — the local node first, then the peers in
     /// configuration order, so identity decisions do not depend on which answer came first —
     /// and then moves every peer's divergence streak.
+    ///
+    /// Outcomes are keyed by [`TargetId`]: a target that was replaced while the cycle ran
+    /// (its URL changed) has a new id and gets nothing; one that was only renamed keeps its
+    /// id and its outcome. A node outcome for a replaced node is dropped the same way.
     pub fn record_cycle(
         &self,
-        node: PullOutcome,
-        mut peers: HashMap<String, PullOutcome>,
+        node: Option<(TargetId, PullOutcome)>,
+        mut peers: HashMap<TargetId, PullOutcome>,
         now: Instant,
     ) {
         let mut guard = self.lock();
         let state = &mut *guard;
-        state.node.record(node);
+        if let Some((id, outcome)) = node {
+            if id == state.node.id {
+                state.node.record(outcome);
+            }
+        }
         let local_id = state
             .node
             .latest
@@ -315,7 +308,7 @@ impl Store {
 
         for index in 0..state.peers.len() {
             // A peer added while the cycle ran has no outcome yet; it is pulled next cycle.
-            let Some(mut outcome) = peers.remove(&state.peers[index].target.label) else {
+            let Some(mut outcome) = peers.remove(&state.peers[index].target.id) else {
                 continue;
             };
             if let Ok(summary) = &outcome.result {
@@ -428,6 +421,14 @@ impl Store {
     }
 }
 
+impl State {
+    fn new_id(&mut self) -> TargetId {
+        let id = TargetId(self.next_id);
+        self.next_id += 1;
+        id
+    }
+}
+
 impl From<&Config> for Settings {
     fn from(config: &Config) -> Self {
         Settings {
@@ -496,8 +497,9 @@ fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
 }
 
 impl Target {
-    fn new(label: String, url: Url, settings: &Settings) -> Self {
+    fn new(id: TargetId, label: String, url: Url, settings: &Settings) -> Self {
         Target {
+            id,
             summary_url: summary_url(&url),
             label,
             url,
@@ -515,6 +517,7 @@ impl Target {
 
     fn pull_target(&self) -> PullTarget {
         PullTarget {
+            id: self.id,
             label: self.label.clone(),
             summary_url: self.summary_url.clone(),
         }
@@ -596,9 +599,9 @@ impl Target {
 }
 
 impl Peer {
-    fn new(config: &PeerConfig, settings: &Settings) -> Self {
+    fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
         Peer {
-            target: Target::new(config.label.clone(), config.url.clone(), settings),
+            target: Target::new(id, config.label.clone(), config.url.clone(), settings),
             streak: 0,
             relation: Relation::Unknown,
             identity_problem: None,

@@ -6,7 +6,7 @@ mod common;
 use std::process::Command;
 
 use common::{args, sample, series_of_peer, Sidecar};
-use peerscope::simulation::{Behavior, NodeSpec, SimNode};
+use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
 
 fn peerscope(arguments: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_peerscope"))

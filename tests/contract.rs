@@ -10,11 +10,11 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{args, Sidecar};
-use peerscope::contract::decode_summary;
-use peerscope::failure::FailureReason;
-use peerscope::simulation::{NodeSpec, SimNode};
+use peerscope::figures::window::Sample;
+use peerscope::pull::contract::decode_summary;
+use peerscope::pull::failure::FailureReason;
+use peerscope::sim::node::{NodeSpec, SimNode};
 use peerscope::timeline::Anchor;
-use peerscope::window::Sample;
 use serde_json::Value;
 
 fn contract(name: &str) -> Value {

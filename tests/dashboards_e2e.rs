@@ -17,7 +17,7 @@ use common::{args, free_address, until, Sidecar};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper_util::rt::TokioIo;
-use peerscope::simulation::{Behavior, NodeSpec, SimNode};
+use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
 use serde_json::Value;
 
 struct Daemon(Child);

@@ -5,10 +5,11 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use peerscope::config::{self, Config, Sources};
-use peerscope::contract::decode_summary;
-use peerscope::divergence::Relation;
-use peerscope::failure::{FailureReason, PullError};
-use peerscope::store::{PullOutcome, Store};
+use peerscope::figures::divergence::Relation;
+use peerscope::pull::contract::decode_summary;
+use peerscope::pull::failure::{FailureReason, PullError};
+use peerscope::pull::outcome::{PullOutcome, TargetId};
+use peerscope::store::Store;
 use tokio::time::Instant;
 
 const INTERVAL: Duration = Duration::from_secs(10);
@@ -55,10 +56,24 @@ fn failed(started: Instant, millis: u64) -> PullOutcome {
     }
 }
 
-fn outcomes(pairs: Vec<(&str, PullOutcome)>) -> HashMap<String, PullOutcome> {
+/// The local node's outcome, keyed by its id in the store's current plan.
+fn local(store: &Store, outcome: PullOutcome) -> Option<(TargetId, PullOutcome)> {
+    Some((store.pull_plan().node.id, outcome))
+}
+
+/// Peers' outcomes by label, keyed by their ids in the store's current plan.
+fn outcomes(store: &Store, pairs: Vec<(&str, PullOutcome)>) -> HashMap<TargetId, PullOutcome> {
+    let plan = store.pull_plan();
     pairs
         .into_iter()
-        .map(|(label, o)| (label.to_owned(), o))
+        .map(|(label, o)| {
+            let target = plan
+                .peers
+                .iter()
+                .find(|t| t.label == label)
+                .expect("a configured peer");
+            (target.id, o)
+        })
         .collect()
 }
 
@@ -83,7 +98,11 @@ async fn quality_and_its_parts_are_exact() {
             ok(at, *millis, &peer)
         };
         let now = Instant::now() + Duration::from_millis(500);
-        store.record_cycle(ok(at, 5, &node), outcomes(vec![("p:1", peer_outcome)]), now);
+        store.record_cycle(
+            local(&store, ok(at, 5, &node)),
+            outcomes(&store, vec![("p:1", peer_outcome)]),
+            now,
+        );
     }
     // Scrape 25 s after the last cycle started (the last success was received at +300 ms).
     let now = start + INTERVAL * 4 + Duration::from_secs(25);
@@ -122,13 +141,16 @@ async fn novelty_is_the_spread_of_live_peers_g_star_only() {
     let store = Store::new(&config(&["a:1", "b:1", "c:1", "d:1"]));
     let t0 = Instant::now();
     store.record_cycle(
-        ok(t0, 1, &summary("local", "r", 0.9)),
-        outcomes(vec![
-            ("a:1", ok(t0, 1, &summary("a", "r", 0.2))),
-            ("b:1", ok(t0, 1, &summary("b", "r", 0.4))),
-            ("c:1", ok(t0, 1, &summary("c", "r", 0.6))),
-            ("d:1", failed(t0, 1)),
-        ]),
+        local(&store, ok(t0, 1, &summary("local", "r", 0.9))),
+        outcomes(
+            &store,
+            vec![
+                ("a:1", ok(t0, 1, &summary("a", "r", 0.2))),
+                ("b:1", ok(t0, 1, &summary("b", "r", 0.4))),
+                ("c:1", ok(t0, 1, &summary("c", "r", 0.6))),
+                ("d:1", failed(t0, 1)),
+            ],
+        ),
         t0,
     );
     let view = store.view(t0 + Duration::from_secs(1));
@@ -141,13 +163,16 @@ async fn novelty_is_the_spread_of_live_peers_g_star_only() {
     let t1 = t0 + Duration::from_secs(40);
     tokio::time::advance(Duration::from_secs(40)).await;
     store.record_cycle(
-        ok(t1, 1, &summary("local", "r", 0.9)),
-        outcomes(vec![
-            ("a:1", ok(t1, 1, &summary("a", "r", 0.2))),
-            ("b:1", failed(t1, 1)),
-            ("c:1", failed(t1, 1)),
-            ("d:1", failed(t1, 1)),
-        ]),
+        local(&store, ok(t1, 1, &summary("local", "r", 0.9))),
+        outcomes(
+            &store,
+            vec![
+                ("a:1", ok(t1, 1, &summary("a", "r", 0.2))),
+                ("b:1", failed(t1, 1)),
+                ("c:1", failed(t1, 1)),
+                ("d:1", failed(t1, 1)),
+            ],
+        ),
         t1,
     );
     let view = store.view(t1);
@@ -165,11 +190,14 @@ async fn divergence_streaks_grow_hold_on_unknown_and_reset_on_agreement() {
             None => failed(at, 1),
         };
         store.record_cycle(
-            ok(at, 1, &summary("local", "r1", 0.5)),
-            outcomes(vec![
-                ("a:1", a_outcome),
-                ("b:1", ok(at, 1, &summary("b", b_root, 0.5))),
-            ]),
+            local(&store, ok(at, 1, &summary("local", "r1", 0.5))),
+            outcomes(
+                &store,
+                vec![
+                    ("a:1", a_outcome),
+                    ("b:1", ok(at, 1, &summary("b", b_root, 0.5))),
+                ],
+            ),
             at,
         );
         store.view(at)
@@ -198,12 +226,15 @@ async fn identity_rules_exclude_self_and_duplicates_and_restart_changed_peers() 
     let store = Store::new(&config(&["a:1", "b:1", "c:1"]));
     let at = Instant::now();
     store.record_cycle(
-        ok(at, 1, &summary("local", "r", 0.5)),
-        outcomes(vec![
-            ("a:1", ok(at, 1, &summary("twin", "r", 0.5))),
-            ("b:1", ok(at, 1, &summary("twin", "r", 0.5))),
-            ("c:1", ok(at, 1, &summary("local", "r", 0.5))),
-        ]),
+        local(&store, ok(at, 1, &summary("local", "r", 0.5))),
+        outcomes(
+            &store,
+            vec![
+                ("a:1", ok(at, 1, &summary("twin", "r", 0.5))),
+                ("b:1", ok(at, 1, &summary("twin", "r", 0.5))),
+                ("c:1", ok(at, 1, &summary("local", "r", 0.5))),
+            ],
+        ),
         at,
     );
     let view = store.view(at);
@@ -229,23 +260,29 @@ async fn identity_rules_exclude_self_and_duplicates_and_restart_changed_peers() 
     tokio::time::advance(Duration::from_secs(10)).await;
     let at = Instant::now();
     store.record_cycle(
-        ok(at, 1, &summary("local", "r", 0.5)),
-        outcomes(vec![
-            ("a:1", failed(at, 1)),
-            ("b:1", failed(at, 1)),
-            ("c:1", failed(at, 1)),
-        ]),
+        local(&store, ok(at, 1, &summary("local", "r", 0.5))),
+        outcomes(
+            &store,
+            vec![
+                ("a:1", failed(at, 1)),
+                ("b:1", failed(at, 1)),
+                ("c:1", failed(at, 1)),
+            ],
+        ),
         at,
     );
     tokio::time::advance(Duration::from_secs(10)).await;
     let at = Instant::now();
     store.record_cycle(
-        ok(at, 1, &summary("local", "r", 0.5)),
-        outcomes(vec![
-            ("a:1", ok(at, 1, &summary("other", "r", 0.5))),
-            ("b:1", ok(at, 1, &summary("twin", "r", 0.5))),
-            ("c:1", failed(at, 1)),
-        ]),
+        local(&store, ok(at, 1, &summary("local", "r", 0.5))),
+        outcomes(
+            &store,
+            vec![
+                ("a:1", ok(at, 1, &summary("other", "r", 0.5))),
+                ("b:1", ok(at, 1, &summary("twin", "r", 0.5))),
+                ("c:1", failed(at, 1)),
+            ],
+        ),
         at,
     );
     let view = store.view(at);
@@ -258,4 +295,61 @@ async fn identity_rules_exclude_self_and_duplicates_and_restart_changed_peers() 
     );
     assert!(view.peers[1].target.up, "b took over the released node_id");
     assert!(view.peers[1].identity_problem.is_none());
+}
+
+/// Regression (issue 8): outcomes were keyed by the peer's label, so a reload that renamed
+/// a peer while a cycle was running dropped that peer's pull for the cycle.
+#[tokio::test(start_paused = true)]
+async fn a_peer_renamed_by_reload_mid_cycle_keeps_its_outcome() {
+    let store = Store::new(&config(&["a:1", "b:1"]));
+    let plan = store.pull_plan(); // the cycle starts with the old names
+    let mut renamed = config(&["a:1", "b:1"]);
+    renamed.peers[0].label = "nova-a".to_owned();
+    store.reconfigure(&renamed); // the reload lands while the pulls are in flight
+    let at = Instant::now();
+    let peers = plan
+        .peers
+        .iter()
+        .map(|t| {
+            (
+                t.id,
+                ok(at, 1, &summary(&t.label.replace(":1", ""), "r", 0.5)),
+            )
+        })
+        .collect();
+    store.record_cycle(
+        Some((plan.node.id, ok(at, 1, &summary("local", "r", 0.5)))),
+        peers,
+        at,
+    );
+    let view = store.view(at);
+    let labels: Vec<(&str, u64)> = view
+        .peers
+        .iter()
+        .map(|p| (p.target.label.as_str(), p.target.polls_total))
+        .collect();
+    assert_eq!(labels, [("nova-a", 1), ("b:1", 1)]);
+    assert!(view.peers[0].target.up);
+}
+
+/// A peer whose URL changed mid-cycle is a new target: the old URL's answer is not its own.
+#[tokio::test(start_paused = true)]
+async fn a_peer_replaced_mid_cycle_gets_no_outcome_from_its_predecessor() {
+    let store = Store::new(&config(&["a:1"]));
+    let plan = store.pull_plan();
+    store.reconfigure(&config(&["c:1"]));
+    let at = Instant::now();
+    let peers = plan
+        .peers
+        .iter()
+        .map(|t| (t.id, ok(at, 1, &summary("a", "r", 0.5))))
+        .collect();
+    store.record_cycle(
+        Some((plan.node.id, ok(at, 1, &summary("local", "r", 0.5)))),
+        peers,
+        at,
+    );
+    let view = store.view(at);
+    assert_eq!(view.peers[0].target.label, "c:1");
+    assert_eq!(view.peers[0].target.polls_total, 0);
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{args, sample, series_of_peer, signal, until, Sidecar};
-use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
+use peerscope::sim::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 
 async fn node(id: &str, root: &str) -> SimNode {
     SimNode::start(
@@ -493,12 +493,12 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
     let local = node("nova-local", "r").await;
     let a = node("nova-a", "r").await;
     let valid = {
-        let payload = peerscope::checkpoint::Payload {
+        let payload = peerscope::ops::checkpoint::Payload {
             written_at: 1.0,
             store: Default::default(),
             reconcile: Default::default(),
         };
-        peerscope::checkpoint::encode(&payload)
+        peerscope::ops::checkpoint::encode(&payload)
     };
     type Damage<'a> = Box<dyn Fn(&Path) + 'a>;
     let cases: Vec<(&str, Damage<'_>)> = vec![
@@ -644,7 +644,7 @@ async fn sigterm_during_a_scrape_finishes_it_writes_the_checkpoint_and_exits_0()
     let exit = sidecar.child.wait().unwrap();
     assert_eq!(exit.code(), Some(0), "{}", sidecar.log());
     let payload =
-        peerscope::checkpoint::decode(&std::fs::read(&state).unwrap(), "state.json").unwrap();
+        peerscope::ops::checkpoint::decode(&std::fs::read(&state).unwrap(), "state.json").unwrap();
     assert_eq!(payload.store.peers.len(), 50);
     let files: Vec<_> = std::fs::read_dir(&logs)
         .unwrap()

@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::{args, sample, until, Sidecar};
-use peerscope::simulation::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
+use peerscope::sim::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 use serde_json::Value;
 
 const INTERVAL: &str = "200ms";
@@ -109,7 +109,7 @@ fn schema() -> jsonschema::Validator {
     jsonschema::validator_for(&document).unwrap()
 }
 
-fn body(request: &peerscope::simulation::ReceivedRequest) -> Value {
+fn body(request: &peerscope::sim::node::ReceivedRequest) -> Value {
     serde_json::from_str(&request.body).unwrap()
 }
 

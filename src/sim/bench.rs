@@ -9,8 +9,8 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use tokio::time::Instant;
 
-use crate::duration::{format_duration, parse_duration};
-use crate::simulation::{NodeSpec, SimNode};
+use crate::config::duration::{format_duration, parse_duration};
+use crate::sim::node::{NodeSpec, SimNode};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {

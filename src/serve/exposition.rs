@@ -6,13 +6,13 @@ use std::fmt::Write;
 
 use prometheus::{Encoder, Registry, TextEncoder};
 
-use crate::contract::REPORTED_FIELDS;
-use crate::decision::Suppression;
-use crate::failure::FailureReason;
-use crate::histogram::BUCKETS;
-use crate::operations::OperationsState;
-use crate::reconciler::{ReconcileView, RequestFailure};
-use crate::view::{PeerView, TargetView, View};
+use crate::act::{ReconcileView, RequestFailure};
+use crate::figures::decision::Suppression;
+use crate::figures::histogram::BUCKETS;
+use crate::figures::view::{PeerView, TargetView, View};
+use crate::ops::operations::OperationsState;
+use crate::pull::contract::REPORTED_FIELDS;
+use crate::pull::failure::FailureReason;
 
 /// The exact content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";

@@ -15,10 +15,10 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, parse_base_url, PeerConfig, Sources};
-use crate::decision::Mode;
-use crate::simulation::{Behavior, NodeSpec, SimNode};
-use crate::{sidecar, status_table};
+use crate::config::{self, parse_base_url, Mode, PeerConfig, Sources};
+use crate::serve::status_table;
+use crate::sidecar;
+use crate::sim::node::{Behavior, NodeSpec, SimNode};
 
 const SHARED_ROOT: &str = "9f2c01d4e8a7";
 const DRIFTED_ROOT: &str = "7d41e0c93b52";
@@ -124,7 +124,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
     ));
     let drifter = &peers[4];
     let client = reqwest::Client::builder().no_proxy().build()?;
-    let refresh = crate::duration::parse_duration(INTERVAL).map_err(anyhow::Error::msg)?;
+    let refresh = crate::config::duration::parse_duration(INTERVAL).map_err(anyhow::Error::msg)?;
     let started = tokio::time::Instant::now();
     let tty = std::io::stdout().is_terminal();
     let mut ticker = tokio::time::interval(refresh);

@@ -16,8 +16,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::value::RawValue;
 use tokio_util::sync::CancellationToken;
 
-use crate::operations::{fnv1a_hex, Operations};
-use crate::reconciler::{ReconcileCheckpoint, Reconciler};
+use crate::act::{ReconcileCheckpoint, Reconciler};
+use crate::ops::operations::{fnv1a_hex, Operations};
 use crate::store::{Store, StoreCheckpoint};
 use crate::timeline::{unix_seconds, Anchor};
 

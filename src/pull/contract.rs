@@ -6,12 +6,21 @@
 //! (`unsupported_version`), and JSON that breaks the contract (`schema`). Unknown fields
 //! are ignored, as additive evolution within major version 1 requires.
 
+use reqwest::Url;
 use serde_json::{Map, Value};
 
-use crate::failure::{FailureReason, PullError};
+use crate::pull::failure::{FailureReason, PullError};
 
 /// Path of the summary endpoint, appended to a node's base URL.
 pub const SUMMARY_PATH: &str = "/federation/sync/summary";
+
+/// The URL a node's summary is pulled from.
+pub fn summary_url(base: &Url) -> Url {
+    let mut url = base.clone();
+    let path = format!("{}{SUMMARY_PATH}", base.path().trim_end_matches('/'));
+    url.set_path(&path);
+    url
+}
 
 /// The only major version of the payload this build understands.
 pub const SUPPORTED_MAJOR: u64 = 1;
@@ -227,6 +236,15 @@ mod tests {
 
     fn decode(text: &str) -> Result<Summary, PullError> {
         decode_summary(text.as_bytes())
+    }
+
+    #[test]
+    fn the_summary_path_is_appended_to_the_base_path() {
+        let base = Url::parse("http://10.0.0.2:8100/nova").unwrap();
+        assert_eq!(
+            summary_url(&base).as_str(),
+            "http://10.0.0.2:8100/nova/federation/sync/summary"
+        );
     }
 
     #[test]

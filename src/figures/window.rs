@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::failure::FailureReason;
+use crate::pull::failure::FailureReason;
 use crate::timeline::Anchor;
 
 /// One pull, as kept in the window (contract `peer_sample@1`). 24 bytes: a full 5-minute

@@ -3,10 +3,10 @@
 
 use serde::ser::{SerializeMap, Serializer};
 
-use crate::divergence::Relation;
-use crate::failure::{FailureReason, PullError};
-use crate::histogram::Histogram;
-use crate::scoring::{Novelty, QualityParts};
+use crate::figures::divergence::Relation;
+use crate::figures::histogram::Histogram;
+use crate::figures::scoring::{Novelty, QualityParts};
+use crate::pull::failure::{FailureReason, PullError};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct View {

@@ -6,24 +6,7 @@ use std::collections::BTreeMap;
 
 use tokio::time::Instant;
 
-/// `reconcile.mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    Off,
-    DryRun,
-    On,
-}
-
-/// `reconcile.policy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Policy {
-    /// Reconcile only when a strict majority of the voters holds another root.
-    Majority,
-    /// The seed system's rule: any single peer divergent for `threshold` cycles.
-    Any,
-}
+use crate::config::{Mode, Policy};
 
 /// Why a warranted request was not sent (`reconcile_suppressed_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]

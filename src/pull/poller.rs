@@ -7,10 +7,10 @@ use reqwest::header::{ACCEPT, LOCATION};
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::contract::decode_summary;
-use crate::duration::format_duration;
-use crate::failure::{FailureReason, PullError};
-use crate::store::PullOutcome;
+use crate::config::duration::format_duration;
+use crate::pull::contract::decode_summary;
+use crate::pull::failure::{FailureReason, PullError};
+use crate::pull::outcome::PullOutcome;
 
 /// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull.
 #[derive(Clone)]

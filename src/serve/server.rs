@@ -26,12 +26,12 @@ use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::exposition::{self, BuildInfo};
-use crate::operations::{Operations, OperationsState};
-use crate::reconciler::{ReconcileView, Reconciler};
-use crate::reload::ReloadHandle;
+use crate::act::{ReconcileView, Reconciler};
+use crate::figures::view::View;
+use crate::ops::operations::{Operations, OperationsState};
+use crate::ops::reload::ReloadHandle;
+use crate::serve::exposition::{self, BuildInfo};
 use crate::store::Store;
-use crate::view::View;
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);

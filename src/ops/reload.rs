@@ -13,9 +13,9 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::act::Reconciler;
 use crate::config::{Config, ConfigError};
-use crate::operations::{fnv1a_hex, Operations};
-use crate::reconciler::Reconciler;
+use crate::ops::operations::{fnv1a_hex, Operations};
 use crate::store::Store;
 use crate::timeline::unix_seconds;
 

@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::ReconcileConfig;
-use crate::decision::{decide, Decision, Facts, Guards, Mode, Suppression, Target};
+use crate::config::{Mode, Policy};
+use crate::figures::decision::{decide, Decision, Facts, Guards, Suppression, Target};
 use crate::store::Store;
 use crate::timeline::unix_seconds;
 use crate::timeline::Anchor;
@@ -94,7 +95,7 @@ pub struct DecisionSummary {
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ReconcileView {
     pub mode: Mode,
-    pub policy: crate::decision::Policy,
+    pub policy: Policy,
     pub threshold: u64,
     pub decision: DecisionSummary,
     pub in_progress: bool,

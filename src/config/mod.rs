@@ -8,6 +8,8 @@
 //! The peer list comes whole from the highest source that defines one; a `peers_file`
 //! (Prometheus `file_sd` JSON) adds its targets to it.
 
+pub mod duration;
+
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
@@ -16,9 +18,7 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::contract::SUMMARY_PATH;
-use crate::decision::{Mode, Policy};
-use crate::duration::{format_duration, parse_duration};
+use crate::config::duration::{format_duration, parse_duration};
 
 /// A configuration error: where the bad value came from and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -120,6 +120,25 @@ pub struct CheckpointConfig {
 pub enum LogRotation {
     Hourly,
     Daily,
+}
+
+/// `reconcile.mode`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    Off,
+    DryRun,
+    On,
+}
+
+/// `reconcile.policy`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Policy {
+    /// Reconcile only when a strict majority of the voters holds another root.
+    Majority,
+    /// The seed system's rule: any single peer divergent for `threshold` cycles.
+    Any,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
@@ -875,14 +894,6 @@ pub fn parse_base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-/// The URL a node's summary is pulled from.
-pub fn summary_url(base: &Url) -> Url {
-    let mut url = base.clone();
-    let path = format!("{}{SUMMARY_PATH}", base.path().trim_end_matches('/'));
-    url.set_path(&path);
-    url
-}
-
 /// `http://10.0.0.7:8100/nova` → `10.0.0.7:8100/nova`.
 fn url_without_scheme(url: &Url) -> String {
     let text = url.as_str();
@@ -994,10 +1005,7 @@ mod tests {
         let config = load_with(None, vec![], &vars).unwrap();
         let labels: Vec<_> = config.peers.iter().map(|p| p.label.as_str()).collect();
         assert_eq!(labels, ["10.0.0.1:8100", "10.0.0.2:8100/nova"]);
-        assert_eq!(
-            summary_url(&config.peers[1].url).as_str(),
-            "http://10.0.0.2:8100/nova/federation/sync/summary"
-        );
+        assert_eq!(config.peers[1].url.as_str(), "http://10.0.0.2:8100/nova");
         let file = "[[peers]]\nurl = \"http://10.0.0.3:8100\"\nname = \"nova-c\"\n";
         let config = load_with(Some(file), vec![], &vars).unwrap();
         assert_eq!(config.peers.len(), 1);

@@ -1,0 +1,8 @@
+//! Running for months: hot reload, checkpoints, logging, signals, and the counters and
+//! status of those operations.
+
+pub mod checkpoint;
+pub mod logging;
+pub mod operations;
+pub mod reload;
+pub mod shutdown;

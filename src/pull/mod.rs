@@ -1,0 +1,7 @@
+//! Pulling summaries: the payload contract and its decoder, why a pull failed, and the
+//! poller that fetches one summary over HTTP and hands back its outcome.
+
+pub mod contract;
+pub mod failure;
+pub mod outcome;
+pub mod poller;

@@ -1,0 +1,6 @@
+//! The sidecar's HTTP surface: the table of metric families, the exposition rendered from
+//! it, the server and its endpoints, and the human table of `/status`.
+
+pub mod exposition;
+pub mod server;
+pub mod status_table;
