@@ -1,7 +1,6 @@
 //! How long `/metrics` takes to render for 1,000 peers with full 5-minute windows
 //! (300 samples each), in process: `cargo bench --bench render`. Prints figures; asserts nothing.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use peerscope::act::Reconciler;
@@ -23,9 +22,9 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let peers: Vec<String> = (0..PEERS).map(|i| format!("http://10.0.{}.{}:8100", i / 250, i % 250 + 1)).collect();
-        let flags = vec![("node", "http://127.0.0.1:8000".to_owned(), "--node"), ("interval", "1s".to_owned(), "--interval"), ("timeout", "0.8s".to_owned(), "--timeout")];
-        let env: HashMap<String, String> = HashMap::new();
-        let config = config::load(&Sources { file: None, flags, flag_peers: peers, env: &env }).unwrap();
+        let mut flags = vec![("node", "http://127.0.0.1:8000"), ("interval", "1s"), ("timeout", "0.8s")];
+        flags.extend(peers.iter().map(|url| ("peers", url.as_str())));
+        let config = config::load(&Sources::flags(&flags)).unwrap();
         let store = Store::new(&config);
         let plan = store.pull_plan();
         let body = |id: &str, g: f64| {

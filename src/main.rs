@@ -1,14 +1,16 @@
 //! The `peerscope` binary: parses the command line and calls the library.
 
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use peerscope::config::duration::parse_duration;
+use peerscope::config::keys::{self, DefaultValue, Value};
 use peerscope::config::{self, Config, LogFormat, ProcessEnvironment, Sources};
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
@@ -36,7 +38,7 @@ enum Command {
     /// Run a simulated federation on loopback with a real sidecar, and show what it sees.
     Demo {
         /// Address of the demo sidecar's HTTP server.
-        #[arg(long, default_value = config::defaults::LISTEN)]
+        #[arg(long, default_value = keys::DEFAULT_LISTEN)]
         listen: std::net::SocketAddr,
         /// Stop after this long (e.g. 30s); runs until Ctrl-C when absent.
         #[arg(long, value_parser = parse_duration)]
@@ -54,71 +56,81 @@ enum Command {
     Bench(bench::BenchArgs),
 }
 
-/// The configuration flags; each overrides the environment and the file.
-#[derive(Args, Clone, Default)]
+/// `--config` and the configuration flags: one per key of the table that has a flag
+/// (`peerscope::config::keys`), so a new key's flag needs no code here. Each overrides the
+/// environment and the file.
+#[derive(Clone, Default)]
 struct RunArgs {
-    /// TOML configuration file.
-    #[arg(long)]
     config: Option<PathBuf>,
-    /// The local node's base URL.
-    #[arg(long)]
-    node: Option<String>,
-    /// A peer's base URL (repeatable).
-    #[arg(long = "peer")]
-    peers: Vec<String>,
-    /// Prometheus file_sd JSON file listing peers.
-    #[arg(long)]
-    peers_file: Option<String>,
-    /// Address of the HTTP server (default 127.0.0.1:9478).
-    #[arg(long)]
-    listen: Option<String>,
-    /// Time between cycles (default 30s).
-    #[arg(long)]
-    interval: Option<String>,
-    /// Time limit of one pull (default 2.5s; must be shorter than the interval).
-    #[arg(long)]
-    timeout: Option<String>,
-    /// Length of the rolling window (default 5m).
-    #[arg(long)]
-    window: Option<String>,
-    /// A peer is live with a successful pull within this age (default 90s).
-    #[arg(long)]
-    live_max_age: Option<String>,
-    /// Log format: text or json.
-    #[arg(long)]
-    log_format: Option<String>,
-    /// Log level or filter (RUST_LOG wins when set).
-    #[arg(long)]
-    log_level: Option<String>,
-    /// Also write logs to rolling files in this directory.
-    #[arg(long)]
-    log_file: Option<String>,
+    /// (key name, text), in the order given.
+    flags: Vec<(&'static str, String)>,
+}
+
+impl clap::Args for RunArgs {
+    fn augment_args(command: clap::Command) -> clap::Command {
+        let config = Arg::new("config")
+            .long("config")
+            .value_name("FILE")
+            .value_parser(clap::value_parser!(PathBuf))
+            .help("TOML configuration file");
+        keys::KEYS.iter().fold(command.arg(config), |command, key| {
+            let Some(flag) = key.flag else {
+                return command;
+            };
+            let default = match key.default {
+                DefaultValue::Text(text) => format!(" (default {text})"),
+                DefaultValue::Required | DefaultValue::Absent => String::new(),
+            };
+            let action = match key.value {
+                Value::PeerList => ArgAction::Append,
+                Value::Scalar(_) => ArgAction::Set,
+            };
+            command.arg(
+                Arg::new(key.name)
+                    .long(flag)
+                    .action(action)
+                    .help(format!("{}{default}", key.doc)),
+            )
+        })
+    }
+
+    fn augment_args_for_update(command: clap::Command) -> clap::Command {
+        Self::augment_args(command)
+    }
+}
+
+impl clap::FromArgMatches for RunArgs {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let mut args = RunArgs::default();
+        args.update_from_arg_matches(matches)?;
+        Ok(args)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        if let Some(path) = matches.get_one::<PathBuf>("config") {
+            self.config = Some(path.clone());
+        }
+        for key in keys::KEYS.iter().filter(|k| k.flag.is_some()) {
+            if let Some(values) = matches.get_many::<String>(key.name) {
+                self.flags
+                    .extend(values.map(|text| (key.name, text.clone())));
+            }
+        }
+        Ok(())
+    }
 }
 
 impl RunArgs {
-    fn load(&self) -> Result<Config, config::ConfigError> {
-        let pairs = [
-            ("node", &self.node, "--node"),
-            ("peers_file", &self.peers_file, "--peers-file"),
-            ("listen", &self.listen, "--listen"),
-            ("interval", &self.interval, "--interval"),
-            ("timeout", &self.timeout, "--timeout"),
-            ("window", &self.window, "--window"),
-            ("live_max_age", &self.live_max_age, "--live-max-age"),
-            ("log_format", &self.log_format, "--log-format"),
-            ("log_level", &self.log_level, "--log-level"),
-            ("log_file", &self.log_file, "--log-file"),
-        ];
-        let flags = pairs
-            .into_iter()
-            .filter_map(|(key, value, flag)| value.clone().map(|v| (key, v, flag)))
-            .collect();
-        config::load(&Sources {
+    fn sources(&self) -> Sources<'_> {
+        Sources {
             file: self.config.as_deref(),
-            flags,
-            flag_peers: self.peers.clone(),
+            flags: self.flags.clone(),
             env: &ProcessEnvironment,
-        })
+        }
+    }
+
+    fn load(&self) -> Result<Config, config::ConfigError> {
+        config::load(&self.sources())
     }
 }
 
@@ -206,10 +218,15 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Validates the configuration and prints every key's value and where it came from.
 fn check(args: &RunArgs) -> ExitCode {
-    match args.load() {
-        Ok(config) => {
-            println!(
+    match config::load_explained(&args.sources()) {
+        Ok(explained) => {
+            let config = &explained.config;
+            // A closed pipe (`peerscope check | head`) is no error of the configuration.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
                 "configuration OK: node {}, {} peers, interval {:?}, timeout {:?}, window {:?}, listen {}",
                 config.node,
                 config.peers.len(),
@@ -218,6 +235,13 @@ fn check(args: &RunArgs) -> ExitCode {
                 config.window,
                 config.listen
             );
+            for key in keys::KEYS {
+                let (text, source) = explained
+                    .origins
+                    .get(key.name)
+                    .map_or(("(not set)", "-"), |o| (o.text.as_str(), o.source.as_str()));
+                let _ = writeln!(out, "  {:<26} {text:<28} {source}", key.name);
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

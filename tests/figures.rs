@@ -15,21 +15,16 @@ use tokio::time::Instant;
 const INTERVAL: Duration = Duration::from_secs(10);
 
 fn config(peers: &[&str]) -> Config {
-    let env: HashMap<String, String> = HashMap::new();
-    let flags = vec![
-        ("node", "http://127.0.0.1:8000".to_owned(), "--node"),
-        ("interval", "10s".to_owned(), "--interval"),
-        ("timeout", "2s".to_owned(), "--timeout"),
-        ("window", "100s".to_owned(), "--window"),
-        ("live_max_age", "30s".to_owned(), "--live-max-age"),
+    let peer_urls: Vec<String> = peers.iter().map(|p| format!("http://{p}")).collect();
+    let mut flags = vec![
+        ("node", "http://127.0.0.1:8000"),
+        ("interval", "10s"),
+        ("timeout", "2s"),
+        ("window", "100s"),
+        ("live_max_age", "30s"),
     ];
-    config::load(&Sources {
-        file: None,
-        flags,
-        flag_peers: peers.iter().map(|p| format!("http://{p}")).collect(),
-        env: &env,
-    })
-    .unwrap()
+    flags.extend(peer_urls.iter().map(|url| ("peers", url.as_str())));
+    config::load(&Sources::flags(&flags)).unwrap()
 }
 
 fn summary(node_id: &str, root: &str, g_star: f64) -> String {

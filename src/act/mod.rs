@@ -655,14 +655,7 @@ mod tests {
     use crate::config::{self, Sources};
 
     fn config() -> ReconcileConfig {
-        let env = std::collections::HashMap::new();
-        let flags = vec![("node", "http://127.0.0.1:1".to_owned(), "--node")];
-        let sources = Sources {
-            file: None,
-            flags,
-            flag_peers: vec![],
-            env: &env,
-        };
+        let sources = Sources::flags(&[("node", "http://127.0.0.1:1")]);
         config::load(&sources).unwrap().reconcile
     }
 

@@ -1,16 +1,21 @@
-//! Configuration: defaults, the TOML file, `PEERSCOPE_*` variables, the seed system's
-//! `NOVA_FED_*` variables and command-line flags, merged by precedence and validated whole.
+//! Configuration: the table of keys ([`keys`]), where values come from, and the rules
+//! that span several keys.
 //!
-//! Precedence, highest first: flags, `PEERSCOPE_*`, the file given by `--config`, the
-//! seed's `NOVA_FED_*` (fallbacks for deployments moving over), defaults. Every scalar
-//! key is parsed from text by one function whatever its source, and every value remembers
-//! where it came from, so an error names the file, variable or flag, the key and the problem.
-//! The peer list comes whole from the highest source that defines one; a `peers_file`
-//! (Prometheus `file_sd` JSON) adds its targets to it.
+//! Sources, highest first: flags, `PEERSCOPE_*` variables, the TOML file given by
+//! `--config`, the seed system's `NOVA_FED_*` variables (fallbacks for deployments moving
+//! over), defaults. [`load`] applies them in the opposite order onto one [`Config`], each
+//! value parsed by its key's parser whatever its source, so a later (higher) source
+//! overwrites and every value remembers where it came from: errors name the file, variable
+//! or flag, the key and the problem. The peer list comes whole from the highest source
+//! that defines one; a `peers_file` (Prometheus `file_sd` JSON) adds its targets to it.
 
 pub mod duration;
+mod file;
+pub mod keys;
+pub mod parse;
+pub mod peers_file;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +23,10 @@ use std::time::Duration;
 
 use reqwest::Url;
 
-use crate::config::duration::{format_duration, parse_duration};
+use duration::format_duration;
+use keys::{env_variable, DefaultValue, Key, Value, KEYS};
+
+pub use parse::base_url as parse_base_url;
 
 /// A configuration error: where the bad value came from and what is wrong with it.
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
@@ -162,37 +170,6 @@ pub struct ReconcileConfig {
     pub token_file: Option<PathBuf>,
 }
 
-/// Default values (SPEC §2).
-pub mod defaults {
-    pub const LISTEN: &str = "127.0.0.1:9478";
-    pub const INTERVAL: &str = "30s";
-    pub const TIMEOUT: &str = "2.5s";
-    pub const WINDOW: &str = "5m";
-    pub const LIVE_MAX_AGE: &str = "90s";
-    pub const W_SUCCESS: f64 = 0.5;
-    pub const W_LATENCY: f64 = 0.3;
-    pub const W_FRESHNESS: f64 = 0.2;
-    pub const BODY_LIMIT: usize = 1024 * 1024;
-    pub const MAX_CONCURRENT_PULLS: usize = 256;
-    pub const LOG_FORMAT: &str = "text";
-    pub const LOG_LEVEL: &str = "info";
-    pub const CHECKPOINT_INTERVAL: &str = "30s";
-    pub const LOG_ROTATION: &str = "daily";
-    pub const LOG_MAX_FILES: &str = "7";
-    pub const RECONCILE: [(&str, &str); 10] = [
-        ("reconcile.mode", "off"),
-        ("reconcile.policy", "majority"),
-        ("reconcile.threshold", "3"),
-        ("reconcile.path", "/federation/reconcile"),
-        ("reconcile.timeout", "10s"),
-        ("reconcile.cooldown", "5m"),
-        ("reconcile.backoff_base", "30s"),
-        ("reconcile.backoff_factor", "2"),
-        ("reconcile.backoff_cap", "30m"),
-        ("reconcile.max_per_hour", "6"),
-    ];
-}
-
 /// Reads environment variables; a seam so the parsers are tested with a map.
 pub trait Environment {
     fn var(&self, name: &str) -> Option<String>;
@@ -207,691 +184,310 @@ impl Environment for ProcessEnvironment {
     }
 }
 
+/// No variables at all (the demo, the bench, tests).
+pub struct NoEnvironment;
+
+impl Environment for NoEnvironment {
+    fn var(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
 impl Environment for HashMap<String, String> {
     fn var(&self, name: &str) -> Option<String> {
         self.get(name).cloned()
     }
 }
 
-/// The seed system's variables and the keys they stand in for.
-pub const SEED_VARIABLES: [(&str, &str); 5] = [
-    ("NOVA_FED_SYNC_INTERVAL", "interval"),
-    ("NOVA_FED_SYNC_TIMEOUT", "timeout"),
-    ("NOVA_FED_QUALITY_W1", "quality.w_success"),
-    ("NOVA_FED_QUALITY_W2", "quality.w_latency"),
-    ("NOVA_FED_QUALITY_W3", "quality.w_freshness"),
-];
-/// The seed system's comma-separated peer list.
-pub const SEED_PEERS_VARIABLE: &str = "NOVA_FED_PEERS";
-/// Comma-separated peer URLs.
-pub const PEERS_VARIABLE: &str = "PEERSCOPE_PEERS";
-
-/// Every scalar key, as written in the file (dotted for sections).
-pub const KEYS: [&str; 31] = [
-    "node",
-    "listen",
-    "interval",
-    "timeout",
-    "window",
-    "live_max_age",
-    "peers_file",
-    "quality.w_success",
-    "quality.w_latency",
-    "quality.w_freshness",
-    "body_limit",
-    "max_concurrent_pulls",
-    "log_format",
-    "log_level",
-    "reconcile.mode",
-    "reconcile.policy",
-    "reconcile.threshold",
-    "reconcile.path",
-    "reconcile.timeout",
-    "reconcile.cooldown",
-    "reconcile.backoff_base",
-    "reconcile.backoff_factor",
-    "reconcile.backoff_cap",
-    "reconcile.max_per_hour",
-    "reconcile.token_file",
-    "checkpoint.path",
-    "checkpoint.interval",
-    "log_file",
-    "log_rotation",
-    "log_max_files",
-    "admin_token_file",
-];
-
-/// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
-pub fn env_variable(key: &str) -> String {
-    format!("PEERSCOPE_{}", key.replace('.', "_").to_uppercase())
-}
-
 /// Everything a configuration is read from.
 pub struct Sources<'a> {
     /// The TOML file given by `--config`.
     pub file: Option<&'a Path>,
-    /// Flags given on the command line, as (key, text, flag name).
-    pub flags: Vec<(&'static str, String, &'static str)>,
-    /// `--peer` flags.
-    pub flag_peers: Vec<String>,
+    /// Command-line flags as (key name, text); the peer list's key (`peers`) may repeat.
+    pub flags: Vec<(&'static str, String)>,
     pub env: &'a dyn Environment,
 }
 
-/// A value and where it came from.
+impl Sources<'static> {
+    /// Flags only: no file, no environment.
+    pub fn flags(flags: &[(&'static str, &str)]) -> Self {
+        Sources {
+            file: None,
+            flags: flags.iter().map(|(k, v)| (*k, v.to_string())).collect(),
+            env: &NoEnvironment,
+        }
+    }
+}
+
+/// Where a key's value in force came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Origin {
+    /// `default`, a file path, `environment variable X` or `flag --x`.
+    pub source: String,
+    /// The text as that source gave it.
+    pub text: String,
+}
+
+/// A configuration and, per key set by any source (defaults included), where it came from.
 #[derive(Clone, Debug)]
-struct Sourced<T> {
-    value: T,
-    origin: String,
-}
-
-fn sourced<T>(value: T, origin: &str) -> Option<Sourced<T>> {
-    Some(Sourced {
-        value,
-        origin: origin.to_owned(),
-    })
-}
-
-/// One source's values; `None` where the source is silent.
-#[derive(Default)]
-struct Layer {
-    node: Option<Sourced<Url>>,
-    listen: Option<Sourced<SocketAddr>>,
-    interval: Option<Sourced<Duration>>,
-    timeout: Option<Sourced<Duration>>,
-    window: Option<Sourced<Duration>>,
-    live_max_age: Option<Sourced<Duration>>,
-    peers_file: Option<Sourced<PathBuf>>,
-    w_success: Option<Sourced<f64>>,
-    w_latency: Option<Sourced<f64>>,
-    w_freshness: Option<Sourced<f64>>,
-    body_limit: Option<Sourced<usize>>,
-    max_concurrent_pulls: Option<Sourced<usize>>,
-    log_format: Option<Sourced<LogFormat>>,
-    log_level: Option<Sourced<String>>,
-    peers: Option<Sourced<Vec<PeerConfig>>>,
-    reconcile: ReconcileLayer,
-    checkpoint_path: Option<Sourced<PathBuf>>,
-    checkpoint_interval: Option<Sourced<Duration>>,
-    log_file: Option<Sourced<PathBuf>>,
-    log_rotation: Option<Sourced<LogRotation>>,
-    log_max_files: Option<Sourced<usize>>,
-    admin_token_file: Option<Sourced<PathBuf>>,
-}
-
-#[derive(Default)]
-struct ReconcileLayer {
-    mode: Option<Sourced<Mode>>,
-    policy: Option<Sourced<Policy>>,
-    threshold: Option<Sourced<usize>>,
-    path: Option<Sourced<String>>,
-    timeout: Option<Sourced<Duration>>,
-    cooldown: Option<Sourced<Duration>>,
-    backoff_base: Option<Sourced<Duration>>,
-    backoff_factor: Option<Sourced<f64>>,
-    backoff_cap: Option<Sourced<Duration>>,
-    max_per_hour: Option<Sourced<usize>>,
-    token_file: Option<Sourced<PathBuf>>,
-}
-
-impl ReconcileLayer {
-    fn over(self, lower: ReconcileLayer) -> ReconcileLayer {
-        ReconcileLayer {
-            mode: self.mode.or(lower.mode),
-            policy: self.policy.or(lower.policy),
-            threshold: self.threshold.or(lower.threshold),
-            path: self.path.or(lower.path),
-            timeout: self.timeout.or(lower.timeout),
-            cooldown: self.cooldown.or(lower.cooldown),
-            backoff_base: self.backoff_base.or(lower.backoff_base),
-            backoff_factor: self.backoff_factor.or(lower.backoff_factor),
-            backoff_cap: self.backoff_cap.or(lower.backoff_cap),
-            max_per_hour: self.max_per_hour.or(lower.max_per_hour),
-            token_file: self.token_file.or(lower.token_file),
-        }
-    }
-}
-
-impl Layer {
-    /// Parses `text` as the value of `key`; `origin` names the source in errors.
-    fn set(&mut self, key: &str, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let fail = |problem: String| ConfigError::new(origin, format!("{key}: {problem}"));
-        match key {
-            "node" => self.node = sourced(parse_base_url(text).map_err(fail)?, origin),
-            "listen" => {
-                let address = text
-                    .parse()
-                    .map_err(|_| fail(format!("{text:?} is not an address like 127.0.0.1:9478")))?;
-                self.listen = sourced(address, origin);
-            }
-            "interval" => self.interval = sourced(parse_duration(text).map_err(fail)?, origin),
-            "timeout" => self.timeout = sourced(parse_duration(text).map_err(fail)?, origin),
-            "window" => self.window = sourced(parse_duration(text).map_err(fail)?, origin),
-            "live_max_age" => {
-                self.live_max_age = sourced(parse_duration(text).map_err(fail)?, origin)
-            }
-            "peers_file" => self.peers_file = sourced(PathBuf::from(text), origin),
-            "quality.w_success" => {
-                self.w_success = sourced(parse_weight(text).map_err(fail)?, origin)
-            }
-            "quality.w_latency" => {
-                self.w_latency = sourced(parse_weight(text).map_err(fail)?, origin)
-            }
-            "quality.w_freshness" => {
-                self.w_freshness = sourced(parse_weight(text).map_err(fail)?, origin)
-            }
-            "body_limit" => self.body_limit = sourced(parse_positive(text).map_err(fail)?, origin),
-            "max_concurrent_pulls" => {
-                self.max_concurrent_pulls = sourced(parse_positive(text).map_err(fail)?, origin)
-            }
-            "log_format" => {
-                let format = match text {
-                    "text" => LogFormat::Text,
-                    "json" => LogFormat::Json,
-                    _ => return Err(fail(format!("{text:?} is not one of text, json"))),
-                };
-                self.log_format = sourced(format, origin);
-            }
-            "log_level" => self.log_level = sourced(text.to_owned(), origin),
-            "reconcile.mode" => {
-                let mode = match text {
-                    "off" => Mode::Off,
-                    "dry-run" => Mode::DryRun,
-                    "on" => Mode::On,
-                    _ => return Err(fail(format!("{text:?} is not one of off, dry-run, on"))),
-                };
-                self.reconcile.mode = sourced(mode, origin);
-            }
-            "reconcile.policy" => {
-                let policy = match text {
-                    "majority" => Policy::Majority,
-                    "any" => Policy::Any,
-                    _ => return Err(fail(format!("{text:?} is not one of majority, any"))),
-                };
-                self.reconcile.policy = sourced(policy, origin);
-            }
-            "reconcile.threshold" => {
-                self.reconcile.threshold = sourced(parse_positive(text).map_err(fail)?, origin)
-            }
-            "reconcile.path" => {
-                if !text.starts_with('/') {
-                    return Err(fail(format!("{text:?} must start with /")));
-                }
-                self.reconcile.path = sourced(text.to_owned(), origin);
-            }
-            "reconcile.timeout" => {
-                self.reconcile.timeout =
-                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
-            }
-            "reconcile.cooldown" => {
-                self.reconcile.cooldown = sourced(parse_duration(text).map_err(fail)?, origin)
-            }
-            "reconcile.backoff_base" => {
-                self.reconcile.backoff_base =
-                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
-            }
-            "reconcile.backoff_factor" => {
-                let factor = parse_weight(text).map_err(fail)?;
-                if factor < 1.0 {
-                    return Err(fail(format!("{text:?} must be at least 1")));
-                }
-                self.reconcile.backoff_factor = sourced(factor, origin);
-            }
-            "reconcile.backoff_cap" => {
-                self.reconcile.backoff_cap =
-                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
-            }
-            "reconcile.max_per_hour" => {
-                self.reconcile.max_per_hour = sourced(parse_positive(text).map_err(fail)?, origin)
-            }
-            "reconcile.token_file" => {
-                self.reconcile.token_file = sourced(PathBuf::from(text), origin)
-            }
-            "checkpoint.path" => self.checkpoint_path = sourced(PathBuf::from(text), origin),
-            "checkpoint.interval" => {
-                self.checkpoint_interval =
-                    sourced(parse_nonzero_duration(text).map_err(fail)?, origin)
-            }
-            "log_file" => self.log_file = sourced(PathBuf::from(text), origin),
-            "log_rotation" => {
-                let rotation = match text {
-                    "hourly" => LogRotation::Hourly,
-                    "daily" => LogRotation::Daily,
-                    _ => return Err(fail(format!("{text:?} is not one of hourly, daily"))),
-                };
-                self.log_rotation = sourced(rotation, origin);
-            }
-            "log_max_files" => {
-                self.log_max_files = sourced(parse_positive(text).map_err(fail)?, origin)
-            }
-            "admin_token_file" => self.admin_token_file = sourced(PathBuf::from(text), origin),
-            _ => return Err(ConfigError::new(origin, format!("unknown key `{key}`"))),
-        }
-        Ok(())
-    }
-
-    fn set_peer_list(&mut self, list: &str, origin: &str) -> Result<(), ConfigError> {
-        let mut peers = Vec::new();
-        for url in list.split(',').map(str::trim).filter(|u| !u.is_empty()) {
-            let url = parse_base_url(url).map_err(|p| ConfigError::new(origin, p))?;
-            peers.push(PeerConfig::new(url, None));
-        }
-        self.peers = Some(Sourced {
-            value: peers,
-            origin: origin.to_owned(),
-        });
-        Ok(())
-    }
-
-    /// This layer, with `lower` filling the gaps.
-    fn over(self, lower: Layer) -> Layer {
-        Layer {
-            node: self.node.or(lower.node),
-            listen: self.listen.or(lower.listen),
-            interval: self.interval.or(lower.interval),
-            timeout: self.timeout.or(lower.timeout),
-            window: self.window.or(lower.window),
-            live_max_age: self.live_max_age.or(lower.live_max_age),
-            peers_file: self.peers_file.or(lower.peers_file),
-            w_success: self.w_success.or(lower.w_success),
-            w_latency: self.w_latency.or(lower.w_latency),
-            w_freshness: self.w_freshness.or(lower.w_freshness),
-            body_limit: self.body_limit.or(lower.body_limit),
-            max_concurrent_pulls: self.max_concurrent_pulls.or(lower.max_concurrent_pulls),
-            log_format: self.log_format.or(lower.log_format),
-            log_level: self.log_level.or(lower.log_level),
-            peers: self.peers.or(lower.peers),
-            reconcile: self.reconcile.over(lower.reconcile),
-            checkpoint_path: self.checkpoint_path.or(lower.checkpoint_path),
-            checkpoint_interval: self.checkpoint_interval.or(lower.checkpoint_interval),
-            log_file: self.log_file.or(lower.log_file),
-            log_rotation: self.log_rotation.or(lower.log_rotation),
-            log_max_files: self.log_max_files.or(lower.log_max_files),
-            admin_token_file: self.admin_token_file.or(lower.admin_token_file),
-        }
-    }
+pub struct Explained {
+    pub config: Config,
+    pub origins: BTreeMap<&'static str, Origin>,
 }
 
 /// Reads and validates the configuration from all sources.
 pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
-    let mut flags = Layer::default();
-    for (key, text, flag) in &sources.flags {
-        flags.set(key, text, &format!("flag {flag}"))?;
-    }
-    if !sources.flag_peers.is_empty() {
-        flags.set_peer_list(&sources.flag_peers.join(","), "flag --peer")?;
-    }
+    load_explained(sources).map(|explained| explained.config)
+}
 
-    let mut env = Layer::default();
+/// Like [`load`], and says where each value came from (for `peerscope check`).
+pub fn load_explained(sources: &Sources<'_>) -> Result<Explained, ConfigError> {
+    let mut builder = Builder {
+        config: Config::unset(),
+        origins: BTreeMap::new(),
+    };
     for key in KEYS {
-        let variable = env_variable(key);
+        if let DefaultValue::Text(text) = key.default {
+            builder.apply(key, text, "default")?;
+        }
+    }
+    for key in KEYS {
+        for variable in key.seed_variables {
+            if let Some(text) = sources.env.var(variable) {
+                builder.apply(key, &text, &format!("environment variable {variable}"))?;
+            }
+        }
+    }
+    if let Some(path) = sources.file {
+        let values = file::read(path)?;
+        let origin = path.display().to_string();
+        for (name, text) in values.scalars {
+            builder.apply(known(name)?, &text, &origin)?;
+        }
+        if let Some(peers) = values.peers {
+            builder.set_peers(peers, &origin, "[[peers]]");
+        }
+    }
+    for key in KEYS {
+        let variable = env_variable(key.name);
         if let Some(text) = sources.env.var(&variable) {
-            env.set(key, &text, &format!("environment variable {variable}"))?;
+            builder.apply(key, &text, &format!("environment variable {variable}"))?;
         }
     }
-    if let Some(list) = sources.env.var(PEERS_VARIABLE) {
-        env.set_peer_list(&list, &format!("environment variable {PEERS_VARIABLE}"))?;
-    }
-
-    let file = match sources.file {
-        Some(path) => read_file_layer(path)?,
-        None => Layer::default(),
-    };
-
-    let mut seed = Layer::default();
-    for (variable, key) in SEED_VARIABLES {
-        if let Some(text) = sources.env.var(variable) {
-            seed.set(key, &text, &format!("environment variable {variable}"))?;
+    let mut flag_peers = Vec::new();
+    for (name, text) in &sources.flags {
+        let key = known(name)?;
+        let origin = format!("flag --{}", key.flag.unwrap_or(key.name));
+        match key.value {
+            Value::PeerList => flag_peers.push(text.as_str()),
+            Value::Scalar(_) => builder.apply(key, text, &origin)?,
         }
     }
-    if let Some(list) = sources.env.var(SEED_PEERS_VARIABLE) {
-        seed.set_peer_list(
-            &list,
-            &format!("environment variable {SEED_PEERS_VARIABLE}"),
-        )?;
+    if let Some(key) = flag_peers.first().and(keys::find("peers")) {
+        let origin = format!("flag --{}", key.flag.unwrap_or(key.name));
+        builder.apply(key, &flag_peers.join(","), &origin)?;
     }
-
-    resolve(flags.over(env).over(file).over(seed))
+    builder.finish()
 }
 
-/// Fills defaults, reads the peers file and checks the rules that span several keys.
-fn resolve(layer: Layer) -> Result<Config, ConfigError> {
-    let mut defaults = Layer::default();
-    for (key, text) in [
-        ("listen", defaults::LISTEN),
-        ("interval", defaults::INTERVAL),
-        ("timeout", defaults::TIMEOUT),
-        ("window", defaults::WINDOW),
-        ("live_max_age", defaults::LIVE_MAX_AGE),
-        ("log_format", defaults::LOG_FORMAT),
-        ("log_level", defaults::LOG_LEVEL),
-        ("checkpoint.interval", defaults::CHECKPOINT_INTERVAL),
-        ("log_rotation", defaults::LOG_ROTATION),
-        ("log_max_files", defaults::LOG_MAX_FILES),
-    ] {
-        defaults.set(key, text, "default")?;
-    }
-    for (key, text) in defaults::RECONCILE {
-        defaults.set(key, text, "default")?;
-    }
-    let layer = layer.over(defaults);
-    let value_or =
-        |sourced: Option<Sourced<f64>>, default: f64| sourced.map_or(default, |s| s.value);
+fn known(name: &str) -> Result<&'static Key, ConfigError> {
+    keys::find(name)
+        .ok_or_else(|| ConfigError::new("configuration", format!("unknown key `{name}`")))
+}
 
-    let node = layer.node.ok_or_else(|| {
-        ConfigError::new(
-            "configuration",
-            "node: the local node's URL is required (--node, PEERSCOPE_NODE or `node` in the file)",
-        )
-    })?;
-    let (interval, timeout) = (layer.interval.unwrap(), layer.timeout.unwrap());
-    let (window, live_max_age) = (layer.window.unwrap(), layer.live_max_age.unwrap());
-    for (key, value) in [
-        ("interval", &interval),
-        ("timeout", &timeout),
-        ("live_max_age", &live_max_age),
-    ] {
-        if value.value.is_zero() {
-            return Err(ConfigError::new(
-                &value.origin,
-                format!("{key}: must be greater than 0"),
-            ));
+/// Builds a configuration by applying values in rising precedence.
+struct Builder {
+    config: Config,
+    origins: BTreeMap<&'static str, Origin>,
+}
+
+impl Builder {
+    fn apply(&mut self, key: &'static Key, text: &str, source: &str) -> Result<(), ConfigError> {
+        let fail = |problem: String| ConfigError::new(source, format!("{}: {problem}", key.name));
+        match key.value {
+            Value::Scalar(set) => set(&mut self.config, text).map_err(fail)?,
+            Value::PeerList => {
+                let peers = parse_peer_list(text).map_err(fail)?;
+                self.config.peers = peers;
+            }
         }
+        self.origins.insert(
+            key.name,
+            Origin {
+                source: source.to_owned(),
+                text: text.to_owned(),
+            },
+        );
+        Ok(())
     }
-    if timeout.value >= interval.value {
-        return Err(ConfigError::new(
-            "configuration",
-            format!(
-                "timeout {} (from {}) must be shorter than interval {} (from {})",
-                format_duration(timeout.value),
-                timeout.origin,
-                format_duration(interval.value),
-                interval.origin
-            ),
+
+    fn set_peers(&mut self, peers: Vec<PeerConfig>, source: &str, text: &str) {
+        self.config.peers = peers;
+        self.origins.insert(
+            "peers",
+            Origin {
+                source: source.to_owned(),
+                text: text.to_owned(),
+            },
+        );
+    }
+
+    /// Required keys, the peers file, and the rules that span several keys.
+    fn finish(mut self) -> Result<Explained, ConfigError> {
+        for key in KEYS.iter().filter(|k| k.default == DefaultValue::Required) {
+            if !self.origins.contains_key(key.name) {
+                let flag = key.flag.map_or(String::new(), |f| format!("--{f}, "));
+                return Err(ConfigError::new(
+                    "configuration",
+                    format!(
+                        "{}: {} is required ({flag}{} or `{}` in the file)",
+                        key.name,
+                        key.doc,
+                        env_variable(key.name),
+                        key.name
+                    ),
+                ));
+            }
+        }
+        if let Some(path) = &self.config.peers_file {
+            let listed = peers_file::read(path)?;
+            self.config.peers.extend(listed);
+        }
+        check_rules(&self.config, &self.origins)?;
+        Ok(Explained {
+            config: self.config,
+            origins: self.origins,
+        })
+    }
+}
+
+/// Comma-separated `[NAME=]URL` entries.
+fn parse_peer_list(list: &str) -> Result<Vec<PeerConfig>, String> {
+    let mut peers = Vec::new();
+    for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, url) = match entry.split_once('=') {
+            Some((name, url)) if !name.contains("://") => (Some(name.trim()), url.trim()),
+            _ => (None, entry),
+        };
+        if name.is_some_and(str::is_empty) {
+            return Err(format!("{entry:?}: the name before `=` is empty"));
+        }
+        peers.push(PeerConfig::new(
+            parse::base_url(url)?,
+            name.map(str::to_owned),
         ));
     }
-    if window.value < interval.value {
-        return Err(ConfigError::new(
-            "configuration",
-            format!(
-                "window {} (from {}) must be at least one interval {} (from {})",
-                format_duration(window.value),
-                window.origin,
-                format_duration(interval.value),
-                interval.origin
-            ),
-        ));
-    }
-    let weights = QualityWeights {
-        success: value_or(layer.w_success, defaults::W_SUCCESS),
-        latency: value_or(layer.w_latency, defaults::W_LATENCY),
-        freshness: value_or(layer.w_freshness, defaults::W_FRESHNESS),
+    Ok(peers)
+}
+
+/// The rules that span several keys; messages name each value and where it came from.
+fn check_rules(
+    config: &Config,
+    origins: &BTreeMap<&'static str, Origin>,
+) -> Result<(), ConfigError> {
+    let from = |key: &str| {
+        origins
+            .get(key)
+            .map_or("default", |o| o.source.as_str())
+            .to_owned()
     };
+    let spanning = |problem: String| ConfigError::new("configuration", problem);
+    if config.timeout >= config.interval {
+        return Err(spanning(format!(
+            "timeout {} (from {}) must be shorter than interval {} (from {})",
+            format_duration(config.timeout),
+            from("timeout"),
+            format_duration(config.interval),
+            from("interval")
+        )));
+    }
+    if config.window < config.interval {
+        return Err(spanning(format!(
+            "window {} (from {}) must be at least one interval {} (from {})",
+            format_duration(config.window),
+            from("window"),
+            format_duration(config.interval),
+            from("interval")
+        )));
+    }
+    let weights = config.weights;
     if weights.success + weights.latency + weights.freshness == 0.0 {
-        return Err(ConfigError::new(
-            "configuration",
-            "quality: the weights w_success, w_latency and w_freshness are all 0; at least one must be positive",
+        return Err(spanning(
+            "quality: the weights w_success, w_latency and w_freshness are all 0; at least one must be positive".to_owned(),
         ));
     }
-
-    let mut peers = layer.peers.map(|s| s.value).unwrap_or_default();
-    let peers_file = layer.peers_file.map(|s| s.value);
-    if let Some(path) = &peers_file {
-        peers.extend(read_peers_file(path)?);
+    let reconcile = &config.reconcile;
+    if reconcile.backoff_base > reconcile.backoff_cap {
+        return Err(spanning(format!(
+            "reconcile.backoff_base {} (from {}) must not exceed reconcile.backoff_cap {} (from {})",
+            format_duration(reconcile.backoff_base),
+            from("reconcile.backoff_base"),
+            format_duration(reconcile.backoff_cap),
+            from("reconcile.backoff_cap")
+        )));
     }
-    check_unique_peers(&peers)?;
-    let reconcile = resolve_reconcile(layer.reconcile)?;
-
-    Ok(Config {
-        node: node.value,
-        listen: layer.listen.unwrap().value,
-        interval: interval.value,
-        timeout: timeout.value,
-        window: window.value,
-        live_max_age: live_max_age.value,
-        weights,
-        peers,
-        peers_file,
-        body_limit: layer.body_limit.map_or(defaults::BODY_LIMIT, |s| s.value),
-        max_concurrent_pulls: layer
-            .max_concurrent_pulls
-            .map_or(defaults::MAX_CONCURRENT_PULLS, |s| s.value),
-        log_format: layer.log_format.unwrap().value,
-        log_level: layer.log_level.unwrap().value,
-        reconcile,
-        checkpoint: CheckpointConfig {
-            path: layer.checkpoint_path.map(|s| s.value),
-            interval: layer.checkpoint_interval.unwrap().value,
-        },
-        log_file: layer.log_file.map(|s| s.value),
-        log_rotation: layer.log_rotation.unwrap().value,
-        log_max_files: layer.log_max_files.unwrap().value,
-        admin_token_file: layer.admin_token_file.map(|s| s.value),
-    })
-}
-
-fn resolve_reconcile(layer: ReconcileLayer) -> Result<ReconcileConfig, ConfigError> {
-    let (base, cap) = (layer.backoff_base.unwrap(), layer.backoff_cap.unwrap());
-    if base.value > cap.value {
-        return Err(ConfigError::new(
-            "configuration",
-            format!(
-                "reconcile.backoff_base {} (from {}) must not exceed reconcile.backoff_cap {} (from {})",
-                format_duration(base.value),
-                base.origin,
-                format_duration(cap.value),
-                cap.origin
-            ),
-        ));
-    }
-    Ok(ReconcileConfig {
-        mode: layer.mode.unwrap().value,
-        policy: layer.policy.unwrap().value,
-        threshold: layer.threshold.unwrap().value as u64,
-        path: layer.path.unwrap().value,
-        timeout: layer.timeout.unwrap().value,
-        cooldown: layer.cooldown.unwrap().value,
-        backoff_base: base.value,
-        backoff_factor: layer.backoff_factor.unwrap().value,
-        backoff_cap: cap.value,
-        max_per_hour: layer.max_per_hour.unwrap().value,
-        token_file: layer.token_file.map(|s| s.value),
-    })
-}
-
-fn check_unique_peers(peers: &[PeerConfig]) -> Result<(), ConfigError> {
     let mut urls = BTreeSet::new();
     let mut labels = BTreeSet::new();
-    for peer in peers {
+    for peer in &config.peers {
         if !urls.insert(peer.url.as_str()) {
-            return Err(ConfigError::new(
-                "configuration",
-                format!("peers: {} is listed twice", peer.url),
-            ));
+            return Err(spanning(format!("peers: {} is listed twice", peer.url)));
         }
         if !labels.insert(peer.label.as_str()) {
-            return Err(ConfigError::new(
-                "configuration",
-                format!("peers: two peers are named {:?}", peer.label),
-            ));
+            return Err(spanning(format!(
+                "peers: two peers are named {:?}",
+                peer.label
+            )));
         }
     }
     Ok(())
 }
 
-/// Reads the TOML file into a layer; unknown keys are refused.
-fn read_file_layer(path: &Path) -> Result<Layer, ConfigError> {
-    let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
-    parse_file_layer(&text, &origin)
-}
-
-fn parse_file_layer(text: &str, origin: &str) -> Result<Layer, ConfigError> {
-    let table: toml::Table = text
-        .parse()
-        .map_err(|e: toml::de::Error| ConfigError::new(origin, e.to_string().trim_end()))?;
-    let mut layer = Layer::default();
-    for (key, value) in &table {
-        match (key.as_str(), value) {
-            ("quality", toml::Value::Table(section)) => {
-                for (name, value) in section {
-                    let key = format!("quality.{name}");
-                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
-                }
-            }
-            ("peers", toml::Value::Array(entries)) => {
-                let mut peers = Vec::new();
-                for (index, entry) in entries.iter().enumerate() {
-                    peers.push(parse_peer_entry(entry, index, origin)?);
-                }
-                layer.peers = Some(Sourced {
-                    value: peers,
-                    origin: origin.to_owned(),
-                });
-            }
-            ("reconcile", toml::Value::Table(section)) => {
-                for (name, value) in section {
-                    let key = format!("reconcile.{name}");
-                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
-                }
-            }
-            ("checkpoint", toml::Value::Table(section)) => {
-                for (name, value) in section {
-                    let key = format!("checkpoint.{name}");
-                    layer.set(&key, &scalar_text(value, &key, origin)?, origin)?;
-                }
-            }
-            ("quality" | "peers" | "reconcile" | "checkpoint", _) => {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("{key}: has the wrong type"),
-                ))
-            }
-            _ => layer.set(key, &scalar_text(value, key, origin)?, origin)?,
+impl Config {
+    /// The starting point of [`load`]: every key is then written over from its default or
+    /// a source, and a required key no source set is refused, so these values never
+    /// reach a running sidecar.
+    fn unset() -> Self {
+        Config {
+            node: Url::parse("http://unset.invalid").expect("a valid constant URL"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            interval: Duration::ZERO,
+            timeout: Duration::ZERO,
+            window: Duration::ZERO,
+            live_max_age: Duration::ZERO,
+            weights: QualityWeights {
+                success: 0.0,
+                latency: 0.0,
+                freshness: 0.0,
+            },
+            peers: Vec::new(),
+            peers_file: None,
+            body_limit: 0,
+            max_concurrent_pulls: 0,
+            log_format: LogFormat::Text,
+            log_level: String::new(),
+            reconcile: ReconcileConfig {
+                mode: Mode::Off,
+                policy: Policy::Majority,
+                threshold: 0,
+                path: String::new(),
+                timeout: Duration::ZERO,
+                cooldown: Duration::ZERO,
+                backoff_base: Duration::ZERO,
+                backoff_factor: 0.0,
+                backoff_cap: Duration::ZERO,
+                max_per_hour: 0,
+                token_file: None,
+            },
+            checkpoint: CheckpointConfig {
+                path: None,
+                interval: Duration::ZERO,
+            },
+            log_file: None,
+            log_rotation: LogRotation::Daily,
+            log_max_files: 0,
+            admin_token_file: None,
         }
     }
-    Ok(layer)
-}
-
-fn parse_peer_entry(
-    entry: &toml::Value,
-    index: usize,
-    origin: &str,
-) -> Result<PeerConfig, ConfigError> {
-    let at = format!("peers[{index}]");
-    let table = entry
-        .as_table()
-        .ok_or_else(|| ConfigError::new(origin, format!("{at}: must be a table with `url`")))?;
-    let mut url = None;
-    let mut name = None;
-    for (key, value) in table {
-        let text = value
-            .as_str()
-            .ok_or_else(|| ConfigError::new(origin, format!("{at}.{key}: must be a string")))?;
-        match key.as_str() {
-            "url" => {
-                url = Some(
-                    parse_base_url(text)
-                        .map_err(|p| ConfigError::new(origin, format!("{at}.url: {p}")))?,
-                )
-            }
-            "name" => {
-                if text.is_empty() {
-                    return Err(ConfigError::new(
-                        origin,
-                        format!("{at}.name: must not be empty"),
-                    ));
-                }
-                name = Some(text.to_owned());
-            }
-            _ => {
-                return Err(ConfigError::new(
-                    origin,
-                    format!("{at}: unknown key `{key}`"),
-                ))
-            }
-        }
-    }
-    let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
-    Ok(PeerConfig::new(url, name))
-}
-
-fn scalar_text(value: &toml::Value, key: &str, origin: &str) -> Result<String, ConfigError> {
-    match value {
-        toml::Value::String(s) => Ok(s.clone()),
-        toml::Value::Integer(i) => Ok(i.to_string()),
-        toml::Value::Float(f) => Ok(f.to_string()),
-        _ => Err(ConfigError::new(
-            origin,
-            format!("{key}: must be a string or a number"),
-        )),
-    }
-}
-
-/// One group of a Prometheus `file_sd` file.
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TargetGroup {
-    targets: Vec<String>,
-    #[serde(default)]
-    labels: HashMap<String, String>,
-}
-
-/// Reads a peers file in Prometheus `file_sd` JSON format.
-pub fn read_peers_file(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
-    let origin = format!("peers file {}", path.display());
-    let text =
-        std::fs::read(path).map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
-    parse_peers_file(&text, &origin)
-}
-
-fn parse_peers_file(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
-    let groups: Vec<TargetGroup> = serde_json::from_slice(text)
-        .map_err(|e| ConfigError::new(origin, format!("not a file_sd target list: {e}")))?;
-    let mut peers = Vec::new();
-    for (index, group) in groups.into_iter().enumerate() {
-        let scheme = group
-            .labels
-            .get("__scheme__")
-            .map_or("http", String::as_str);
-        let prefix = group.labels.get("__path__").map_or("", String::as_str);
-        let name = group.labels.get("name");
-        if name.is_some() && group.targets.len() > 1 {
-            return Err(ConfigError::new(
-                origin,
-                format!(
-                    "group {index}: label `name` can name only one target, not {}",
-                    group.targets.len()
-                ),
-            ));
-        }
-        for target in &group.targets {
-            let text = format!("{scheme}://{target}{prefix}");
-            let url = parse_base_url(&text).map_err(|p| {
-                ConfigError::new(origin, format!("group {index}: target {target:?}: {p}"))
-            })?;
-            peers.push(PeerConfig::new(url, name.cloned()));
-        }
-    }
-    Ok(peers)
-}
-
-/// Parses a node's base URL: http(s), a host, an optional path prefix, no query.
-pub fn parse_base_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(format!("{text:?} must start with http:// or https://"));
-    }
-    if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("{text:?} has no host"));
-    }
-    if url.query().is_some() || url.fragment().is_some() {
-        return Err(format!("{text:?} must not have a query or fragment"));
-    }
-    let mut url = url;
-    let path = url.path().trim_end_matches('/').to_owned();
-    url.set_path(&path);
-    Ok(url)
 }
 
 /// `http://10.0.0.7:8100/nova` → `10.0.0.7:8100/nova`.
@@ -899,27 +495,6 @@ fn url_without_scheme(url: &Url) -> String {
     let text = url.as_str();
     let rest = &text[url.scheme().len() + 3..];
     rest.trim_end_matches('/').to_owned()
-}
-
-fn parse_weight(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
-        _ => Err(format!("{text:?} is not a non-negative number")),
-    }
-}
-
-fn parse_nonzero_duration(text: &str) -> Result<Duration, String> {
-    match parse_duration(text)? {
-        d if d.is_zero() => Err(format!("{text:?} must be greater than 0")),
-        d => Ok(d),
-    }
-}
-
-fn parse_positive(text: &str) -> Result<usize, String> {
-    match text.trim().parse::<usize>() {
-        Ok(n) if n > 0 => Ok(n),
-        _ => Err(format!("{text:?} is not a positive whole number")),
-    }
 }
 
 #[cfg(test)]
@@ -935,7 +510,7 @@ mod tests {
 
     fn load_with(
         file: Option<&str>,
-        flags: Vec<(&'static str, String, &'static str)>,
+        flags: Vec<(&'static str, String)>,
         vars: &[(&str, &str)],
     ) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir().unwrap();
@@ -947,7 +522,6 @@ mod tests {
         load(&Sources {
             file: file.map(|_| path.as_path()),
             flags,
-            flag_peers: vec![],
             env: &environment,
         })
     }
@@ -987,7 +561,7 @@ mod tests {
         assert_eq!(config.interval, Duration::from_secs(15));
         assert_eq!(config.timeout, Duration::from_secs(4));
         assert_eq!(config.weights.success, 0.7);
-        let flags = vec![("interval", "12s".to_owned(), "--interval")];
+        let flags = vec![("interval", "12s".to_owned())];
         let config = load_with(Some(file), flags, &vars).unwrap();
         assert_eq!(config.interval, Duration::from_secs(12));
         assert_eq!(config.window, Duration::from_secs(600));
@@ -1044,7 +618,7 @@ mod tests {
                 &[node, ("PEERSCOPE_TIMEOUT", "x")],
                 "environment variable PEERSCOPE_TIMEOUT: timeout: invalid duration",
             ),
-            ("", &[], "node: the local node's URL is required"),
+            ("", &[], "node: the local node's base URL is required"),
         ];
         for (file, vars, expected) in cases {
             let err = load_with(Some(file), vec![], vars).unwrap_err().to_string();
@@ -1059,23 +633,6 @@ mod tests {
     fn file_errors_name_the_file() {
         let err = load_with(Some("interval = \"soon\"\n"), vec![], &[]).unwrap_err();
         assert!(err.origin.ends_with("peerscope.toml"), "{err}");
-    }
-
-    #[test]
-    fn reads_a_file_sd_peers_file() {
-        let text = br#"[{"targets": ["10.0.0.5:8100", "10.0.0.6:8100"]},
-                        {"targets": ["10.0.0.7:8100"], "labels": {"__scheme__": "https", "__path__": "/nova", "name": "nova-g"}}]"#;
-        let peers = parse_peers_file(text, "peers.json").unwrap();
-        assert_eq!(peers.len(), 3);
-        assert_eq!(peers[0].url.as_str(), "http://10.0.0.5:8100/");
-        assert_eq!(peers[2].label, "nova-g");
-        assert_eq!(peers[2].url.as_str(), "https://10.0.0.7:8100/nova");
-        let err = parse_peers_file(
-            br#"[{"targets": ["a:1", "b:2"], "labels": {"name": "x"}}]"#,
-            "p",
-        )
-        .unwrap_err();
-        assert!(err.problem.contains("can name only one target"), "{err}");
     }
 
     #[test]
@@ -1118,5 +675,36 @@ mod tests {
                 .to_string();
             assert!(err.contains(expected), "{err:?} lacks {expected:?}");
         }
+    }
+
+    #[test]
+    fn peer_lists_take_an_optional_name_before_the_url() {
+        let vars = [
+            ("PEERSCOPE_NODE", "http://n:1"),
+            (
+                "PEERSCOPE_PEERS",
+                "nova-b=http://10.0.0.2:8100, http://10.0.0.3:8100/a=b",
+            ),
+        ];
+        let config = load_with(None, vec![], &vars).unwrap();
+        let peers: Vec<(&str, &str)> = config
+            .peers
+            .iter()
+            .map(|p| (p.label.as_str(), p.url.as_str()))
+            .collect();
+        assert_eq!(
+            peers,
+            [
+                ("nova-b", "http://10.0.0.2:8100/"),
+                ("10.0.0.3:8100/a=b", "http://10.0.0.3:8100/a=b")
+            ]
+        );
+        let err = load_with(None, vec![("peers", "=http://x:1".to_owned())], &vars[..1])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("flag --peer: peers: \"=http://x:1\": the name before `=` is empty"),
+            "{err}"
+        );
     }
 }

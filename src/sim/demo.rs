@@ -6,7 +6,6 @@
 //! root: the majority holds, and after `threshold` cycles the sidecar asks the node to
 //! reconcile through its API; the node heals and the divergence clears.
 
-use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,7 +14,7 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, parse_base_url, Mode, PeerConfig, Sources};
+use crate::config::{self, Mode, Sources};
 use crate::serve::status_table;
 use crate::sidecar;
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
@@ -68,27 +67,23 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         peers.push(SimNode::start(loopback, spec).await?);
     }
 
-    let flags = vec![
-        ("node", local.url(), "--node"),
-        ("interval", INTERVAL.to_owned(), "--interval"),
-        ("timeout", "1s".to_owned(), "--timeout"),
-        ("window", "1m".to_owned(), "--window"),
-        ("live_max_age", "6s".to_owned(), "--live-max-age"),
+    let local_url = local.url();
+    let mut flags = vec![
+        ("node", local_url.as_str()),
+        ("interval", INTERVAL),
+        ("timeout", "1s"),
+        ("window", "1m"),
+        ("live_max_age", "6s"),
     ];
-    let mut config = config::load(&Sources {
-        file: None,
-        flags,
-        flag_peers: vec![],
-        env: &HashMap::new(),
-    })?;
+    let peer_flags: Vec<String> = peers
+        .iter()
+        .zip(&peer_specs)
+        .map(|(node, (name, ..))| format!("{name}={}", node.url()))
+        .collect();
+    flags.extend(peer_flags.iter().map(|text| ("peers", text.as_str())));
+    let mut config = config::load(&Sources::flags(&flags))?;
     config.reconcile.mode = Mode::On;
     config.reconcile.cooldown = Duration::from_secs(10);
-    for (node, (name, ..)) in peers.iter().zip(&peer_specs) {
-        let url = parse_base_url(&node.url()).map_err(anyhow::Error::msg)?;
-        config
-            .peers
-            .push(PeerConfig::new(url, Some((*name).to_owned())));
-    }
 
     let listener = match TcpListener::bind(options.listen).await {
         Ok(listener) => listener,

@@ -1,0 +1,136 @@
+//! The TOML configuration file, read into (key, text) pairs for the loader. Sections are
+//! flattened into dotted keys (`[reconcile] mode` → `reconcile.mode`); the key table says
+//! which keys exist, so an unknown key is refused with its name.
+
+use std::path::Path;
+
+use super::keys::{self, Value};
+use super::parse::base_url;
+use super::{ConfigError, PeerConfig};
+
+/// What the file sets.
+#[derive(Default)]
+pub struct FileValues {
+    /// Scalar keys as (key, text), in file order.
+    pub scalars: Vec<(&'static str, String)>,
+    /// The `[[peers]]` tables, if the file has any.
+    pub peers: Option<Vec<PeerConfig>>,
+}
+
+/// Reads and parses the file at `path`; errors name the file.
+pub fn read(path: &Path) -> Result<FileValues, ConfigError> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+    parse(&text, &origin)
+}
+
+/// Parses a configuration file's text; `origin` names it in errors.
+pub fn parse(text: &str, origin: &str) -> Result<FileValues, ConfigError> {
+    let table: toml::Table = text
+        .parse()
+        .map_err(|e: toml::de::Error| ConfigError::new(origin, e.to_string().trim_end()))?;
+    let mut values = FileValues::default();
+    for (name, value) in &table {
+        let is_section = keys::KEYS.iter().any(|k| {
+            k.name
+                .strip_prefix(name.as_str())
+                .is_some_and(|r| r.starts_with('.'))
+        });
+        match value {
+            toml::Value::Table(section) if is_section => {
+                for (inner, value) in section {
+                    add(&mut values, &format!("{name}.{inner}"), value, origin)?;
+                }
+            }
+            _ if is_section => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{name}: has the wrong type (a [{name}] section)"),
+                ))
+            }
+            _ => add(&mut values, name, value, origin)?,
+        }
+    }
+    Ok(values)
+}
+
+fn add(
+    values: &mut FileValues,
+    name: &str,
+    value: &toml::Value,
+    origin: &str,
+) -> Result<(), ConfigError> {
+    let key = keys::find(name)
+        .ok_or_else(|| ConfigError::new(origin, format!("unknown key `{name}`")))?;
+    match key.value {
+        Value::PeerList => {
+            let toml::Value::Array(entries) = value else {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{name}: must be [[{name}]] tables"),
+                ));
+            };
+            let peers = entries
+                .iter()
+                .enumerate()
+                .map(|(index, entry)| peer_entry(entry, index, origin))
+                .collect::<Result<_, _>>()?;
+            values.peers = Some(peers);
+        }
+        Value::Scalar(_) => values
+            .scalars
+            .push((key.name, scalar_text(value, name, origin)?)),
+    }
+    Ok(())
+}
+
+fn peer_entry(entry: &toml::Value, index: usize, origin: &str) -> Result<PeerConfig, ConfigError> {
+    let at = format!("peers[{index}]");
+    let table = entry
+        .as_table()
+        .ok_or_else(|| ConfigError::new(origin, format!("{at}: must be a table with `url`")))?;
+    let mut url = None;
+    let mut name = None;
+    for (key, value) in table {
+        let text = value
+            .as_str()
+            .ok_or_else(|| ConfigError::new(origin, format!("{at}.{key}: must be a string")))?;
+        match key.as_str() {
+            "url" => {
+                let parsed = base_url(text)
+                    .map_err(|p| ConfigError::new(origin, format!("{at}.url: {p}")))?;
+                url = Some(parsed);
+            }
+            "name" if text.is_empty() => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{at}.name: must not be empty"),
+                ))
+            }
+            "name" => name = Some(text.to_owned()),
+            _ => {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("{at}: unknown key `{key}`"),
+                ))
+            }
+        }
+    }
+    let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
+    Ok(PeerConfig::new(url, name))
+}
+
+/// A scalar as the text every other source would give.
+fn scalar_text(value: &toml::Value, key: &str, origin: &str) -> Result<String, ConfigError> {
+    match value {
+        toml::Value::String(s) => Ok(s.clone()),
+        toml::Value::Integer(i) => Ok(i.to_string()),
+        toml::Value::Float(f) => Ok(f.to_string()),
+        toml::Value::Boolean(b) => Ok(b.to_string()),
+        _ => Err(ConfigError::new(
+            origin,
+            format!("{key}: must be a string or a number"),
+        )),
+    }
+}

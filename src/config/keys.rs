@@ -1,0 +1,363 @@
+//! The table of configuration keys: one entry per key, and everything else — the layering
+//! of flags, `PEERSCOPE_*` variables, the file and the seed's `NOVA_FED_*` variables, the
+//! command-line flags, the defaults, `peerscope check` and the README's configuration
+//! table — is derived from it. Adding a key is one entry here (plus its field in
+//! [`Config`] and, where it spans keys, a rule in `check_rules`).
+
+use super::parse::{
+    api_path, base_url, duration, growth_factor, nonzero_duration, one_of, path, positive,
+    socket_address, text, weight,
+};
+use super::{Config, LogFormat, LogRotation, Mode, Policy};
+
+/// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9478";
+
+/// One configuration key.
+pub struct Key {
+    /// As written in the file; dotted for sections (`reconcile.mode`).
+    pub name: &'static str,
+    /// The command-line flag without its dashes (`live-max-age`), if the key has one.
+    pub flag: Option<&'static str>,
+    /// The seed system's variables that stand in for the key, below the file in precedence.
+    pub seed_variables: &'static [&'static str],
+    pub default: DefaultValue,
+    /// One line for the README and `--help`.
+    pub doc: &'static str,
+    pub value: Value,
+}
+
+/// A key's value when no source sets it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DefaultValue {
+    /// No source set it: `load` refuses the configuration.
+    Required,
+    /// Absent: the feature it configures is off.
+    Absent,
+    /// This text, parsed like any other source's.
+    Text(&'static str),
+}
+
+/// How a key's text becomes part of a [`Config`].
+#[derive(Clone, Copy)]
+pub enum Value {
+    /// Parses the text and writes it into the configuration; `Err` says what is wrong.
+    Scalar(fn(&mut Config, &str) -> Result<(), String>),
+    /// The peer list: comma-separated `[NAME=]URL` in variables, repeated `--peer`,
+    /// `[[peers]]` tables in the file. The whole list comes from the highest source.
+    PeerList,
+}
+
+/// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
+pub fn env_variable(name: &str) -> String {
+    format!("PEERSCOPE_{}", name.replace('.', "_").to_uppercase())
+}
+
+/// The key called `name`, if there is one.
+pub fn find(name: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|key| key.name == name)
+}
+
+/// Every key, in the order the README lists them.
+pub static KEYS: &[Key] = &[
+    Key {
+        name: "node",
+        flag: Some("node"),
+        seed_variables: &[],
+        default: DefaultValue::Required,
+        doc: "the local node's base URL",
+        value: Value::Scalar(|c, t| base_url(t).map(|v| c.node = v)),
+    },
+    Key {
+        name: "peers",
+        flag: Some("peer"),
+        seed_variables: &["NOVA_FED_PEERS"],
+        default: DefaultValue::Absent,
+        doc: "the peers: `[[peers]]` tables with `url` and optional `name` in the file; comma-separated `[NAME=]URL` in variables; `--peer [NAME=]URL`, repeatable. `name` is the `peer` label, else the URL without scheme",
+        value: Value::PeerList,
+    },
+    Key {
+        name: "listen",
+        flag: Some("listen"),
+        seed_variables: &[],
+        default: DefaultValue::Text(DEFAULT_LISTEN),
+        doc: "HTTP server address (bind `0.0.0.0` explicitly in a container); needs a restart",
+        value: Value::Scalar(|c, t| socket_address(t).map(|v| c.listen = v)),
+    },
+    Key {
+        name: "interval",
+        flag: Some("interval"),
+        seed_variables: &["NOVA_FED_SYNC_INTERVAL"],
+        default: DefaultValue::Text("30s"),
+        doc: "time between cycles",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.interval = v)),
+    },
+    Key {
+        name: "timeout",
+        flag: Some("timeout"),
+        seed_variables: &["NOVA_FED_SYNC_TIMEOUT"],
+        default: DefaultValue::Text("2.5s"),
+        doc: "limit of one pull, headers and body; must be < interval",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.timeout = v)),
+    },
+    Key {
+        name: "window",
+        flag: Some("window"),
+        seed_variables: &[],
+        default: DefaultValue::Text("5m"),
+        doc: "rolling window; must be ≥ interval",
+        value: Value::Scalar(|c, t| duration(t).map(|v| c.window = v)),
+    },
+    Key {
+        name: "live_max_age",
+        flag: Some("live-max-age"),
+        seed_variables: &[],
+        default: DefaultValue::Text("90s"),
+        doc: "a peer is live with a successful pull this recent",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.live_max_age = v)),
+    },
+    Key {
+        name: "peers_file",
+        flag: Some("peers-file"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "Prometheus `file_sd` JSON list of peers, added to the peer list",
+        value: Value::Scalar(|c, t| path(t).map(|v| c.peers_file = v)),
+    },
+    Key {
+        name: "quality.w_success",
+        flag: None,
+        seed_variables: &["NOVA_FED_QUALITY_W1"],
+        default: DefaultValue::Text("0.5"),
+        doc: "weight of the success ratio",
+        value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.success = v)),
+    },
+    Key {
+        name: "quality.w_latency",
+        flag: None,
+        seed_variables: &["NOVA_FED_QUALITY_W2"],
+        default: DefaultValue::Text("0.3"),
+        doc: "weight of the latency score",
+        value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.latency = v)),
+    },
+    Key {
+        name: "quality.w_freshness",
+        flag: None,
+        seed_variables: &["NOVA_FED_QUALITY_W3"],
+        default: DefaultValue::Text("0.2"),
+        doc: "weight of freshness",
+        value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.freshness = v)),
+    },
+    Key {
+        name: "body_limit",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("1048576"),
+        doc: "largest summary body, bytes (enforced while streaming)",
+        value: Value::Scalar(|c, t| positive(t).map(|v| c.body_limit = v)),
+    },
+    Key {
+        name: "max_concurrent_pulls",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("256"),
+        doc: "pulls in flight at once",
+        value: Value::Scalar(|c, t| positive(t).map(|v| c.max_concurrent_pulls = v)),
+    },
+    Key {
+        name: "log_format",
+        flag: Some("log-format"),
+        seed_variables: &[],
+        default: DefaultValue::Text("text"),
+        doc: "`text` or `json` (stderr)",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
+                .map(|v| c.log_format = v)
+        }),
+    },
+    Key {
+        name: "log_level",
+        flag: Some("log-level"),
+        seed_variables: &[],
+        default: DefaultValue::Text("info"),
+        doc: "a `tracing` filter; `RUST_LOG` wins when set",
+        value: Value::Scalar(|c, t| text(t).map(|v| c.log_level = v)),
+    },
+    Key {
+        name: "log_file",
+        flag: Some("log-file"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "also write logs to rolling files in this directory; needs a restart",
+        value: Value::Scalar(|c, t| path(t).map(|v| c.log_file = v)),
+    },
+    Key {
+        name: "log_rotation",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("daily"),
+        doc: "`daily` or `hourly`",
+        value: Value::Scalar(|c, t| {
+            one_of(
+                t,
+                &[("hourly", LogRotation::Hourly), ("daily", LogRotation::Daily)],
+            )
+            .map(|v| c.log_rotation = v)
+        }),
+    },
+    Key {
+        name: "log_max_files",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("7"),
+        doc: "rotated log files kept",
+        value: Value::Scalar(|c, t| positive(t).map(|v| c.log_max_files = v)),
+    },
+    Key {
+        name: "admin_token_file",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "token that lets a non-loopback caller `POST /-/reload`",
+        value: Value::Scalar(|c, t| path(t).map(|v| c.admin_token_file = v)),
+    },
+    Key {
+        name: "reconcile.mode",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("off"),
+        doc: "`off`, `dry-run` or `on` (see Reconciliation)",
+        value: Value::Scalar(|c, t| {
+            one_of(
+                t,
+                &[("off", Mode::Off), ("dry-run", Mode::DryRun), ("on", Mode::On)],
+            )
+            .map(|v| c.reconcile.mode = v)
+        }),
+    },
+    Key {
+        name: "reconcile.policy",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("majority"),
+        doc: "`majority` or `any`",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("majority", Policy::Majority), ("any", Policy::Any)])
+                .map(|v| c.reconcile.policy = v)
+        }),
+    },
+    Key {
+        name: "reconcile.threshold",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("3"),
+        doc: "cycles a peer must diverge to count as evidence",
+        value: Value::Scalar(|c, t| positive(t).map(|v| c.reconcile.threshold = v as u64)),
+    },
+    Key {
+        name: "reconcile.path",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("/federation/reconcile"),
+        doc: "the node's API, appended to `node`",
+        value: Value::Scalar(|c, t| api_path(t).map(|v| c.reconcile.path = v)),
+    },
+    Key {
+        name: "reconcile.timeout",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("10s"),
+        doc: "limit of one request",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.timeout = v)),
+    },
+    Key {
+        name: "reconcile.cooldown",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("5m"),
+        doc: "quiet time after an accepted request",
+        value: Value::Scalar(|c, t| duration(t).map(|v| c.reconcile.cooldown = v)),
+    },
+    Key {
+        name: "reconcile.backoff_base",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("30s"),
+        doc: "first retry delay after a failure",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.backoff_base = v)),
+    },
+    Key {
+        name: "reconcile.backoff_factor",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("2"),
+        doc: "growth of the retry delay per consecutive failure (≥ 1)",
+        value: Value::Scalar(|c, t| growth_factor(t).map(|v| c.reconcile.backoff_factor = v)),
+    },
+    Key {
+        name: "reconcile.backoff_cap",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("30m"),
+        doc: "longest retry delay",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.backoff_cap = v)),
+    },
+    Key {
+        name: "reconcile.max_per_hour",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("6"),
+        doc: "requests in any hour, at most",
+        value: Value::Scalar(|c, t| positive(t).map(|v| c.reconcile.max_per_hour = v)),
+    },
+    Key {
+        name: "reconcile.token_file",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "file with the bearer token; read at each request, never logged (never a flag)",
+        value: Value::Scalar(|c, t| path(t).map(|v| c.reconcile.token_file = v)),
+    },
+    Key {
+        name: "checkpoint.path",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "where windows, streaks and the reconciliation state are saved (no checkpoints when absent); needs a restart",
+        value: Value::Scalar(|c, t| path(t).map(|v| c.checkpoint.path = v)),
+    },
+    Key {
+        name: "checkpoint.interval",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("30s"),
+        doc: "how often to checkpoint (and always at shutdown)",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.checkpoint.interval = v)),
+    },
+];
+
+/// The README's configuration table, made from [`KEYS`] (a test holds the README to it).
+pub fn markdown_table() -> String {
+    let mut table = String::from(
+        "| key (file) | variable | flag | default | meaning |\n|---|---|---|---|---|\n",
+    );
+    for key in KEYS {
+        let variables: Vec<String> = std::iter::once(env_variable(key.name))
+            .chain(key.seed_variables.iter().map(|v| v.to_string()))
+            .map(|v| format!("`{v}`"))
+            .collect();
+        let flag = key.flag.map_or(String::new(), |f| format!("`--{f}`"));
+        let default = match key.default {
+            DefaultValue::Required => "— (required)".to_owned(),
+            DefaultValue::Absent => "none".to_owned(),
+            DefaultValue::Text(text) => format!("`{text}`"),
+        };
+        table += &format!(
+            "| `{}` | {} | {flag} | {default} | {} |\n",
+            key.name,
+            variables.join(", "),
+            key.doc
+        );
+    }
+    table
+}

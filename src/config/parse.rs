@@ -1,0 +1,99 @@
+//! Parsers of one key's text, whatever its source. Each returns the value or says what is
+//! wrong with the text; the caller adds where it came from and which key it was.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::Url;
+
+use super::duration::parse_duration;
+
+/// A node's base URL: http(s), a host, an optional path prefix, no query.
+pub fn base_url(text: &str) -> Result<Url, String> {
+    let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("{text:?} must start with http:// or https://"));
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} has no host"));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(format!("{text:?} must not have a query or fragment"));
+    }
+    let path = url.path().trim_end_matches('/').to_owned();
+    url.set_path(&path);
+    Ok(url)
+}
+
+pub fn socket_address(text: &str) -> Result<SocketAddr, String> {
+    text.parse()
+        .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:9478"))
+}
+
+pub fn duration(text: &str) -> Result<Duration, String> {
+    parse_duration(text)
+}
+
+pub fn nonzero_duration(text: &str) -> Result<Duration, String> {
+    match parse_duration(text)? {
+        d if d.is_zero() => Err(format!("{text:?} must be greater than 0")),
+        d => Ok(d),
+    }
+}
+
+/// A finite, non-negative number.
+pub fn weight(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
+        _ => Err(format!("{text:?} is not a non-negative number")),
+    }
+}
+
+/// A finite number of at least 1.
+pub fn growth_factor(text: &str) -> Result<f64, String> {
+    match weight(text)? {
+        factor if factor >= 1.0 => Ok(factor),
+        _ => Err(format!("{text:?} must be at least 1")),
+    }
+}
+
+pub fn positive(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(format!("{text:?} is not a positive whole number")),
+    }
+}
+
+/// One of the named choices.
+pub fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+    choices
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, value)| *value)
+        .ok_or_else(|| {
+            let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
+            format!("{text:?} is not one of {}", names.join(", "))
+        })
+}
+
+/// A URL path: starts with `/`.
+pub fn api_path(text: &str) -> Result<String, String> {
+    match text.starts_with('/') {
+        true => Ok(text.to_owned()),
+        false => Err(format!("{text:?} must start with /")),
+    }
+}
+
+/// A file or directory; present once a source names it.
+pub fn path(text: &str) -> Result<Option<PathBuf>, String> {
+    match text.is_empty() {
+        true => Err("must not be empty".to_owned()),
+        false => Ok(Some(PathBuf::from(text))),
+    }
+}
+
+/// Free text (a log filter).
+pub fn text(text: &str) -> Result<String, String> {
+    Ok(text.to_owned())
+}

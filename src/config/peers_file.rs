@@ -1,0 +1,79 @@
+//! The peers file: Prometheus `file_sd` JSON, `[{"targets": ["host:port", …], "labels":
+//! {"__scheme__": "http", "__path__": "/nova", "name": "…"}}]`. Targets without a scheme
+//! are `http://`; `name` may name a group of one target only.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use super::parse::base_url;
+use super::{ConfigError, PeerConfig};
+
+/// One group of a `file_sd` file.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TargetGroup {
+    targets: Vec<String>,
+    #[serde(default)]
+    labels: HashMap<String, String>,
+}
+
+/// Reads a peers file; errors name the file.
+pub fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
+    let origin = format!("peers file {}", path.display());
+    let text =
+        std::fs::read(path).map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+    parse(&text, &origin)
+}
+
+/// Parses a peers file's bytes; `origin` names it in errors.
+pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+    let groups: Vec<TargetGroup> = serde_json::from_slice(text)
+        .map_err(|e| ConfigError::new(origin, format!("not a file_sd target list: {e}")))?;
+    let mut peers = Vec::new();
+    for (index, group) in groups.into_iter().enumerate() {
+        let scheme = group
+            .labels
+            .get("__scheme__")
+            .map_or("http", String::as_str);
+        let prefix = group.labels.get("__path__").map_or("", String::as_str);
+        let name = group.labels.get("name");
+        if name.is_some() && group.targets.len() > 1 {
+            return Err(ConfigError::new(
+                origin,
+                format!(
+                    "group {index}: label `name` can name only one target, not {}",
+                    group.targets.len()
+                ),
+            ));
+        }
+        for target in &group.targets {
+            let url = base_url(&format!("{scheme}://{target}{prefix}")).map_err(|p| {
+                ConfigError::new(origin, format!("group {index}: target {target:?}: {p}"))
+            })?;
+            peers.push(PeerConfig::new(url, name.cloned()));
+        }
+    }
+    Ok(peers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_a_file_sd_peers_file() {
+        let text = br#"[{"targets": ["10.0.0.5:8100", "10.0.0.6:8100"]},
+                        {"targets": ["10.0.0.7:8100"], "labels": {"__scheme__": "https", "__path__": "/nova", "name": "nova-g"}}]"#;
+        let peers = parse(text, "peers.json").unwrap();
+        assert_eq!(peers.len(), 3);
+        assert_eq!(peers[0].url.as_str(), "http://10.0.0.5:8100/");
+        assert_eq!(peers[2].label, "nova-g");
+        assert_eq!(peers[2].url.as_str(), "https://10.0.0.7:8100/nova");
+        let err = parse(
+            br#"[{"targets": ["a:1", "b:2"], "labels": {"name": "x"}}]"#,
+            "p",
+        )
+        .unwrap_err();
+        assert!(err.problem.contains("can name only one target"), "{err}");
+    }
+}
