@@ -93,7 +93,7 @@ pub struct Target {
 
 /// The reconciler's own state, as far as the guards need it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct Guards<'a> {
+pub struct GuardState<'a> {
     pub in_flight: bool,
     /// Until when the node said a reconciliation is already running (409).
     pub busy_until: Option<Instant>,
@@ -191,7 +191,7 @@ pub fn decide(
     policy: Policy,
     threshold: u64,
     facts: &Facts,
-    guards: &Guards<'_>,
+    guards: &GuardState<'_>,
     now: Instant,
 ) -> Decision {
     let target = match choose_target(policy, threshold, facts) {
@@ -259,9 +259,9 @@ mod tests {
             policy,
             3,
             facts,
-            &Guards {
+            &GuardState {
                 max_per_hour: 6,
-                ..Guards::default()
+                ..GuardState::default()
             },
             Instant::now(),
         )
@@ -401,15 +401,15 @@ mod tests {
         let now = Instant::now();
         let later = Some(now + Duration::from_secs(1));
         let rejected: BTreeSet<String> = ["x".to_owned()].into();
-        let base = Guards {
+        let base = GuardState {
             max_per_hour: 6,
-            ..Guards::default()
+            ..GuardState::default()
         };
         let cases = [
             (Mode::Off, base, Suppression::Disabled),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     rejected_roots: Some(&rejected),
                     ..base
                 },
@@ -417,7 +417,7 @@ mod tests {
             ),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     in_flight: true,
                     cooldown_until: later,
                     ..base
@@ -426,7 +426,7 @@ mod tests {
             ),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     busy_until: later,
                     ..base
                 },
@@ -434,7 +434,7 @@ mod tests {
             ),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     cooldown_until: later,
                     backoff_until: later,
                     ..base
@@ -443,7 +443,7 @@ mod tests {
             ),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     backoff_until: later,
                     ..base
                 },
@@ -451,7 +451,7 @@ mod tests {
             ),
             (
                 Mode::On,
-                Guards {
+                GuardState {
                     requests_last_hour: 6,
                     ..base
                 },
@@ -469,7 +469,7 @@ mod tests {
             }
         }
         let past = Some(now - Duration::from_millis(1));
-        let expired = Guards {
+        let expired = GuardState {
             cooldown_until: past,
             backoff_until: past,
             busy_until: past,

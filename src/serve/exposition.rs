@@ -1,6 +1,6 @@
 //! `/metrics`: the Prometheus text exposition (format 0.0.4), rendered at scrape time from
 //! a [`View`], so a peer that left the configuration has no series by construction.
-//! The families are catalogued in `contracts/metrics@1.yaml`; a test holds the two equal.
+//! Every family comes from the table in [`crate::serve::families`].
 
 use std::fmt::Write;
 
@@ -13,11 +13,10 @@ use crate::figures::view::{PeerView, TargetView, View};
 use crate::ops::operations::OperationsState;
 use crate::pull::contract::REPORTED_FIELDS;
 use crate::pull::failure::FailureReason;
+use crate::serve::families::{self as f, Family};
 
 /// The exact content type of the exposition.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
-
-const PREFIX: &str = "peerscope_";
 
 /// Build facts exported as `peerscope_build_info`.
 #[derive(Clone, Debug)]
@@ -45,21 +44,18 @@ pub fn render(
 ) -> String {
     let mut out = Writer {
         text: String::with_capacity(4096 + view.peers.len() * 4096),
-        header: None,
+        family: None,
+        header_pending: false,
     };
     render_peers(&mut out, &view.peers);
     render_federation(&mut out, view);
     render_node(&mut out, &view.node);
     render_reconcile(&mut out, reconcile);
     render_operations(&mut out, operations);
-
-    out.family(
-        "build_info",
-        "gauge",
-        "Version and revision of this peerscope build; always 1.",
-    );
+    out.family(&f::CYCLES_TOTAL);
+    out.sample(&[], view.cycles_completed as f64);
+    out.family(&f::BUILD_INFO);
     out.sample(
-        "build_info",
         &[("version", build.version), ("revision", build.revision)],
         1.0,
     );
@@ -74,337 +70,147 @@ pub fn render(
 }
 
 fn render_peers(out: &mut Writer, peers: &[PeerView]) {
-    out.family(
-        "peer_polls_total",
-        "counter",
-        "Pulls of the peer's summary attempted.",
-    );
+    gauge_per_peer(out, peers, &f::PEER_POLLS_TOTAL, |p| {
+        Some(p.target.polls_total as f64)
+    });
+    out.family(&f::PEER_POLL_FAILURES_TOTAL);
     for p in peers {
-        out.sample(
-            "peer_polls_total",
-            &[("peer", &p.target.label)],
-            p.target.polls_total as f64,
-        );
+        failure_samples(out, Some(&p.target.label), &p.target.failures_total);
     }
-    out.family(
-        "peer_poll_failures_total",
-        "counter",
-        "Failed pulls of the peer's summary, by reason.",
-    );
-    for p in peers {
-        failure_samples(
-            out,
-            "peer_poll_failures_total",
-            Some(&p.target.label),
-            &p.target.failures_total,
-        );
-    }
-    out.family(
-        "peer_poll_duration_seconds",
-        "histogram",
-        "Duration of every pull of the peer's summary, failed ones included.",
-    );
+    out.family(&f::PEER_POLL_DURATION_SECONDS);
     let bounds: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
     for p in peers {
         let (label, t) = (p.target.label.as_str(), &p.target);
         let cumulative = t.durations.cumulative();
         for (bound, count) in bounds.iter().zip(cumulative) {
-            out.sample(
-                "peer_poll_duration_seconds_bucket",
-                &[("peer", label), ("le", bound)],
-                count as f64,
-            );
+            out.series("_bucket", &[("peer", label), ("le", bound)], count as f64);
         }
-        out.sample(
-            "peer_poll_duration_seconds_bucket",
-            &[("peer", label), ("le", "+Inf")],
-            t.durations.count() as f64,
-        );
-        out.sample(
-            "peer_poll_duration_seconds_sum",
-            &[("peer", label)],
-            t.durations.sum(),
-        );
-        out.sample(
-            "peer_poll_duration_seconds_count",
-            &[("peer", label)],
-            t.durations.count() as f64,
-        );
+        let count = t.durations.count() as f64;
+        out.series("_bucket", &[("peer", label), ("le", "+Inf")], count);
+        out.series("_sum", &[("peer", label)], t.durations.sum());
+        out.series("_count", &[("peer", label)], count);
     }
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_up",
-        "1 if the last pull of the peer succeeded, else 0.",
-        |p| Some(bool_value(p.target.up)),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_last_success_timestamp_seconds",
-        "Unix time of the last successful pull of the peer.",
-        |p| p.target.last_success_timestamp_seconds,
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_success_ratio",
-        "Successful pulls / pull attempts in the window.",
-        |p| p.quality.map(|q| q.parts.success_ratio),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_latency_p95_seconds",
-        "95th percentile (nearest rank) of successful pull durations in the window.",
-        |p| p.quality.and_then(|q| q.latency_p95_seconds),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_latency_score",
-        "1 - min(latency_p95 / timeout, 1); 0 without a successful pull in the window.",
-        |p| p.quality.map(|q| q.parts.latency_score),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_freshness",
-        "exp(-age / (3 x interval)), age since the last successful pull; 0 if never.",
-        |p| p.quality.map(|q| q.parts.freshness),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_quality",
-        "Weighted mean of success ratio, latency score and freshness, in [0, 1].",
-        |p| p.quality.map(|q| q.quality),
-    );
-
-    out.family(
-        "peer_reported_value",
-        "gauge",
-        "A numeric field of the metrics in the peer's last valid summary.",
-    );
+    gauge_per_peer(out, peers, &f::PEER_UP, |p| Some(bool_value(p.target.up)));
+    gauge_per_peer(out, peers, &f::PEER_LAST_SUCCESS_TIMESTAMP_SECONDS, |p| {
+        p.target.last_success_timestamp_seconds
+    });
+    gauge_per_peer(out, peers, &f::PEER_SUCCESS_RATIO, |p| {
+        p.quality.map(|q| q.parts.success_ratio)
+    });
+    gauge_per_peer(out, peers, &f::PEER_LATENCY_P95_SECONDS, |p| {
+        p.quality.and_then(|q| q.latency_p95_seconds)
+    });
+    gauge_per_peer(out, peers, &f::PEER_LATENCY_SCORE, |p| {
+        p.quality.map(|q| q.parts.latency_score)
+    });
+    gauge_per_peer(out, peers, &f::PEER_FRESHNESS, |p| {
+        p.quality.map(|q| q.parts.freshness)
+    });
+    gauge_per_peer(out, peers, &f::PEER_QUALITY, |p| {
+        p.quality.map(|q| q.quality)
+    });
+    out.family(&f::PEER_REPORTED_VALUE);
     for p in peers {
-        reported_samples(
-            out,
-            "peer_reported_value",
-            Some(&p.target.label),
-            &p.target.reported,
-        );
+        reported_samples(out, Some(&p.target.label), &p.target.reported);
     }
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_state_divergent",
-        "1 if the peer's fresh state root differs from the local node's fresh root, else 0.",
-        |p| Some(bool_value(p.divergent)),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_divergence_streak",
-        "Consecutive cycles in which the peer was divergent.",
-        |p| Some(p.streak as f64),
-    );
-    gauge_per_peer(
-        out,
-        peers,
-        "peer_clock_skew_seconds",
-        "Payload timestamp minus receive time, from the last successful pull.",
-        |p| p.target.clock_skew_seconds,
-    );
+    gauge_per_peer(out, peers, &f::PEER_STATE_DIVERGENT, |p| {
+        Some(bool_value(p.divergent))
+    });
+    gauge_per_peer(out, peers, &f::PEER_DIVERGENCE_STREAK, |p| {
+        Some(p.streak as f64)
+    });
+    gauge_per_peer(out, peers, &f::PEER_CLOCK_SKEW_SECONDS, |p| {
+        p.target.clock_skew_seconds
+    });
 }
 
 fn render_federation(out: &mut Writer, view: &View) {
-    let f = &view.federation;
-    let gauges = [
-        (
-            "peers_configured",
-            "Peers in the configuration.",
-            f.peers_configured as f64,
-        ),
-        (
-            "peers_live",
-            "Peers with a successful pull within live_max_age.",
-            f.peers_live as f64,
-        ),
-        (
-            "novelty",
-            "clip(stddev of the live peers' g_star / 0.5, 0, 1); 0 with fewer than 2 live peers.",
-            f.novelty.novelty,
-        ),
-        (
-            "g_star_stddev",
-            "Population standard deviation of the live peers' latest g_star.",
-            f.novelty.g_star_stddev,
-        ),
-        (
-            "divergence_ratio",
-            "Divergent live peers / live peers with a known root; 0 if none.",
-            f.divergence_ratio,
-        ),
-    ];
-    for (name, help, value) in gauges {
-        out.family(name, "gauge", help);
-        out.sample(name, &[], value);
+    let federation = &view.federation;
+    for (family, value) in [
+        (&f::PEERS_CONFIGURED, federation.peers_configured as f64),
+        (&f::PEERS_LIVE, federation.peers_live as f64),
+        (&f::NOVELTY, federation.novelty.novelty),
+        (&f::G_STAR_STDDEV, federation.novelty.g_star_stddev),
+        (&f::DIVERGENCE_RATIO, federation.divergence_ratio),
+    ] {
+        out.family(family);
+        out.sample(&[], value);
     }
-    out.family(
-        "state_peers",
-        "gauge",
-        "Peers by how their state root relates to the local node's.",
-    );
-    for (relation, count) in f.by_relation() {
-        out.sample(
-            "state_peers",
-            &[("relation", relation.as_str())],
-            count as f64,
-        );
+    out.family(&f::STATE_PEERS);
+    for (relation, count) in federation.by_relation() {
+        out.sample(&[("relation", relation.as_str())], count as f64);
     }
 }
 
 fn render_node(out: &mut Writer, node: &TargetView) {
-    out.family(
-        "node_up",
-        "gauge",
-        "1 if the last pull of the local node succeeded, else 0.",
-    );
-    out.sample("node_up", &[], bool_value(node.up));
-    out.family(
-        "node_polls_total",
-        "counter",
-        "Pulls of the local node's summary attempted.",
-    );
-    out.sample("node_polls_total", &[], node.polls_total as f64);
-    out.family(
-        "node_poll_failures_total",
-        "counter",
-        "Failed pulls of the local node's summary, by reason.",
-    );
-    failure_samples(out, "node_poll_failures_total", None, &node.failures_total);
-    out.family(
-        "node_reported_value",
-        "gauge",
-        "A numeric field of the metrics in the local node's last valid summary.",
-    );
-    reported_samples(out, "node_reported_value", None, &node.reported);
+    out.family(&f::NODE_UP);
+    out.sample(&[], bool_value(node.up));
+    out.family(&f::NODE_POLLS_TOTAL);
+    out.sample(&[], node.polls_total as f64);
+    out.family(&f::NODE_POLL_FAILURES_TOTAL);
+    failure_samples(out, None, &node.failures_total);
+    out.family(&f::NODE_REPORTED_VALUE);
+    reported_samples(out, None, &node.reported);
 }
 
 fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
-    out.family(
-        "reconcile_requests_total",
-        "counter",
-        "Reconciliation requests sent to the local node.",
-    );
-    out.sample("reconcile_requests_total", &[], r.requests_total as f64);
-    out.family(
-        "reconcile_failures_total",
-        "counter",
-        "Reconciliation requests that failed, by reason.",
-    );
+    out.family(&f::RECONCILE_REQUESTS_TOTAL);
+    out.sample(&[], r.requests_total as f64);
+    out.family(&f::RECONCILE_FAILURES_TOTAL);
     for (failure, count) in RequestFailure::ALL.iter().zip(r.failures_total) {
-        out.sample(
-            "reconcile_failures_total",
-            &[("reason", failure.as_str())],
-            count as f64,
-        );
+        out.sample(&[("reason", failure.as_str())], count as f64);
     }
-    out.family(
-        "reconcile_suppressed_total",
-        "counter",
-        "Cycles in which a warranted reconciliation request was not sent, by reason.",
-    );
+    out.family(&f::RECONCILE_SUPPRESSED_TOTAL);
     for (reason, count) in Suppression::ALL.iter().zip(r.suppressed_total) {
-        out.sample(
-            "reconcile_suppressed_total",
-            &[("reason", reason.as_str())],
-            count as f64,
-        );
+        out.sample(&[("reason", reason.as_str())], count as f64);
     }
-    out.family(
-        "reconcile_in_progress",
-        "gauge",
-        "1 while a reconciliation request is awaiting the node's answer.",
-    );
-    out.sample("reconcile_in_progress", &[], bool_value(r.in_progress));
-    out.family(
-        "reconcile_last_success_timestamp_seconds",
-        "gauge",
-        "Unix time of the last reconciliation request the node accepted.",
-    );
+    out.family(&f::RECONCILE_IN_PROGRESS);
+    out.sample(&[], bool_value(r.in_progress));
+    out.family(&f::RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS);
     if let Some(at) = r.last_success_timestamp_seconds {
-        out.sample("reconcile_last_success_timestamp_seconds", &[], at);
+        out.sample(&[], at);
     }
-    out.family(
-        "reconcile_backoff_seconds",
-        "gauge",
-        "Seconds until a failed reconciliation may be retried; 0 when not backing off.",
-    );
-    out.sample(
-        "reconcile_backoff_seconds",
-        &[],
-        r.backoff_remaining_seconds,
-    );
+    out.family(&f::RECONCILE_BACKOFF_SECONDS);
+    out.sample(&[], r.backoff_remaining_seconds);
 }
 
 fn render_operations(out: &mut Writer, operations: &OperationsState) {
     let config = &operations.config;
     let checkpoint = &operations.checkpoint;
-    let families = [
+    for (family, value) in [
         (
-            "config_last_reload_successful",
-            "gauge",
-            "1 if the last configuration (re)load succeeded, else 0.",
+            &f::CONFIG_LAST_RELOAD_SUCCESSFUL,
             Some(bool_value(config.last_reload_successful)),
         ),
         (
-            "config_last_reload_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last successful configuration (re)load.",
+            &f::CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
             Some(config.last_reload_success_at),
         ),
+        (&f::CONFIG_RELOADS_TOTAL, Some(config.reloads_total as f64)),
         (
-            "config_reloads_total",
-            "counter",
-            "Configuration reloads attempted (changes, SIGHUP, POST /-/reload).",
-            Some(config.reloads_total as f64),
-        ),
-        (
-            "config_reload_failures_total",
-            "counter",
-            "Configuration reloads refused; the previous configuration stayed in force.",
+            &f::CONFIG_RELOAD_FAILURES_TOTAL,
             Some(config.reload_failures_total as f64),
         ),
         (
-            "checkpoint_writes_total",
-            "counter",
-            "Checkpoints written.",
+            &f::CHECKPOINT_WRITES_TOTAL,
             Some(checkpoint.writes_total as f64),
         ),
         (
-            "checkpoint_write_failures_total",
-            "counter",
-            "Checkpoint writes that failed.",
+            &f::CHECKPOINT_WRITE_FAILURES_TOTAL,
             Some(checkpoint.write_failures_total as f64),
         ),
         (
-            "checkpoint_last_success_timestamp_seconds",
-            "gauge",
-            "Unix time of the last checkpoint written.",
+            &f::CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,
             checkpoint.last_success_at,
         ),
         (
-            "checkpoint_restore_failures_total",
-            "counter",
-            "Checkpoints found unusable at start and moved aside.",
+            &f::CHECKPOINT_RESTORE_FAILURES_TOTAL,
             Some(checkpoint.restore_failures_total as f64),
         ),
-    ];
-    for (name, kind, help, value) in families {
-        out.family(name, kind, help);
+    ] {
+        out.family(family);
         if let Some(value) = value {
-            out.sample(name, &[], value);
+            out.sample(&[], value);
         }
     }
 }
@@ -412,42 +218,35 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
 fn gauge_per_peer(
     out: &mut Writer,
     peers: &[PeerView],
-    name: &'static str,
-    help: &'static str,
+    family: &'static Family,
     value: impl Fn(&PeerView) -> Option<f64>,
 ) {
-    out.family(name, "gauge", help);
+    out.family(family);
     for p in peers {
         if let Some(v) = value(p) {
-            out.sample(name, &[("peer", &p.target.label)], v);
+            out.sample(&[("peer", &p.target.label)], v);
         }
     }
 }
 
-fn failure_samples(out: &mut Writer, name: &str, peer: Option<&str>, failures: &[u64; 9]) {
+fn failure_samples(out: &mut Writer, peer: Option<&str>, failures: &[u64; 9]) {
     for (reason, count) in FailureReason::ALL.iter().zip(failures) {
         match peer {
             Some(peer) => out.sample(
-                name,
                 &[("peer", peer), ("reason", reason.as_str())],
                 *count as f64,
             ),
-            None => out.sample(name, &[("reason", reason.as_str())], *count as f64),
+            None => out.sample(&[("reason", reason.as_str())], *count as f64),
         }
     }
 }
 
-fn reported_samples(
-    out: &mut Writer,
-    name: &str,
-    peer: Option<&str>,
-    reported: &[(&'static str, f64)],
-) {
+fn reported_samples(out: &mut Writer, peer: Option<&str>, reported: &[(&'static str, f64)]) {
     debug_assert!(reported.iter().all(|(f, _)| REPORTED_FIELDS.contains(f)));
     for (field, value) in reported {
         match peer {
-            Some(peer) => out.sample(name, &[("peer", peer), ("field", field)], *value),
-            None => out.sample(name, &[("field", field)], *value),
+            Some(peer) => out.sample(&[("peer", peer), ("field", field)], *value),
+            None => out.sample(&[("field", field)], *value),
         }
     }
 }
@@ -460,26 +259,53 @@ fn bool_value(b: bool) -> f64 {
     }
 }
 
-/// Writes families; a family's HELP and TYPE lines appear only once it has a sample.
+/// Writes families from the table; a family's HELP and TYPE lines appear only once it
+/// has a sample.
 struct Writer {
     text: String,
-    header: Option<(&'static str, &'static str, &'static str)>,
+    family: Option<&'static Family>,
+    header_pending: bool,
 }
 
 impl Writer {
-    fn family(&mut self, name: &'static str, kind: &'static str, help: &'static str) {
-        self.header = Some((name, kind, help));
+    fn family(&mut self, family: &'static Family) {
+        self.family = Some(family);
+        self.header_pending = true;
     }
 
-    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
-        if let Some((family, kind, help)) = self.header.take() {
+    /// A sample of the current family.
+    fn sample(&mut self, labels: &[(&str, &str)], value: f64) {
+        self.series("", labels, value);
+    }
+
+    /// A sample of the current family's series `name{suffix}` (`_bucket`, `_sum`, `_count`).
+    fn series(&mut self, suffix: &str, labels: &[(&str, &str)], value: f64) {
+        let Some(family) = self.family else {
+            debug_assert!(false, "a sample before any family");
+            return;
+        };
+        debug_assert!(
+            labels
+                .iter()
+                .map(|(name, _)| *name)
+                .filter(|name| *name != "le" || suffix != "_bucket")
+                .eq(family.labels.iter().copied()),
+            "{}{suffix}: labels {labels:?} are not the family's {:?}",
+            family.name,
+            family.labels
+        );
+        if self.header_pending {
+            self.header_pending = false;
             let _ = writeln!(
                 self.text,
-                "# HELP {PREFIX}{family} {help}\n# TYPE {PREFIX}{family} {kind}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}",
+                name = family.name,
+                help = family.help,
+                kind = family.kind.as_str()
             );
         }
-        self.text.push_str(PREFIX);
-        self.text.push_str(name);
+        self.text.push_str(family.name);
+        self.text.push_str(suffix);
         if !labels.is_empty() {
             self.text.push('{');
             for (i, (key, value)) in labels.iter().enumerate() {
@@ -532,30 +358,38 @@ fn write_value(out: &mut String, value: f64) {
 mod tests {
     use super::*;
 
+    fn writer() -> Writer {
+        Writer {
+            text: String::new(),
+            family: None,
+            header_pending: false,
+        }
+    }
+
     #[test]
     fn label_values_are_escaped() {
-        let mut out = Writer {
-            text: String::new(),
-            header: None,
-        };
-        out.family("x", "gauge", "An example.");
-        out.sample("x", &[("peer", "a\"b\\c\nd")], 0.5);
-        out.sample("x", &[], f64::INFINITY);
+        let mut out = writer();
+        out.family(&f::PEER_UP);
+        out.sample(&[("peer", "a\"b\\c\nd")], 0.5);
+        out.family(&f::NOVELTY);
+        out.sample(&[], f64::INFINITY);
         assert_eq!(
             out.text,
-            "# HELP peerscope_x An example.\n# TYPE peerscope_x gauge\npeerscope_x{peer=\"a\\\"b\\\\c\\nd\"} 0.5\npeerscope_x +Inf\n"
+            format!(
+                "# HELP peerscope_peer_up {}\n# TYPE peerscope_peer_up gauge\npeerscope_peer_up{{peer=\"a\\\"b\\\\c\\nd\"}} 0.5\n# HELP peerscope_novelty {}\n# TYPE peerscope_novelty gauge\npeerscope_novelty +Inf\n",
+                f::PEER_UP.help,
+                f::NOVELTY.help
+            )
         );
     }
 
     #[test]
     fn a_family_without_samples_writes_nothing() {
-        let mut out = Writer {
-            text: String::new(),
-            header: None,
-        };
-        out.family("x", "gauge", "Nothing.");
-        out.family("y", "gauge", "Something.");
-        out.sample("y", &[], 1.0);
-        assert!(!out.text.contains("peerscope_x"));
+        let mut out = writer();
+        out.family(&f::PEER_QUALITY);
+        out.family(&f::NODE_UP);
+        out.sample(&[], 1.0);
+        assert!(!out.text.contains("peerscope_peer_quality"));
+        assert!(out.text.starts_with("# HELP peerscope_node_up "));
     }
 }

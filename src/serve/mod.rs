@@ -2,5 +2,6 @@
 //! it, the server and its endpoints, and the human table of `/status`.
 
 pub mod exposition;
+pub mod families;
 pub mod server;
 pub mod status_table;

@@ -96,20 +96,23 @@ impl Sidecar {
         serde_json::from_slice(&body).unwrap()
     }
 
-    /// Waits until the local node has been pulled at least `cycles` times.
+    /// Poll cycles completed so far (`peerscope_cycles_total`).
+    pub async fn cycles(&self) -> u64 {
+        sample(&self.metrics().await, "peerscope_cycles_total", &[])
+            .expect("peerscope_cycles_total is exported") as u64
+    }
+
+    /// Waits until at least `cycles` poll cycles have completed since start.
     pub async fn wait_cycles(&self, cycles: u64) {
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            let status = self.status().await;
-            if status["cycles_completed"].as_u64().unwrap() >= cycles {
-                return;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "fewer than {cycles} cycles in 60s"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("{cycles} cycles");
+        until(60, &what, || async { self.cycles().await >= cycles }).await;
+    }
+
+    /// Waits until `more` cycles have completed after this call: "ten more cycles",
+    /// counted rather than slept, so a slow machine only makes the test slower.
+    pub async fn wait_more_cycles(&self, more: u64) {
+        let target = self.cycles().await + more;
+        self.wait_cycles(target).await;
     }
 
     /// Sends SIGTERM and waits for the exit.

@@ -1,0 +1,821 @@
+//! The reconciler's guards as a state machine over time: what it remembers (episode and
+//! request id, cooldown, backoff, 409 wait, hourly count, rejected roots, history) and the
+//! two transitions — [`Guards::evaluate`] after every cycle and [`Guards::record`] when
+//! the node answers. Pure: no I/O, no clock reads (`now` comes in as an [`Anchor`]), and
+//! randomness (request ids, backoff jitter) comes from generators the caller hands in, so
+//! every delay is tested exactly under tokio's paused clock.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::time::Instant;
+
+use crate::config::{Mode, Policy, ReconcileConfig};
+use crate::figures::decision::{self, Decision, Facts, Suppression, Target};
+use crate::timeline::{unix_seconds, Anchor};
+
+/// Why a request failed (`reconcile_failures_total{reason}`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequestFailure {
+    Timeout,
+    Connect,
+    /// 5xx, or another answer that is neither success, 409 nor 4xx.
+    HttpStatus,
+    /// 4xx other than 409: no retry towards the same root.
+    Rejected,
+    /// The node accepted, but the divergence was still there after the cooldown.
+    NoEffect,
+    /// The token file could not be read; nothing was sent.
+    TokenFile,
+}
+
+impl RequestFailure {
+    pub const ALL: [RequestFailure; 6] = [
+        RequestFailure::Timeout,
+        RequestFailure::Connect,
+        RequestFailure::HttpStatus,
+        RequestFailure::Rejected,
+        RequestFailure::NoEffect,
+        RequestFailure::TokenFile,
+    ];
+
+    /// Position in [`RequestFailure::ALL`], used to index per-reason counters.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RequestFailure::Timeout => "timeout",
+            RequestFailure::Connect => "connect",
+            RequestFailure::HttpStatus => "http_status",
+            RequestFailure::Rejected => "rejected",
+            RequestFailure::NoEffect => "no_effect",
+            RequestFailure::TokenFile => "token_file",
+        }
+    }
+}
+
+/// The node's answer to one request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Accepted(u16),
+    /// 409: a reconciliation is already running.
+    AlreadyRunning,
+    Failed(RequestFailure, String),
+}
+
+/// One line of the reconciliation history shown in `/status`.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct HistoryEntry {
+    pub at: f64,
+    pub request_id: String,
+    pub target_root: String,
+    /// `success`, `in_progress`, `rejected`, `failed`, `no_effect` or `dry_run`.
+    pub outcome: String,
+    pub detail: String,
+}
+
+/// The current decision, as `/status` shows it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct DecisionSummary {
+    /// `idle`, `request` or `suppressed`.
+    pub kind: &'static str,
+    pub reason: Option<&'static str>,
+    pub target_root: Option<String>,
+}
+
+/// A snapshot of the reconciler, for `/metrics` and `/status`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ReconcileView {
+    pub mode: Mode,
+    pub policy: Policy,
+    pub threshold: u64,
+    pub decision: DecisionSummary,
+    pub in_progress: bool,
+    pub request_id: Option<String>,
+    pub target_root: Option<String>,
+    pub cooldown_remaining_seconds: f64,
+    pub backoff_remaining_seconds: f64,
+    pub consecutive_failures: u32,
+    pub requests_last_hour: usize,
+    pub rejected_roots: Vec<String>,
+    pub last_success_timestamp_seconds: Option<f64>,
+    pub requests_total: u64,
+    #[serde(skip)]
+    pub failures_total: [u64; RequestFailure::ALL.len()],
+    #[serde(skip)]
+    pub suppressed_total: [u64; Suppression::ALL.len()],
+    /// The body a dry run would have sent.
+    pub dry_run_request: Option<serde_json::Value>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// What the reconciler keeps across a restart (times as Unix seconds), so that a restart
+/// neither fires a second request for one episode nor forgets a cooldown or a backoff.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReconcileCheckpoint {
+    /// (request id, target root) of the current episode.
+    pub episode: Option<(String, String)>,
+    pub cooldown_until: Option<f64>,
+    pub backoff_until: Option<f64>,
+    pub busy_until: Option<f64>,
+    pub consecutive_failures: u32,
+    pub awaiting_effect: Option<String>,
+    pub rejected_roots: Vec<String>,
+    /// When the requests of the last hour were sent.
+    pub sent: Vec<f64>,
+    pub last_success: Option<f64>,
+    pub history: Vec<HistoryEntry>,
+}
+
+/// A request ready to go.
+#[derive(Clone, Debug)]
+pub struct Outgoing {
+    pub request_id: String,
+    pub target_root: String,
+    pub body: serde_json::Value,
+}
+
+const HISTORY_LENGTH: usize = 20;
+const HOUR: Duration = Duration::from_secs(3600);
+
+/// The reconciler's memory, and the guards of SPEC §6 over it.
+pub struct Guards {
+    /// The current divergence episode: one request id per target root until a success.
+    episode: Option<(String, String)>,
+    in_flight: bool,
+    busy_until: Option<Instant>,
+    cooldown_until: Option<Instant>,
+    backoff_until: Option<Instant>,
+    consecutive_failures: u32,
+    /// The root of the last accepted request, until the local node is seen holding it.
+    awaiting_effect: Option<String>,
+    rejected_roots: BTreeSet<String>,
+    sent: VecDeque<Instant>,
+    last_success: Option<SystemTime>,
+    requests_total: u64,
+    failures_total: [u64; RequestFailure::ALL.len()],
+    suppressed_total: [u64; Suppression::ALL.len()],
+    decision: Option<DecisionSummary>,
+    dry_run_request: Option<serde_json::Value>,
+    history: VecDeque<HistoryEntry>,
+    /// Request ids.
+    ids: fastrand::Rng,
+    /// Backoff jitter, separate from `ids` so tests can predict it.
+    jitter: fastrand::Rng,
+}
+
+impl Guards {
+    /// Fresh guards; `ids` makes request ids and `jitter` spreads backoff delays.
+    pub fn new(ids: fastrand::Rng, jitter: fastrand::Rng) -> Self {
+        Guards {
+            episode: None,
+            in_flight: false,
+            busy_until: None,
+            cooldown_until: None,
+            backoff_until: None,
+            consecutive_failures: 0,
+            awaiting_effect: None,
+            rejected_roots: BTreeSet::new(),
+            sent: VecDeque::new(),
+            last_success: None,
+            requests_total: 0,
+            failures_total: [0; RequestFailure::ALL.len()],
+            suppressed_total: [0; Suppression::ALL.len()],
+            decision: None,
+            dry_run_request: None,
+            history: VecDeque::new(),
+            ids,
+            jitter,
+        }
+    }
+
+    /// Decides for this cycle, records the decision, and returns the request to send now
+    /// if there is one (which marks it in flight until [`Guards::record`]).
+    pub fn evaluate(
+        &mut self,
+        config: &ReconcileConfig,
+        facts: &Facts,
+        now: Anchor,
+    ) -> Option<Outgoing> {
+        let at = now.instant;
+        while self
+            .sent
+            .front()
+            .is_some_and(|sent| at.saturating_duration_since(*sent) >= HOUR)
+        {
+            self.sent.pop_front();
+        }
+        if self.awaiting_effect.is_some() && facts.local_root == self.awaiting_effect {
+            self.awaiting_effect = None;
+        }
+        let state = decision::GuardState {
+            in_flight: self.in_flight,
+            busy_until: self.busy_until,
+            cooldown_until: self.cooldown_until,
+            backoff_until: self.backoff_until,
+            requests_last_hour: self.sent.len(),
+            max_per_hour: config.max_per_hour,
+            rejected_roots: Some(&self.rejected_roots),
+        };
+        let mut decision = decision::decide(
+            config.mode,
+            config.policy,
+            config.threshold,
+            facts,
+            &state,
+            at,
+        );
+
+        // Accepted before, cooled down, and still diverging towards the same root: it had
+        // no effect. Count it, start a new episode, and retry only after a backoff.
+        if let Decision::Request(target) = &decision {
+            if self.awaiting_effect.as_deref() == Some(target.root.as_str()) {
+                self.awaiting_effect = None;
+                self.episode = None;
+                self.failures_total[RequestFailure::NoEffect.index()] += 1;
+                self.consecutive_failures += 1;
+                let delay = self.backoff_delay(config);
+                self.backoff_until = Some(at + delay);
+                tracing::warn!(target_root = %target.root, "reconciliation had no effect; retrying after a backoff");
+                let detail = "divergence persisted after the cooldown".to_owned();
+                self.push_history(now, "-", &target.root, "no_effect", detail);
+                decision = Decision::Suppressed(Suppression::Backoff, Some(target.clone()));
+            }
+        }
+
+        let summary = summarise(&decision);
+        if self.decision.as_ref() != Some(&summary) {
+            tracing::info!(
+                decision = summary.kind,
+                reason = summary.reason,
+                target_root = summary.target_root.as_deref(),
+                "reconciliation decision changed"
+            );
+            self.decision = Some(summary);
+        }
+        match decision {
+            Decision::Idle => None,
+            Decision::Suppressed(reason, target) => {
+                self.suppressed_total[reason.index()] += 1;
+                if let (Suppression::DryRun, Some(target)) = (reason, target) {
+                    let (request_id, new_episode) = self.episode_towards(&target.root);
+                    let body = request_body(&request_id, facts, &target, true);
+                    if new_episode {
+                        tracing::info!(%request_id, target_root = %target.root, "dry run: would request reconciliation");
+                        let detail = "not sent (mode dry-run)".to_owned();
+                        self.push_history(now, &request_id, &target.root, "dry_run", detail);
+                    }
+                    self.dry_run_request = Some(body);
+                }
+                None
+            }
+            Decision::Request(target) => {
+                let (request_id, _) = self.episode_towards(&target.root);
+                self.in_flight = true;
+                self.sent.push_back(at);
+                self.requests_total += 1;
+                let body = request_body(&request_id, facts, &target, false);
+                tracing::info!(%request_id, target_root = %target.root, sources = target.sources.len(), "requesting reconciliation");
+                Some(Outgoing {
+                    request_id,
+                    target_root: target.root,
+                    body,
+                })
+            }
+        }
+    }
+
+    /// Records the node's answer to `outgoing`; returns whether it was accepted (the
+    /// caller then resets the divergence streaks).
+    pub fn record(
+        &mut self,
+        config: &ReconcileConfig,
+        outgoing: &Outgoing,
+        answer: Answer,
+        now: Anchor,
+    ) -> bool {
+        self.in_flight = false;
+        let (request_id, root) = (&outgoing.request_id, &outgoing.target_root);
+        match answer {
+            Answer::Accepted(status) => {
+                tracing::info!(%request_id, target_root = %root, status, "reconciliation accepted");
+                self.last_success = Some(now.wall);
+                self.cooldown_until = Some(now.instant + config.cooldown);
+                self.consecutive_failures = 0;
+                self.backoff_until = None;
+                self.awaiting_effect = Some(root.clone());
+                self.episode = None;
+                let detail = format!("answered {status}");
+                self.push_history(now, request_id, root, "success", detail);
+                true
+            }
+            Answer::AlreadyRunning => {
+                tracing::info!(%request_id, target_root = %root, "node is already reconciling (409); waiting");
+                self.busy_until = Some(now.instant + config.backoff_base);
+                let detail = "answered 409".to_owned();
+                self.push_history(now, request_id, root, "in_progress", detail);
+                false
+            }
+            Answer::Failed(RequestFailure::Rejected, detail) => {
+                tracing::warn!(%request_id, target_root = %root, %detail, "reconciliation rejected; no retry towards this root");
+                self.failures_total[RequestFailure::Rejected.index()] += 1;
+                self.rejected_roots.insert(root.clone());
+                self.episode = None;
+                self.push_history(now, request_id, root, "rejected", detail);
+                false
+            }
+            Answer::Failed(failure, detail) => {
+                self.failures_total[failure.index()] += 1;
+                self.consecutive_failures += 1;
+                let delay = self.backoff_delay(config);
+                self.backoff_until = Some(now.instant + delay);
+                tracing::warn!(%request_id, target_root = %root, reason = failure.as_str(), %detail, backoff = ?delay, "reconciliation failed");
+                let detail = format!("{}: {detail}", failure.as_str());
+                self.push_history(now, request_id, root, "failed", detail);
+                false
+            }
+        }
+    }
+
+    /// A snapshot for `/metrics` and `/status`.
+    pub fn view(&self, config: &ReconcileConfig, now: Instant) -> ReconcileView {
+        let remaining = |until: Option<Instant>| {
+            until.map_or(0.0, |u| u.saturating_duration_since(now).as_secs_f64())
+        };
+        ReconcileView {
+            mode: config.mode,
+            policy: config.policy,
+            threshold: config.threshold,
+            decision: self.decision.clone().unwrap_or(DecisionSummary {
+                kind: "idle",
+                reason: None,
+                target_root: None,
+            }),
+            in_progress: self.in_flight,
+            request_id: self.episode.as_ref().map(|(id, _)| id.clone()),
+            target_root: self.episode.as_ref().map(|(_, root)| root.clone()),
+            cooldown_remaining_seconds: remaining(self.cooldown_until),
+            backoff_remaining_seconds: remaining(self.backoff_until),
+            consecutive_failures: self.consecutive_failures,
+            requests_last_hour: self
+                .sent
+                .iter()
+                .filter(|at| now.saturating_duration_since(**at) < HOUR)
+                .count(),
+            rejected_roots: self.rejected_roots.iter().cloned().collect(),
+            last_success_timestamp_seconds: self.last_success.map(unix_seconds),
+            requests_total: self.requests_total,
+            failures_total: self.failures_total,
+            suppressed_total: self.suppressed_total,
+            dry_run_request: self.dry_run_request.clone(),
+            history: self.history.iter().cloned().collect(),
+        }
+    }
+
+    /// What survives a restart, with times as Unix seconds.
+    pub fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
+        let unix = |at: Option<Instant>| at.map(|i| anchor.to_unix(i));
+        ReconcileCheckpoint {
+            episode: self.episode.clone(),
+            cooldown_until: unix(self.cooldown_until),
+            backoff_until: unix(self.backoff_until),
+            busy_until: unix(self.busy_until),
+            consecutive_failures: self.consecutive_failures,
+            awaiting_effect: self.awaiting_effect.clone(),
+            rejected_roots: self.rejected_roots.iter().cloned().collect(),
+            sent: self.sent.iter().map(|at| anchor.to_unix(*at)).collect(),
+            last_success: self.last_success.map(unix_seconds),
+            history: self.history.iter().cloned().collect(),
+        }
+    }
+
+    /// Takes back what a checkpoint kept.
+    pub fn restore(&mut self, saved: &ReconcileCheckpoint, anchor: &Anchor) {
+        let instant = |unix: Option<f64>| unix.map(|u| anchor.to_instant(u));
+        self.episode = saved.episode.clone();
+        self.cooldown_until = instant(saved.cooldown_until);
+        self.backoff_until = instant(saved.backoff_until);
+        self.busy_until = instant(saved.busy_until);
+        self.consecutive_failures = saved.consecutive_failures;
+        self.awaiting_effect = saved.awaiting_effect.clone();
+        self.rejected_roots = saved.rejected_roots.iter().cloned().collect();
+        self.sent = saved.sent.iter().map(|u| anchor.to_instant(*u)).collect();
+        self.last_success = saved
+            .last_success
+            .map(|u| UNIX_EPOCH + Duration::try_from_secs_f64(u).unwrap_or_default());
+        let skip = saved.history.len().saturating_sub(HISTORY_LENGTH);
+        self.history = saved.history.iter().skip(skip).cloned().collect();
+    }
+
+    /// The request id of the episode towards `root`, and whether the episode is new.
+    fn episode_towards(&mut self, root: &str) -> (String, bool) {
+        match &self.episode {
+            Some((id, current)) if current == root => (id.clone(), false),
+            _ => {
+                let id = format!("{:016x}{:016x}", self.ids.u64(..), self.ids.u64(..));
+                self.episode = Some((id.clone(), root.to_owned()));
+                (id, true)
+            }
+        }
+    }
+
+    /// The delay after the current run of consecutive failures: see [`backoff_delay`].
+    fn backoff_delay(&mut self, config: &ReconcileConfig) -> Duration {
+        backoff_delay(config, self.consecutive_failures, self.jitter.f64())
+    }
+
+    fn push_history(
+        &mut self,
+        now: Anchor,
+        request_id: &str,
+        target_root: &str,
+        outcome: &'static str,
+        detail: String,
+    ) {
+        if self.history.len() == HISTORY_LENGTH {
+            self.history.pop_front();
+        }
+        self.history.push_back(HistoryEntry {
+            at: unix_seconds(now.wall),
+            request_id: request_id.to_owned(),
+            target_root: target_root.to_owned(),
+            outcome: outcome.to_owned(),
+            detail,
+        });
+    }
+}
+
+/// min(cap, base × factor^(n−1)) × (0.5 + 0.5 × `jitter`), `jitter` in [0, 1): growing,
+/// capped, and spread so that sidecars failing together do not retry together.
+pub fn backoff_delay(config: &ReconcileConfig, consecutive_failures: u32, jitter: f64) -> Duration {
+    let exponent = consecutive_failures.saturating_sub(1).min(64) as i32;
+    let full = (config.backoff_base.as_secs_f64() * config.backoff_factor.powi(exponent))
+        .min(config.backoff_cap.as_secs_f64());
+    Duration::from_secs_f64(full * (0.5 + 0.5 * jitter))
+}
+
+fn summarise(decision: &Decision) -> DecisionSummary {
+    match decision {
+        Decision::Idle => DecisionSummary {
+            kind: "idle",
+            reason: None,
+            target_root: None,
+        },
+        Decision::Suppressed(reason, target) => DecisionSummary {
+            kind: "suppressed",
+            reason: Some(reason.as_str()),
+            target_root: target.as_ref().map(|t| t.root.clone()),
+        },
+        Decision::Request(target) => DecisionSummary {
+            kind: "request",
+            reason: None,
+            target_root: Some(target.root.clone()),
+        },
+    }
+}
+
+/// The body of `contracts/reconcile_request@1.yaml`.
+fn request_body(
+    request_id: &str,
+    facts: &Facts,
+    target: &Target,
+    dry_run: bool,
+) -> serde_json::Value {
+    let mut body = json!({
+        "request_id": request_id,
+        "reason": "state_divergence",
+        "local_root": facts.local_root,
+        "target_root": target.root,
+        "sources": target.sources,
+        "observed": {
+            "live_peers": facts.live_peers,
+            "voters": target.voters,
+            "agreeing_with_target": target.sources.len(),
+            "min_streak": target.sources.iter().map(|s| s.streak).min().unwrap_or(0),
+        },
+        "dry_run": dry_run,
+    });
+    if let Some(height) = target.height {
+        body["target_height"] = json!(height);
+    }
+    body
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every guard with exact times: tokio's clock is paused and moved by hand, and the
+    //! backoff jitter comes from a seeded generator the test replays.
+
+    use super::*;
+    use crate::config::{self, Sources};
+    use crate::figures::decision::PeerFacts;
+
+    const JITTER_SEED: u64 = 7;
+    const MS: Duration = Duration::from_millis(1);
+
+    fn config() -> ReconcileConfig {
+        let mut config = config::load(&Sources::flags(&[("node", "http://127.0.0.1:1")]))
+            .unwrap()
+            .reconcile; // base 30s, factor 2, cap 30m, cooldown 5m, 6 per hour
+        config.mode = Mode::On;
+        config.threshold = 1;
+        config
+    }
+
+    fn guards() -> Guards {
+        Guards::new(
+            fastrand::Rng::with_seed(1),
+            fastrand::Rng::with_seed(JITTER_SEED),
+        )
+    }
+
+    /// The local node on `local`, two peers on `peers_root` (diverging for 5 cycles).
+    fn facts(local: &str, peers_root: &str) -> Facts {
+        let peer = |i: usize| PeerFacts {
+            peer: format!("p{i}"),
+            url: format!("http://10.0.0.{i}:8100"),
+            node_id: format!("nova-{i}"),
+            root: peers_root.to_owned(),
+            height: Some(7),
+            streak: 5,
+            quality: 0.9,
+        };
+        Facts {
+            local_root: Some(local.to_owned()),
+            live_peers: 2,
+            peers: vec![peer(1), peer(2)],
+        }
+    }
+
+    fn suppressed(guards: &Guards, reason: Suppression) -> u64 {
+        guards.suppressed_total[reason.index()]
+    }
+
+    fn failed() -> Answer {
+        Answer::Failed(RequestFailure::HttpStatus, "answered 503".into())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_request_at_a_time_until_the_node_answers() {
+        let (config, mut guards) = (config(), guards());
+        let first = guards.evaluate(&config, &facts("old", "new"), Anchor::now());
+        assert!(first.is_some());
+        tokio::time::advance(Duration::from_secs(3600)).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::InFlight), 1);
+        assert!(guards.view(&config, Instant::now()).in_progress);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn backoff_grows_by_the_factor_up_to_the_cap_with_the_replayed_jitter() {
+        let mut config = config();
+        config.max_per_hour = 100;
+        let mut guards = guards();
+        let mut replay = fastrand::Rng::with_seed(JITTER_SEED);
+        let mut ids = Vec::new();
+        for failures in 1..=8u32 {
+            let outgoing = guards
+                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .unwrap_or_else(|| panic!("attempt {failures} was not sent"));
+            ids.push(outgoing.request_id.clone());
+            guards.record(&config, &outgoing, failed(), Anchor::now());
+            let full = (30.0 * 2f64.powi(failures as i32 - 1)).min(1800.0);
+            let expected = Duration::from_secs_f64(full * (0.5 + 0.5 * replay.f64()));
+            let remaining = guards
+                .view(&config, Instant::now())
+                .backoff_remaining_seconds;
+            assert_eq!(
+                remaining,
+                expected.as_secs_f64(),
+                "after {failures} failures"
+            );
+            tokio::time::advance(expected - MS).await;
+            assert!(
+                guards
+                    .evaluate(&config, &facts("old", "new"), Anchor::now())
+                    .is_none(),
+                "retried before the backoff of {expected:?} ended"
+            );
+            tokio::time::advance(MS).await;
+        }
+        assert!(
+            ids.windows(2).all(|w| w[0] == w[1]),
+            "one id per episode: {ids:?}"
+        );
+        assert_eq!(guards.failures_total[RequestFailure::HttpStatus.index()], 8);
+        assert_eq!(suppressed(&guards, Suppression::Backoff), 8);
+    }
+
+    #[test]
+    fn the_jitter_keeps_each_delay_in_half_to_all_of_the_full_delay() {
+        let config = config();
+        for (failures, full) in [
+            (1, 30.0),
+            (2, 60.0),
+            (3, 120.0),
+            (6, 960.0),
+            (7, 1800.0),
+            (40, 1800.0),
+        ] {
+            for jitter in [0.0, 0.25, 0.999_999] {
+                let delay = backoff_delay(&config, failures, jitter).as_secs_f64();
+                assert!(
+                    delay >= full * 0.5 && delay < full,
+                    "{failures} failures, jitter {jitter}: {delay}s outside [{}, {full})",
+                    full * 0.5
+                );
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn success_cools_down_and_a_persisting_divergence_counts_as_no_effect() {
+        let (config, mut guards) = (config(), guards());
+        let outgoing = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        assert!(guards.record(&config, &outgoing, Answer::Accepted(200), Anchor::now()));
+        tokio::time::advance(config.cooldown - MS).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::Cooldown), 1);
+
+        tokio::time::advance(MS).await; // the cooldown is over; the node still holds "old"
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(guards.failures_total[RequestFailure::NoEffect.index()], 1);
+        let mut replay = fastrand::Rng::with_seed(JITTER_SEED);
+        let backoff = Duration::from_secs_f64(30.0 * (0.5 + 0.5 * replay.f64()));
+        let view = guards.view(&config, Instant::now());
+        assert_eq!(view.backoff_remaining_seconds, backoff.as_secs_f64());
+        assert_eq!(view.request_id, None, "no effect ends the episode");
+
+        tokio::time::advance(backoff).await;
+        let retry = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        assert_ne!(
+            retry.request_id, outgoing.request_id,
+            "a new episode, a new id"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_healed_node_ends_the_wait_for_an_effect() {
+        let (config, mut guards) = (config(), guards());
+        let outgoing = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        guards.record(&config, &outgoing, Answer::Accepted(202), Anchor::now());
+        tokio::time::advance(config.cooldown).await;
+        assert!(guards
+            .evaluate(&config, &facts("new", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(guards.failures_total, [0; RequestFailure::ALL.len()]);
+        assert_eq!(guards.view(&config, Instant::now()).decision.kind, "idle");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_hourly_cap_counts_requests_in_any_hour() {
+        let mut config = config();
+        config.max_per_hour = 2;
+        config.backoff_base = Duration::from_secs(1);
+        config.backoff_cap = Duration::from_secs(1);
+        let mut guards = guards();
+        for _ in 0..2 {
+            let outgoing = guards
+                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .unwrap();
+            guards.record(&config, &outgoing, failed(), Anchor::now());
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        // Two sent at 0 s and 1 s: the third waits until the first is an hour old.
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::RateLimit), 1);
+        tokio::time::advance(Duration::from_secs(3600 - 2) - MS).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::RateLimit), 2);
+        tokio::time::advance(MS).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_some());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn already_running_waits_one_backoff_base_without_a_failure() {
+        let (config, mut guards) = (config(), guards());
+        let outgoing = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        assert!(!guards.record(&config, &outgoing, Answer::AlreadyRunning, Anchor::now()));
+        tokio::time::advance(config.backoff_base - MS).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::InFlight), 1);
+        tokio::time::advance(MS).await;
+        let again = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        assert_eq!(again.request_id, outgoing.request_id);
+        assert_eq!(guards.failures_total, [0; RequestFailure::ALL.len()]);
+        assert_eq!(guards.consecutive_failures, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rejected_root_is_never_retried_and_a_new_root_is_a_new_episode() {
+        let (config, mut guards) = (config(), guards());
+        let outgoing = guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        let rejected = Answer::Failed(RequestFailure::Rejected, "answered 422".into());
+        guards.record(&config, &outgoing, rejected, Anchor::now());
+        tokio::time::advance(Duration::from_secs(24 * 3600)).await;
+        assert!(guards
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        assert_eq!(suppressed(&guards, Suppression::RejectedTarget), 1);
+        assert_eq!(guards.consecutive_failures, 0, "a rejection is no backoff");
+        let other = guards
+            .evaluate(&config, &facts("old", "newer"), Anchor::now())
+            .unwrap();
+        assert_eq!(other.target_root, "newer");
+        assert_ne!(other.request_id, outgoing.request_id);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dry_run_records_each_episode_once_and_sends_nothing() {
+        let mut config = config();
+        config.mode = Mode::DryRun;
+        let mut guards = guards();
+        for _ in 0..3 {
+            assert!(guards
+                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .is_none());
+        }
+        let view = guards.view(&config, Instant::now());
+        assert_eq!(view.requests_total, 0);
+        assert_eq!(suppressed(&guards, Suppression::DryRun), 3);
+        assert_eq!(view.history.len(), 1);
+        assert_eq!(view.history[0].outcome, "dry_run");
+        let body = view.dry_run_request.unwrap();
+        assert_eq!(body["dry_run"], true);
+        assert_eq!(body["request_id"].as_str(), view.request_id.as_deref());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_from_a_checkpoint_keeps_the_backoff_and_the_episode() {
+        let (config, mut before) = (config(), guards());
+        let outgoing = before
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        before.record(&config, &outgoing, failed(), Anchor::now());
+        let backoff = before
+            .view(&config, Instant::now())
+            .backoff_remaining_seconds;
+        let written = Anchor::now();
+        let saved = before.checkpoint(&written);
+
+        // The restart takes 5 s, on both clocks (the paused one is moved by hand).
+        tokio::time::advance(Duration::from_secs(5)).await;
+        let restarted = Anchor {
+            instant: Instant::now(),
+            wall: written.wall + Duration::from_secs(5),
+        };
+        let mut after = Guards::new(fastrand::Rng::with_seed(2), fastrand::Rng::with_seed(3));
+        after.restore(&saved, &restarted);
+        let remaining = after
+            .view(&config, Instant::now())
+            .backoff_remaining_seconds;
+        assert!(
+            (remaining - (backoff - 5.0)).abs() < 1e-5,
+            "{remaining} s left, expected {} s",
+            backoff - 5.0
+        );
+        assert!(after
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .is_none());
+        tokio::time::advance(Duration::from_secs_f64(remaining) + MS).await;
+        let retry = after
+            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .unwrap();
+        assert_eq!(
+            retry.request_id, outgoing.request_id,
+            "the episode survived"
+        );
+        assert_eq!(after.view(&config, Instant::now()).consecutive_failures, 1);
+    }
+}

@@ -1,0 +1,360 @@
+//! The table of the metric families peerscope exports (its own; `process_*` come from the
+//! `prometheus` crate's collector): name, type, label names and help, in exposition order.
+//! The exposition writes samples only through these entries, a unit test below holds the
+//! table equal to `contracts/metrics@1.yaml`, and `tests/contract.rs` holds that equal to a
+//! real scrape — so a family is named, typed and described in exactly one place in code.
+
+/// A family's type, as the exposition's `# TYPE` line says it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric family.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Family {
+    /// The full name, `peerscope_` included.
+    pub name: &'static str,
+    pub kind: Kind,
+    /// Label names of every series (histograms add `le` to their buckets).
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+pub const PEER_POLLS_TOTAL: Family = Family {
+    name: "peerscope_peer_polls_total",
+    kind: Kind::Counter,
+    labels: &["peer"],
+    help: "Pulls of the peer's summary attempted.",
+};
+pub const PEER_POLL_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_peer_poll_failures_total",
+    kind: Kind::Counter,
+    labels: &["peer", "reason"],
+    help: "Failed pulls of the peer's summary, by reason.",
+};
+pub const PEER_POLL_DURATION_SECONDS: Family = Family {
+    name: "peerscope_peer_poll_duration_seconds",
+    kind: Kind::Histogram,
+    labels: &["peer"],
+    help: "Duration of every pull of the peer's summary, failed ones included.",
+};
+pub const PEER_UP: Family = Family {
+    name: "peerscope_peer_up",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "1 if the last pull of the peer succeeded, else 0.",
+};
+pub const PEER_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+    name: "peerscope_peer_last_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "Unix time of the last successful pull of the peer.",
+};
+pub const PEER_SUCCESS_RATIO: Family = Family {
+    name: "peerscope_peer_success_ratio",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "Successful pulls / pull attempts in the window.",
+};
+pub const PEER_LATENCY_P95_SECONDS: Family = Family {
+    name: "peerscope_peer_latency_p95_seconds",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "95th percentile (nearest rank) of successful pull durations in the window.",
+};
+pub const PEER_LATENCY_SCORE: Family = Family {
+    name: "peerscope_peer_latency_score",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "1 - min(latency_p95 / timeout, 1); 0 without a successful pull in the window.",
+};
+pub const PEER_FRESHNESS: Family = Family {
+    name: "peerscope_peer_freshness",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "exp(-age / (3 x interval)), age since the last successful pull; 0 if never.",
+};
+pub const PEER_QUALITY: Family = Family {
+    name: "peerscope_peer_quality",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "Weighted mean of success ratio, latency score and freshness, in [0, 1].",
+};
+pub const PEER_REPORTED_VALUE: Family = Family {
+    name: "peerscope_peer_reported_value",
+    kind: Kind::Gauge,
+    labels: &["peer", "field"],
+    help: "A numeric field of the metrics in the peer's last valid summary.",
+};
+pub const PEER_STATE_DIVERGENT: Family = Family {
+    name: "peerscope_peer_state_divergent",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "1 if the peer's fresh state root differs from the local node's fresh root, else 0.",
+};
+pub const PEER_DIVERGENCE_STREAK: Family = Family {
+    name: "peerscope_peer_divergence_streak",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "Consecutive cycles in which the peer was divergent.",
+};
+pub const PEER_CLOCK_SKEW_SECONDS: Family = Family {
+    name: "peerscope_peer_clock_skew_seconds",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "Payload timestamp minus receive time, from the last successful pull.",
+};
+pub const PEERS_CONFIGURED: Family = Family {
+    name: "peerscope_peers_configured",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Peers in the configuration.",
+};
+pub const PEERS_LIVE: Family = Family {
+    name: "peerscope_peers_live",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Peers with a successful pull within live_max_age.",
+};
+pub const NOVELTY: Family = Family {
+    name: "peerscope_novelty",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "clip(stddev of the live peers' g_star / 0.5, 0, 1); 0 with fewer than 2 live peers.",
+};
+pub const G_STAR_STDDEV: Family = Family {
+    name: "peerscope_g_star_stddev",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Population standard deviation of the live peers' latest g_star.",
+};
+pub const DIVERGENCE_RATIO: Family = Family {
+    name: "peerscope_divergence_ratio",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Divergent live peers / live peers with a known root; 0 if none.",
+};
+pub const STATE_PEERS: Family = Family {
+    name: "peerscope_state_peers",
+    kind: Kind::Gauge,
+    labels: &["relation"],
+    help: "Peers by how their state root relates to the local node's.",
+};
+pub const NODE_UP: Family = Family {
+    name: "peerscope_node_up",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "1 if the last pull of the local node succeeded, else 0.",
+};
+pub const NODE_POLLS_TOTAL: Family = Family {
+    name: "peerscope_node_polls_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Pulls of the local node's summary attempted.",
+};
+pub const NODE_POLL_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_node_poll_failures_total",
+    kind: Kind::Counter,
+    labels: &["reason"],
+    help: "Failed pulls of the local node's summary, by reason.",
+};
+pub const NODE_REPORTED_VALUE: Family = Family {
+    name: "peerscope_node_reported_value",
+    kind: Kind::Gauge,
+    labels: &["field"],
+    help: "A numeric field of the metrics in the local node's last valid summary.",
+};
+pub const RECONCILE_REQUESTS_TOTAL: Family = Family {
+    name: "peerscope_reconcile_requests_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Reconciliation requests sent to the local node.",
+};
+pub const RECONCILE_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_reconcile_failures_total",
+    kind: Kind::Counter,
+    labels: &["reason"],
+    help: "Reconciliation requests that failed, by reason.",
+};
+pub const RECONCILE_SUPPRESSED_TOTAL: Family = Family {
+    name: "peerscope_reconcile_suppressed_total",
+    kind: Kind::Counter,
+    labels: &["reason"],
+    help: "Cycles in which a warranted reconciliation request was not sent, by reason.",
+};
+pub const RECONCILE_IN_PROGRESS: Family = Family {
+    name: "peerscope_reconcile_in_progress",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "1 while a reconciliation request is awaiting the node's answer.",
+};
+pub const RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+    name: "peerscope_reconcile_last_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Unix time of the last reconciliation request the node accepted.",
+};
+pub const RECONCILE_BACKOFF_SECONDS: Family = Family {
+    name: "peerscope_reconcile_backoff_seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Seconds until a failed reconciliation may be retried; 0 when not backing off.",
+};
+pub const CONFIG_LAST_RELOAD_SUCCESSFUL: Family = Family {
+    name: "peerscope_config_last_reload_successful",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "1 if the last configuration (re)load succeeded, else 0.",
+};
+pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+    name: "peerscope_config_last_reload_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Unix time of the last successful configuration (re)load.",
+};
+pub const CONFIG_RELOADS_TOTAL: Family = Family {
+    name: "peerscope_config_reloads_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Configuration reloads attempted (changes, SIGHUP, POST /-/reload).",
+};
+pub const CONFIG_RELOAD_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_config_reload_failures_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Configuration reloads refused; the previous configuration stayed in force.",
+};
+pub const CHECKPOINT_WRITES_TOTAL: Family = Family {
+    name: "peerscope_checkpoint_writes_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Checkpoints written.",
+};
+pub const CHECKPOINT_WRITE_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_checkpoint_write_failures_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Checkpoint writes that failed.",
+};
+pub const CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+    name: "peerscope_checkpoint_last_success_timestamp_seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Unix time of the last checkpoint written.",
+};
+pub const CHECKPOINT_RESTORE_FAILURES_TOTAL: Family = Family {
+    name: "peerscope_checkpoint_restore_failures_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Checkpoints found unusable at start and moved aside.",
+};
+pub const CYCLES_TOTAL: Family = Family {
+    name: "peerscope_cycles_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Poll cycles completed since start.",
+};
+pub const BUILD_INFO: Family = Family {
+    name: "peerscope_build_info",
+    kind: Kind::Gauge,
+    labels: &["version", "revision"],
+    help: "Version and revision of this peerscope build; always 1.",
+};
+
+/// Every family, in exposition order.
+pub const ALL: &[&Family] = &[
+    &PEER_POLLS_TOTAL,
+    &PEER_POLL_FAILURES_TOTAL,
+    &PEER_POLL_DURATION_SECONDS,
+    &PEER_UP,
+    &PEER_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    &PEER_SUCCESS_RATIO,
+    &PEER_LATENCY_P95_SECONDS,
+    &PEER_LATENCY_SCORE,
+    &PEER_FRESHNESS,
+    &PEER_QUALITY,
+    &PEER_REPORTED_VALUE,
+    &PEER_STATE_DIVERGENT,
+    &PEER_DIVERGENCE_STREAK,
+    &PEER_CLOCK_SKEW_SECONDS,
+    &PEERS_CONFIGURED,
+    &PEERS_LIVE,
+    &NOVELTY,
+    &G_STAR_STDDEV,
+    &DIVERGENCE_RATIO,
+    &STATE_PEERS,
+    &NODE_UP,
+    &NODE_POLLS_TOTAL,
+    &NODE_POLL_FAILURES_TOTAL,
+    &NODE_REPORTED_VALUE,
+    &RECONCILE_REQUESTS_TOTAL,
+    &RECONCILE_FAILURES_TOTAL,
+    &RECONCILE_SUPPRESSED_TOTAL,
+    &RECONCILE_IN_PROGRESS,
+    &RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    &RECONCILE_BACKOFF_SECONDS,
+    &CONFIG_LAST_RELOAD_SUCCESSFUL,
+    &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
+    &CONFIG_RELOADS_TOTAL,
+    &CONFIG_RELOAD_FAILURES_TOTAL,
+    &CHECKPOINT_WRITES_TOTAL,
+    &CHECKPOINT_WRITE_FAILURES_TOTAL,
+    &CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,
+    &CHECKPOINT_RESTORE_FAILURES_TOTAL,
+    &CYCLES_TOTAL,
+    &BUILD_INFO,
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_table_is_the_contract_catalogue() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/metrics@1.yaml");
+        let document: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let catalogue: Vec<(String, String, Vec<String>, String)> = document["families"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .filter(|f| f["name"].as_str().unwrap().starts_with("peerscope_"))
+            .map(|f| {
+                let text = |key: &str| f[key].as_str().unwrap().to_owned();
+                let labels = f["labels"]
+                    .as_sequence()
+                    .unwrap()
+                    .iter()
+                    .map(|l| l.as_str().unwrap().to_owned())
+                    .collect();
+                (text("name"), text("type"), labels, text("help"))
+            })
+            .collect();
+        let table: Vec<(String, String, Vec<String>, String)> = ALL
+            .iter()
+            .map(|f| {
+                let labels = f.labels.iter().map(|l| l.to_string()).collect();
+                (
+                    f.name.to_owned(),
+                    f.kind.as_str().to_owned(),
+                    labels,
+                    f.help.to_owned(),
+                )
+            })
+            .collect();
+        assert_eq!(table, catalogue);
+    }
+}
