@@ -6,14 +6,13 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::act::{self, Reconciler};
 use crate::config::Config;
 use crate::cycle::run_poll_loop;
-use crate::ops::checkpoint::{self, Checkpointer};
+use crate::ops::checkpoint::{self, CheckpointError, Checkpointer};
 use crate::ops::operations::Operations;
 use crate::ops::reload::{self, Loader, Reloader};
 use crate::pull::poller::Poller;
@@ -42,12 +41,35 @@ impl Launch {
     }
 }
 
+/// Why the sidecar could not start, or did not stop cleanly.
+#[derive(Debug, thiserror::Error)]
+pub enum SidecarError {
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error("cannot register the process collector: {0}")]
+    ProcessCollector(#[source] prometheus::Error),
+    #[error("the listener has no address: {0}")]
+    Listener(#[source] std::io::Error),
+    /// A task ended by panicking: a bug, reported rather than hidden.
+    #[error("the {task} panicked: {source}")]
+    Panicked {
+        task: &'static str,
+        source: tokio::task::JoinError,
+    },
+}
+
+fn panicked(task: &'static str) -> impl FnOnce(tokio::task::JoinError) -> SidecarError {
+    move |source| SidecarError::Panicked { task, source }
+}
+
 /// Runs the sidecar on `listener` until `shutdown` is cancelled and every task has stopped.
 pub async fn run(
     launch: Launch,
     listener: TcpListener,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), SidecarError> {
     let config = launch.config;
     // Taken before anything reads or writes the checkpoint; held until the end of `run`.
     let _lock = match &config.checkpoint.path {
@@ -67,13 +89,13 @@ pub async fn run(
         checkpointer.restore()?;
     }
 
-    let poller = Poller::new(config.timeout).context("cannot build the HTTP client")?;
+    let poller = Poller::new(config.timeout).map_err(SidecarError::HttpClient)?;
     let process_registry = prometheus::Registry::new();
     process_registry
         .register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
-        .context("cannot register the process collector")?;
+        .map_err(SidecarError::ProcessCollector)?;
     let (reload_handle, reload_triggers) = reload::channel();
     let reloader = Reloader {
         loader: launch.loader,
@@ -94,7 +116,7 @@ pub async fn run(
         process_registry,
     });
     tracing::info!(
-        listen = %listener.local_addr().context("listener has no address")?,
+        listen = %listener.local_addr().map_err(SidecarError::Listener)?,
         node = %config.node,
         peers = config.peers.len(),
         interval = ?config.interval,
@@ -116,16 +138,16 @@ pub async fn run(
     let server = tokio::spawn(serve(listener, app, shutdown));
 
     let (poll_loop, acting) = tokio::join!(poll_loop, acting);
-    poll_loop.context("the poll loop panicked")?;
-    acting.context("the reconciler panicked")?;
+    poll_loop.map_err(panicked("poll loop"))?;
+    acting.map_err(panicked("reconciler"))?;
     if let Some(periodic) = periodic {
-        periodic.await.context("the checkpointer panicked")?;
+        periodic.await.map_err(panicked("checkpointer"))?;
     }
     if let Some(checkpointer) = &checkpointer {
         checkpointer.save().await;
         tracing::info!(path = %checkpointer.path.display(), "final checkpoint written");
     }
-    reloading.await.context("the reloader panicked")?;
-    server.await.context("the HTTP server panicked")?;
+    reloading.await.map_err(panicked("reloader"))?;
+    server.await.map_err(panicked("HTTP server"))?;
     Ok(())
 }

@@ -98,3 +98,20 @@ fn every_top_level_module_is_in_the_layout_order_and_in_lib_rs() {
         }
     }
 }
+
+#[test]
+fn anyhow_is_used_only_at_the_binarys_edge() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut all = Vec::new();
+    files(&src, &mut all);
+    let users: Vec<String> = all
+        .iter()
+        .filter(|path| path.file_name().is_some_and(|n| n != "main.rs"))
+        .filter(|path| std::fs::read_to_string(path).unwrap().contains("anyhow"))
+        .map(|path| path.strip_prefix(&src).unwrap().display().to_string())
+        .collect();
+    assert!(
+        users.is_empty(),
+        "the library returns typed errors; anyhow appears in {users:?}"
+    );
+}

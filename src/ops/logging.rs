@@ -29,9 +29,17 @@ pub fn init(format: LogFormat, level: &str) {
     };
 }
 
+/// The log directory could not be used.
+#[derive(Debug, thiserror::Error)]
+#[error("log_file {directory}: {source}")]
+pub struct LogFileError {
+    pub directory: String,
+    pub source: tracing_appender::rolling::InitError,
+}
+
 /// Installs stderr logging plus, when `log_file` is set, rolling files. Keep the returned
 /// guard alive until shutdown: dropping it flushes the file writer.
-pub fn init_with_file(config: &Config) -> anyhow::Result<Option<WorkerGuard>> {
+pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileError> {
     let Some(directory) = &config.log_file else {
         init(config.log_format, &config.log_level);
         return Ok(None);
@@ -46,7 +54,10 @@ pub fn init_with_file(config: &Config) -> anyhow::Result<Option<WorkerGuard>> {
         .filename_suffix("log")
         .max_log_files(config.log_max_files)
         .build(directory)
-        .map_err(|e| anyhow::anyhow!("log_file {}: {e}", directory.display()))?;
+        .map_err(|source| LogFileError {
+            directory: directory.display().to_string(),
+            source,
+        })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let json = config.log_format == LogFormat::Json;
     let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);

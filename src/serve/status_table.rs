@@ -5,22 +5,38 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+/// Why a sidecar's `/status` could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// No answer: refused, timed out, broken.
+    #[error("{url}: {source}")]
+    Request { url: String, source: reqwest::Error },
+    #[error("{url}: answered {status}")]
+    Status {
+        url: String,
+        status: reqwest::StatusCode,
+    },
+    #[error("{url}: not a status document: {source}")]
+    NotAStatusDocument {
+        url: String,
+        source: serde_json::Error,
+    },
+}
+
 /// Fetches a sidecar's `/status` document; `base_url` is like `http://127.0.0.1:9478`.
-pub async fn fetch(client: &reqwest::Client, base_url: &str) -> anyhow::Result<Value> {
+pub async fn fetch(client: &reqwest::Client, base_url: &str) -> Result<Value, StatusError> {
     let url = format!("{}/status", base_url.trim_end_matches('/'));
-    let response = client
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let request = |source| StatusError::Request {
+        url: url.clone(),
+        source,
+    };
+    let response = client.get(&url).send().await.map_err(request)?;
     if !response.status().is_success() {
-        anyhow::bail!("{url}: answered {}", response.status());
+        let status = response.status();
+        return Err(StatusError::Status { url, status });
     }
-    let body = response
-        .bytes()
-        .await
-        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
-    serde_json::from_slice(&body).map_err(|e| anyhow::anyhow!("{url}: not a status document: {e}"))
+    let body = response.bytes().await.map_err(request)?;
+    serde_json::from_slice(&body).map_err(|source| StatusError::NotAStatusDocument { url, source })
 }
 
 /// Renders the table. Works on the JSON so it can show any sidecar's status, even one of

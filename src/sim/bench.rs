@@ -6,7 +6,6 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::process::Stdio;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
 use tokio::time::Instant;
 
 use crate::config::duration::{format_duration, parse_duration};
@@ -31,29 +30,61 @@ pub struct BenchArgs {
     pub window: Duration,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    let node = SimNode::start(loopback(0), NodeSpec::healthy("bench-node", "root", 0.5)).await?;
+/// Why a load run could not be made; each variant names the step.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Http {
+        what: String,
+        source: reqwest::Error,
+    },
+    /// The sidecar or its figures were not as a measurement needs them.
+    #[error("{0}")]
+    Measurement(String),
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Io { what, source }
+}
+
+fn http(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> BenchError {
+    let what = what.into();
+    move |source| BenchError::Http { what, source }
+}
+
+pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+    let node = SimNode::start(loopback(0), NodeSpec::healthy("bench-node", "root", 0.5))
+        .await
+        .map_err(io("cannot start the simulated node"))?;
     let mut peers = Vec::with_capacity(args.peers);
     for i in 0..args.peers {
         let spec = NodeSpec::healthy(&format!("bench-{i}"), "root", (i % 100) as f64 / 100.0);
         peers.push(
             SimNode::start(loopback(i + 1), spec)
                 .await
-                .with_context(|| format!("cannot start peer {i}"))?,
+                .map_err(io(format!("cannot start peer {i}")))?,
         );
     }
     let directory = std::env::temp_dir().join(format!("peerscope-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&directory)?;
+    std::fs::create_dir_all(&directory).map_err(io("cannot create the bench directory"))?;
     let peers_file = directory.join("peers.json");
     let targets: Vec<String> = peers.iter().map(|p| p.address().to_string()).collect();
     std::fs::write(
         &peers_file,
         serde_json::json!([{ "targets": targets }]).to_string(),
-    )?;
+    )
+    .map_err(io("cannot write the peers file"))?;
 
     let listen = free_port().await?;
     let timeout = args.interval.mul_f64(0.8).min(Duration::from_millis(2500));
-    let mut child = tokio::process::Command::new(std::env::current_exe()?)
+    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let mut child = tokio::process::Command::new(program)
         .args([
             "run",
             "--node",
@@ -78,9 +109,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .context("cannot start the sidecar")?;
-    let pid = child.id().context("the sidecar exited at once")?;
-    let client = reqwest::Client::builder().no_proxy().build()?;
+        .map_err(io("cannot start the sidecar"))?;
+    let pid = child
+        .id()
+        .ok_or_else(|| BenchError::Measurement("the sidecar exited at once".into()))?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(http("cannot build the HTTP client"))?;
     let base = format!("http://{listen}");
     wait_ready(&client, &base).await?;
 
@@ -102,12 +138,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let mut scrape_bytes = 0;
     for _ in 0..20 {
         let started = Instant::now();
-        let text = client
-            .get(format!("{base}/metrics"))
-            .send()
-            .await?
-            .text()
-            .await?;
+        let text = scrape(&client, &base).await?;
         scrape_millis.push(started.elapsed().as_secs_f64() * 1000.0);
         scrape_bytes = text.len();
     }
@@ -121,7 +152,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
     let pulls = polls_after - polls_before;
     if pulls == 0 {
-        bail!("no pulls were completed while measuring");
+        return Err(BenchError::Measurement(
+            "no pulls were completed while measuring".into(),
+        ));
     }
     let expected =
         (args.peers + 1) as f64 * args.duration.as_secs_f64() / args.interval.as_secs_f64();
@@ -158,12 +191,14 @@ fn loopback(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 0)
 }
 
-async fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    Ok(listener.local_addr()?)
+async fn free_port() -> Result<SocketAddr, BenchError> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(io("cannot find a free port"))?;
+    listener.local_addr().map_err(io("cannot find a free port"))
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> {
+async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), BenchError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
@@ -173,17 +208,14 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> anyhow::Result<()> 
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    bail!("the sidecar at {base} was not ready within 60s")
+    Err(BenchError::Measurement(format!(
+        "the sidecar at {base} was not ready within 60s"
+    )))
 }
 
 /// Pulls completed so far: the sum of every `*_polls_total` in a scrape.
-async fn polls(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
-    let text = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await?
-        .text()
-        .await?;
+async fn polls(client: &reqwest::Client, base: &str) -> Result<u64, BenchError> {
+    let text = scrape(client, base).await?;
     Ok(text
         .lines()
         .filter(|l| {
@@ -194,29 +226,36 @@ async fn polls(client: &reqwest::Client, base: &str) -> anyhow::Result<u64> {
         .sum::<f64>() as u64)
 }
 
+async fn scrape(client: &reqwest::Client, base: &str) -> Result<String, BenchError> {
+    let url = format!("{base}/metrics");
+    let response = client.get(&url).send().await.map_err(http(&url))?;
+    response.text().await.map_err(http(url))
+}
+
 /// User + system CPU seconds of a process, from /proc (clock ticks of 1/100 s on Linux).
-fn cpu_seconds(pid: u32) -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(io(&path))?;
     // Fields after the command name, which is in parentheses and may contain spaces.
     let fields: Vec<&str> = stat
         .rsplit_once(')')
-        .context("bad /proc stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-    Ok(ticks / 100.0)
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let tick = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
+    match (tick(11), tick(12)) {
+        (Some(user), Some(system)) => Ok((user + system) / 100.0),
+        _ => Err(BenchError::Measurement(format!(
+            "{path}: no CPU times in {stat:?}"
+        ))),
+    }
 }
 
-fn status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let line = status
+fn status_kib(pid: u32, field: &str) -> Result<u64, BenchError> {
+    let path = format!("/proc/{pid}/status");
+    let status = std::fs::read_to_string(&path).map_err(io(&path))?;
+    status
         .lines()
         .find(|l| l.starts_with(field))
-        .with_context(|| format!("no {field}"))?;
-    Ok(line
-        .split_whitespace()
-        .nth(1)
-        .context("bad line")?
-        .parse()?)
+        .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
+        .ok_or_else(|| BenchError::Measurement(format!("{path}: no {field} in kB")))
 }

@@ -10,13 +10,12 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, Mode, Sources};
+use crate::config::{self, ConfigError, Mode, Sources};
 use crate::serve::status_table;
-use crate::sidecar;
+use crate::sidecar::{self, SidecarError};
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
 
 const SHARED_ROOT: &str = "9f2c01d4e8a7";
@@ -25,6 +24,8 @@ const DRIFT_PERIOD: Duration = Duration::from_secs(20);
 const LOCAL_DRIFT_PERIOD: u64 = 45;
 const LOCAL_DRIFTED_ROOT: &str = "e5b7a0f19c33";
 const INTERVAL: &str = "2s";
+/// How often the live table is redrawn: once a cycle (`INTERVAL`).
+const REFRESH: Duration = Duration::from_secs(2);
 
 /// Where the demo listens and how long it runs.
 pub struct DemoOptions {
@@ -33,9 +34,28 @@ pub struct DemoOptions {
     pub duration: Option<Duration>,
 }
 
-pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::Result<()> {
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("cannot start a simulated node: {0}")]
+    Node(#[source] std::io::Error),
+    #[error("cannot listen on loopback: {0}")]
+    Listen(#[source] std::io::Error),
+    #[error("demo configuration: {0}")]
+    Config(#[from] ConfigError),
+    #[error("cannot build the HTTP client: {0}")]
+    HttpClient(#[source] reqwest::Error),
+    #[error(transparent)]
+    Sidecar(#[from] SidecarError),
+    #[error("the sidecar panicked: {0}")]
+    Panicked(#[source] tokio::task::JoinError),
+}
+
+pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<(), DemoError> {
     let loopback: SocketAddr = "127.0.0.1:0".parse().expect("valid address");
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", SHARED_ROOT, 0.45)).await?;
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", SHARED_ROOT, 0.45))
+        .await
+        .map_err(DemoError::Node)?;
     let peer_specs = [
         ("nova-b", Behavior::Healthy, 0.30, "healthy"),
         ("nova-c", Behavior::Healthy, 0.55, "healthy"),
@@ -64,7 +84,11 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             behavior: behavior.clone(),
             ..NodeSpec::healthy(name, SHARED_ROOT, *g_star)
         };
-        peers.push(SimNode::start(loopback, spec).await?);
+        peers.push(
+            SimNode::start(loopback, spec)
+                .await
+                .map_err(DemoError::Node)?,
+        );
     }
 
     let local_url = local.url();
@@ -94,10 +118,10 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             );
             TcpListener::bind(loopback)
                 .await
-                .context("cannot bind a loopback port")?
+                .map_err(DemoError::Listen)?
         }
     };
-    let address = listener.local_addr()?;
+    let address = listener.local_addr().map_err(DemoError::Listen)?;
     config.listen = address;
     let base = format!("http://{address}");
     println!(
@@ -118,8 +142,11 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
         shutdown.clone(),
     ));
     let drifter = &peers[4];
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let refresh = crate::config::duration::parse_duration(INTERVAL).map_err(anyhow::Error::msg)?;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(DemoError::HttpClient)?;
+    let refresh = REFRESH;
     let started = tokio::time::Instant::now();
     let tty = std::io::stdout().is_terminal();
     let mut ticker = tokio::time::interval(refresh);
@@ -153,7 +180,7 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> anyhow::R
             println!("--- t = {}s\n{table}", elapsed.as_secs());
         }
     }
-    sidecar.await.context("the sidecar panicked")??;
+    sidecar.await.map_err(DemoError::Panicked)??;
     println!("demo stopped");
     Ok(())
 }
