@@ -46,7 +46,7 @@ impl ConfigError {
 }
 
 /// The weights of quality's three parts.
-#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
 pub struct QualityWeights {
     pub success: f64,
     pub latency: f64,
@@ -76,9 +76,10 @@ fn serialize_url<S: serde::Serializer>(url: &Url, s: S) -> Result<S::Ok, S::Erro
 }
 
 /// Log output format.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
+    #[default]
     Text,
     Json,
 }
@@ -115,7 +116,7 @@ pub struct Config {
 }
 
 /// `[checkpoint]`: where and how often the state is saved.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct CheckpointConfig {
     /// No checkpoints when absent.
     pub path: Option<PathBuf>,
@@ -123,34 +124,37 @@ pub struct CheckpointConfig {
 }
 
 /// How often the log file rolls over.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogRotation {
     Hourly,
+    #[default]
     Daily,
 }
 
 /// `reconcile.mode`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Mode {
+    #[default]
     Off,
     DryRun,
     On,
 }
 
 /// `reconcile.policy`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Policy {
     /// Reconcile only when a strict majority of the voters holds another root.
+    #[default]
     Majority,
     /// The seed system's rule: any single peer divergent for `threshold` cycles.
     Any,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ReconcileConfig {
     pub mode: Mode,
     pub policy: Policy,
@@ -454,36 +458,17 @@ impl Config {
             timeout: Duration::ZERO,
             window: Duration::ZERO,
             live_max_age: Duration::ZERO,
-            weights: QualityWeights {
-                success: 0.0,
-                latency: 0.0,
-                freshness: 0.0,
-            },
+            weights: QualityWeights::default(),
             peers: Vec::new(),
             peers_file: None,
             body_limit: 0,
             max_concurrent_pulls: 0,
-            log_format: LogFormat::Text,
+            log_format: LogFormat::default(),
             log_level: String::new(),
-            reconcile: ReconcileConfig {
-                mode: Mode::Off,
-                policy: Policy::Majority,
-                threshold: 0,
-                path: String::new(),
-                timeout: Duration::ZERO,
-                cooldown: Duration::ZERO,
-                backoff_base: Duration::ZERO,
-                backoff_factor: 0.0,
-                backoff_cap: Duration::ZERO,
-                max_per_hour: 0,
-                token_file: None,
-            },
-            checkpoint: CheckpointConfig {
-                path: None,
-                interval: Duration::ZERO,
-            },
+            reconcile: ReconcileConfig::default(),
+            checkpoint: CheckpointConfig::default(),
             log_file: None,
-            log_rotation: LogRotation::Daily,
+            log_rotation: LogRotation::default(),
             log_max_files: 0,
             admin_token_file: None,
         }
