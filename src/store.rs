@@ -10,13 +10,16 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::config::{Config, PeerConfig, QualityWeights};
+use crate::config::{Config, ObserversPerPeer, PeerConfig, PerPeer, QualityWeights};
 use crate::figures::decision::{Facts, PeerFacts};
 use crate::figures::divergence::{self, Relation};
 use crate::figures::histogram::Histogram;
 use crate::figures::scoring::{self, QualityParts};
-use crate::figures::view::{FederationView, PeerView, QualityView, TargetView, View};
+use crate::figures::view::{
+    FederationView, ObservationView, PeerView, QualityView, TargetView, View,
+};
 use crate::figures::window::{Sample, SampleRecord, Window};
+use crate::pull::assignment::Members;
 use crate::pull::contract::{summary_url, Summary};
 use crate::pull::failure::{FailureReason, PullError};
 use crate::pull::outcome::{Pacing, PullOutcome, PullPlan, PullTarget, TargetId};
@@ -33,6 +36,7 @@ struct Settings {
     weights: QualityWeights,
     body_limit: usize,
     max_concurrent_pulls: usize,
+    per_peer: PerPeer,
 }
 
 /// What the store keeps across a restart: per peer, its identity, window and streak
@@ -72,6 +76,22 @@ struct State {
     heartbeat: Option<Instant>,
     /// The next [`TargetId`] to hand out; ids are never reused.
     next_id: u64,
+    /// This node's configured name; `None`: the local node's `node_id`.
+    name: Option<String>,
+    observers_per_peer: ObserversPerPeer,
+    /// The last assignment of roles: for whom, and its figures.
+    observation: ObservationView,
+}
+
+/// Whether this sidecar pulls a peer (sampled observation, SPEC §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Role {
+    /// Pulled; `rank` among the peer's K observers (`None` in a full mesh).
+    Observed { rank: Option<usize> },
+    /// Another member observes it.
+    NotObserved,
+    /// This node itself, listed in a shared member list: skipped, not flagged.
+    Myself,
 }
 
 struct Target {
@@ -98,6 +118,7 @@ struct Latest {
 
 struct Peer {
     target: Target,
+    role: Role,
     streak: u64,
     relation: Relation,
     identity_problem: Option<String>,
@@ -119,11 +140,15 @@ impl Store {
             cycles_completed: 0,
             heartbeat: None,
             next_id: 1,
+            name: config.name.clone(),
+            observers_per_peer: config.observers_per_peer,
+            observation: ObservationView::default(),
         };
         for peer in &config.peers {
             let id = state.new_id();
             state.peers.push(Peer::new(id, peer, &settings));
         }
+        assign_roles(&mut state);
         Store {
             shared: Arc::new(Mutex::new(state)),
         }
@@ -235,6 +260,9 @@ impl Store {
         for (node_id, owner) in state.owners.iter_mut() {
             labels[node_id].clone_into(owner);
         }
+        state.name.clone_from(&config.name);
+        state.observers_per_peer = config.observers_per_peer;
+        assign_roles(state);
     }
 
     /// How the next cycle is paced.
@@ -258,7 +286,12 @@ impl Store {
         let state = self.lock();
         PullPlan {
             node: state.node.pull_target(),
-            peers: state.peers.iter().map(|p| p.target.pull_target()).collect(),
+            peers: state
+                .peers
+                .iter()
+                .filter(|p| p.is_observed())
+                .map(|p| p.target.pull_target())
+                .collect(),
         }
     }
 
@@ -298,6 +331,10 @@ impl Store {
         if let Some((id, outcome)) = node {
             if id == state.node.id {
                 state.node.record(outcome);
+                // Without a configured name, this node's name is its node_id: known now.
+                if state.name.is_none() && state.observation.name != state.node.node_id {
+                    assign_roles(state);
+                }
             }
         }
         let local_id = state
@@ -326,7 +363,7 @@ impl Store {
 
         let live_max_age = state.settings.live_max_age;
         let local_root = state.node.fresh_root(now, live_max_age).map(str::to_owned);
-        for peer in &mut state.peers {
+        for peer in state.peers.iter_mut().filter(|p| p.is_observed()) {
             let peer_root = peer.target.fresh_root(now, live_max_age);
             peer.relation = divergence::relation(local_root.as_deref(), peer_root);
             peer.streak = divergence::next_streak(peer.streak, peer.relation);
@@ -346,14 +383,12 @@ impl Store {
         } else {
             None
         };
-        let live_peers = state
-            .peers
-            .iter()
+        // With sampled observation the decision sees this sidecar's sample of the peers.
+        let observed = || state.peers.iter().filter(|p| p.is_observed());
+        let live_peers = observed()
             .filter(|p| p.target.is_live(now, live_max_age))
             .count();
-        let peers = state
-            .peers
-            .iter()
+        let peers = observed()
             .filter_map(|p| {
                 let root = p.target.fresh_root(now, live_max_age)?;
                 let latest = p.target.latest.as_ref()?;
@@ -394,7 +429,13 @@ impl Store {
         let state = self.lock();
         let settings = state.settings;
         let node = state.node.view(now, settings.live_max_age);
-        let peers: Vec<PeerView> = state.peers.iter().map(|p| p.view(now, &settings)).collect();
+        // A peer this sidecar does not observe has no series here: its observers export it.
+        let peers: Vec<PeerView> = state
+            .peers
+            .iter()
+            .filter(|p| p.is_observed())
+            .map(|p| p.view(now, &settings))
+            .collect();
 
         let live: Vec<&PeerView> = peers.iter().filter(|p| p.target.live).collect();
         let g_stars: Vec<f64> = live.iter().filter_map(|p| p.target.g_star).collect();
@@ -404,7 +445,13 @@ impl Store {
             .count();
         let count = |relation| peers.iter().filter(|p| p.relation == relation).count();
         let federation = FederationView {
-            peers_configured: peers.len(),
+            peers_configured: state
+                .peers
+                .iter()
+                .filter(|p| p.role != Role::Myself)
+                .count(),
+            peers_observed: peers.len(),
+            observers_per_peer: state.observation.observers_per_peer,
             peers_live: live.len(),
             novelty: scoring::novelty(&g_stars),
             divergence_ratio: divergence::divergence_ratio(count(Relation::Diverge), with_root),
@@ -416,6 +463,8 @@ impl Store {
             node,
             peers,
             federation,
+            observation: state.observation.clone(),
+            per_peer: settings.per_peer,
             cycles_completed: state.cycles_completed,
         }
     }
@@ -439,6 +488,7 @@ impl From<&Config> for Settings {
             weights: config.weights,
             body_limit: config.body_limit,
             max_concurrent_pulls: config.max_concurrent_pulls,
+            per_peer: config.metrics.per_peer,
         }
     }
 }
@@ -448,6 +498,60 @@ fn node_label(url: &Url) -> String {
     url.as_str()[url.scheme().len() + 3..]
         .trim_end_matches('/')
         .to_owned()
+}
+
+/// Decides every peer's [`Role`] from the member list (the configured peers and this
+/// node), K and this node's name. Cheap enough to run under the lock: a sidecar's share is
+/// O(N·K·log N) scores (see `pull::assignment`), recomputed only when its inputs change.
+fn assign_roles(state: &mut State) {
+    let me = state.name.clone().or_else(|| state.node.node_id.clone());
+    let listed_self = me
+        .as_deref()
+        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me));
+    let members = state.peers.len() + usize::from(!listed_self);
+    let k = state.observers_per_peer.for_members(members);
+    let names = Members::new(
+        state
+            .peers
+            .iter()
+            .map(|p| p.target.label.as_str())
+            .chain(me.as_deref().filter(|_| !listed_self)),
+    );
+    let roles: Vec<Role> = state
+        .peers
+        .iter()
+        .map(|peer| {
+            let label = peer.target.label.as_str();
+            match me.as_deref() {
+                Some(me) if me == label => Role::Myself,
+                _ if k == 0 => Role::Observed { rank: None },
+                // Without a name nothing can be ranked: wait for the local node's node_id.
+                None => Role::NotObserved,
+                Some(me) => match names.rank_among_observers(me, label, k) {
+                    Some(rank) => Role::Observed { rank: Some(rank) },
+                    None => Role::NotObserved,
+                },
+            }
+        })
+        .collect();
+    drop(names);
+    for (peer, role) in state.peers.iter_mut().zip(roles) {
+        peer.role = role;
+    }
+    let count = |role: fn(&Role) -> bool| state.peers.iter().filter(|p| role(&p.role)).count();
+    state.observation = ObservationView {
+        pending: me.is_none() && k > 0,
+        name: me,
+        setting: state.observers_per_peer,
+        observers_per_peer: k,
+        members,
+        observed: count(|r| matches!(r, Role::Observed { .. })),
+        not_observed: count(|r| *r == Role::NotObserved),
+        skipped_self: listed_self,
+    };
+    if state.observation.pending {
+        tracing::info!("observers_per_peer > 0 and no `name`: peers are pulled once the local node's node_id is known");
+    }
 }
 
 /// Why the peer at `index` may not report `node_id`, if it may not.
@@ -599,9 +703,14 @@ impl Target {
 }
 
 impl Peer {
+    fn is_observed(&self) -> bool {
+        matches!(self.role, Role::Observed { .. })
+    }
+
     fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
         Peer {
             target: Target::new(id, config.label.clone(), config.url.clone(), settings),
+            role: Role::Observed { rank: None },
             streak: 0,
             relation: Relation::Unknown,
             identity_problem: None,
@@ -642,6 +751,10 @@ impl Peer {
             divergent: self.relation == Relation::Diverge,
             streak: self.streak,
             identity_problem: self.identity_problem.clone(),
+            observer_rank: match self.role {
+                Role::Observed { rank } => rank,
+                Role::NotObserved | Role::Myself => None,
+            },
         }
     }
 }

@@ -5,10 +5,10 @@
 //! [`Config`] and, where it spans keys, a rule in `check_rules`).
 
 use super::parse::{
-    api_path, base_url, duration, growth_factor, nonzero_duration, one_of, path, positive,
-    socket_address, text, weight,
+    api_path, base_url, duration, growth_factor, name, nonzero_duration, observers_per_peer,
+    one_of, path, positive, socket_address, text, weight,
 };
-use super::{Config, LogFormat, LogRotation, Mode, Policy};
+use super::{Config, LogFormat, LogRotation, Mode, PerPeer, Policy};
 
 /// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9478";
@@ -75,6 +75,33 @@ pub static KEYS: &[Key] = &[
         default: DefaultValue::Absent,
         doc: "the peers: `[[peers]]` tables with `url` and optional `name` in the file; comma-separated `[NAME=]URL` in variables; `--peer [NAME=]URL`, repeatable. `name` is the `peer` label, else the URL without scheme",
         value: Value::PeerList,
+    },
+    Key {
+        name: "name",
+        flag: Some("name"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "this node's name among the members, as the peers list names it (default: the local node's `node_id`, known after its first pull); a listed peer of this name is skipped",
+        value: Value::Scalar(|c, t| name(t).map(|v| c.name = v)),
+    },
+    Key {
+        name: "observers_per_peer",
+        flag: Some("observers-per-peer"),
+        seed_variables: &[],
+        default: DefaultValue::Text("auto"),
+        doc: "K: how many members observe each peer, chosen by rendezvous hashing; 0 = every sidecar observes every peer; `auto` = 0 up to 50 members, else 8",
+        value: Value::Scalar(|c, t| observers_per_peer(t).map(|v| c.observers_per_peer = v)),
+    },
+    Key {
+        name: "metrics.per_peer",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("full"),
+        doc: "`full` or `lean`: lean keeps what a verdict needs (polls, failures, up, success ratio, p95, quality, divergent, streak)",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("full", PerPeer::Full), ("lean", PerPeer::Lean)])
+                .map(|v| c.metrics.per_peer = v)
+        }),
     },
     Key {
         name: "listen",

@@ -89,6 +89,10 @@ pub enum LogFormat {
 pub struct Config {
     #[serde(serialize_with = "serialize_url")]
     pub node: Url,
+    /// This node's name among the members; `None`: the local node's `node_id`.
+    pub name: Option<String>,
+    pub observers_per_peer: ObserversPerPeer,
+    pub metrics: MetricsConfig,
     pub listen: SocketAddr,
     pub interval: Duration,
     pub timeout: Duration,
@@ -151,6 +155,52 @@ pub enum Policy {
     Majority,
     /// The seed system's rule: any single peer divergent for `threshold` cycles.
     Any,
+}
+
+/// `observers_per_peer`: how many members observe each peer (SPEC §9).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObserversPerPeer {
+    /// A full mesh up to [`ObserversPerPeer::AUTO_FULL_MESH_UP_TO`] members, else
+    /// [`ObserversPerPeer::AUTO_OBSERVERS`] observers per peer.
+    #[default]
+    Auto,
+    /// K observers per peer; 0 = every sidecar observes every peer.
+    Fixed(usize),
+}
+
+impl ObserversPerPeer {
+    /// `auto`: everyone observes everyone up to this many members (this node included).
+    pub const AUTO_FULL_MESH_UP_TO: usize = 50;
+    /// `auto`: observers per peer in larger federations.
+    pub const AUTO_OBSERVERS: usize = 8;
+
+    /// K in force for a federation of `members` (this node included); 0 = full mesh.
+    pub fn for_members(self, members: usize) -> usize {
+        match self {
+            ObserversPerPeer::Fixed(k) => k,
+            ObserversPerPeer::Auto if members <= Self::AUTO_FULL_MESH_UP_TO => 0,
+            ObserversPerPeer::Auto => Self::AUTO_OBSERVERS,
+        }
+    }
+}
+
+/// `metrics.per_peer`: which per-peer series are exported.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PerPeer {
+    /// Every per-peer family.
+    #[default]
+    Full,
+    /// What a verdict needs: polls, failures by reason, up, success ratio, p95, quality,
+    /// divergent, streak. No histogram, no reported values.
+    Lean,
+}
+
+/// `[metrics]`: what is exported.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct MetricsConfig {
+    pub per_peer: PerPeer,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
@@ -453,6 +503,9 @@ impl Config {
     fn unset() -> Self {
         Config {
             node: Url::parse("http://unset.invalid").expect("a valid constant URL"),
+            name: None,
+            observers_per_peer: ObserversPerPeer::default(),
+            metrics: MetricsConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             interval: Duration::ZERO,
             timeout: Duration::ZERO,

@@ -8,6 +8,7 @@ use std::time::Duration;
 use reqwest::Url;
 
 use super::duration::parse_duration;
+use super::ObserversPerPeer;
 
 /// A node's base URL: http(s), a host, an optional path prefix, no query.
 pub fn base_url(text: &str) -> Result<Url, String> {
@@ -62,6 +63,25 @@ pub fn positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("{text:?} is not a positive whole number")),
+    }
+}
+
+/// `auto`, or a whole number of observers (0 = every sidecar observes every peer).
+pub fn observers_per_peer(text: &str) -> Result<ObserversPerPeer, String> {
+    match text.trim() {
+        "auto" => Ok(ObserversPerPeer::Auto),
+        number => number
+            .parse()
+            .map(ObserversPerPeer::Fixed)
+            .map_err(|_| format!("{text:?} is neither `auto` nor a whole number")),
+    }
+}
+
+/// A non-empty name.
+pub fn name(text: &str) -> Result<Option<String>, String> {
+    match text.trim().is_empty() {
+        true => Err("must not be empty".to_owned()),
+        false => Ok(Some(text.trim().to_owned())),
     }
 }
 

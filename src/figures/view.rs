@@ -3,6 +3,7 @@
 
 use serde::ser::{SerializeMap, Serializer};
 
+use crate::config::{ObserversPerPeer, PerPeer};
 use crate::figures::divergence::Relation;
 use crate::figures::histogram::Histogram;
 use crate::figures::scoring::{Novelty, QualityParts};
@@ -11,8 +12,14 @@ use crate::pull::failure::{FailureReason, PullError};
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct View {
     pub node: TargetView,
+    /// The peers this sidecar observes (all of them in a full mesh).
     pub peers: Vec<PeerView>,
     pub federation: FederationView,
+    /// Which peers this sidecar observes, and why.
+    pub observation: ObservationView,
+    /// Which per-peer series `/metrics` carries.
+    #[serde(skip)]
+    pub per_peer: PerPeer,
     /// Completed poll cycles since start.
     pub cycles_completed: u64,
 }
@@ -56,6 +63,28 @@ pub struct PeerView {
     pub streak: u64,
     /// Set while the peer is excluded for reporting the local node's or another peer's node_id.
     pub identity_problem: Option<String>,
+    /// Why this sidecar observes the peer: its rank among the peer's K observers
+    /// (0 = highest rendezvous score); `None` in a full mesh.
+    pub observer_rank: Option<usize>,
+}
+
+/// Sampled observation (SPEC §9): who this sidecar is and what it observes.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ObservationView {
+    /// This node's name among the members (configured, or the local node's node_id).
+    pub name: Option<String>,
+    /// `observers_per_peer` as configured.
+    pub setting: ObserversPerPeer,
+    /// K in force: observers per peer; 0 = every sidecar observes every peer.
+    pub observers_per_peer: usize,
+    /// Members of the federation, this node included.
+    pub members: usize,
+    pub observed: usize,
+    pub not_observed: usize,
+    /// The member list names this node: that entry is skipped.
+    pub skipped_self: bool,
+    /// K > 0 and this node's name is not known yet: nothing is pulled but the node.
+    pub pending: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -69,7 +98,12 @@ pub struct QualityView {
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
 pub struct FederationView {
+    /// Configured peers, this node excluded if the list names it.
     pub peers_configured: usize,
+    /// Peers this sidecar observes: the sample its figures and decisions come from.
+    pub peers_observed: usize,
+    /// K in force; 0 = every sidecar observes every peer.
+    pub observers_per_peer: usize,
     pub peers_live: usize,
     #[serde(flatten)]
     pub novelty: Novelty,

@@ -1,6 +1,8 @@
-//! Pulling summaries: the payload contract and its decoder, why a pull failed, and the
-//! poller that fetches one summary over HTTP and hands back its outcome.
+//! Pulling summaries: which peers this sidecar pulls (sampled observation), the payload
+//! contract and its decoder, why a pull failed, and the poller that fetches one summary
+//! over HTTP and hands back its outcome.
 
+pub mod assignment;
 pub mod contract;
 pub mod failure;
 pub mod outcome;

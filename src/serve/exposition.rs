@@ -7,6 +7,7 @@ use std::fmt::Write;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::act::{ReconcileView, RequestFailure};
+use crate::config::PerPeer;
 use crate::figures::decision::Suppression;
 use crate::figures::histogram::BUCKETS;
 use crate::figures::view::{PeerView, TargetView, View};
@@ -47,7 +48,7 @@ pub fn render(
         family: None,
         header_pending: false,
     };
-    render_peers(&mut out, &view.peers);
+    render_peers(&mut out, &view.peers, view.per_peer);
     render_federation(&mut out, view);
     render_node(&mut out, &view.node);
     render_reconcile(&mut out, reconcile);
@@ -69,7 +70,10 @@ pub fn render(
     text
 }
 
-fn render_peers(out: &mut Writer, peers: &[PeerView]) {
+/// Per observed peer: 43 series in `full` mode once it has answered (with every reported
+/// field), 16 in `lean` — what a verdict needs (README, "Series per sidecar").
+fn render_peers(out: &mut Writer, peers: &[PeerView], mode: PerPeer) {
+    let full = mode == PerPeer::Full;
     gauge_per_peer(out, peers, &f::PEER_POLLS_TOTAL, |p| {
         Some(p.target.polls_total as f64)
     });
@@ -79,7 +83,7 @@ fn render_peers(out: &mut Writer, peers: &[PeerView]) {
     }
     out.family(&f::PEER_POLL_DURATION_SECONDS);
     let bounds: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
-    for p in peers {
+    for p in peers.iter().filter(|_| full) {
         let (label, t) = (p.target.label.as_str(), &p.target);
         let cumulative = t.durations.cumulative();
         for (bound, count) in bounds.iter().zip(cumulative) {
@@ -92,7 +96,7 @@ fn render_peers(out: &mut Writer, peers: &[PeerView]) {
     }
     gauge_per_peer(out, peers, &f::PEER_UP, |p| Some(bool_value(p.target.up)));
     gauge_per_peer(out, peers, &f::PEER_LAST_SUCCESS_TIMESTAMP_SECONDS, |p| {
-        p.target.last_success_timestamp_seconds
+        p.target.last_success_timestamp_seconds.filter(|_| full)
     });
     gauge_per_peer(out, peers, &f::PEER_SUCCESS_RATIO, |p| {
         p.quality.map(|q| q.parts.success_ratio)
@@ -101,16 +105,16 @@ fn render_peers(out: &mut Writer, peers: &[PeerView]) {
         p.quality.and_then(|q| q.latency_p95_seconds)
     });
     gauge_per_peer(out, peers, &f::PEER_LATENCY_SCORE, |p| {
-        p.quality.map(|q| q.parts.latency_score)
+        p.quality.map(|q| q.parts.latency_score).filter(|_| full)
     });
     gauge_per_peer(out, peers, &f::PEER_FRESHNESS, |p| {
-        p.quality.map(|q| q.parts.freshness)
+        p.quality.map(|q| q.parts.freshness).filter(|_| full)
     });
     gauge_per_peer(out, peers, &f::PEER_QUALITY, |p| {
         p.quality.map(|q| q.quality)
     });
     out.family(&f::PEER_REPORTED_VALUE);
-    for p in peers {
+    for p in peers.iter().filter(|_| full) {
         reported_samples(out, Some(&p.target.label), &p.target.reported);
     }
     gauge_per_peer(out, peers, &f::PEER_STATE_DIVERGENT, |p| {
@@ -120,7 +124,7 @@ fn render_peers(out: &mut Writer, peers: &[PeerView]) {
         Some(p.streak as f64)
     });
     gauge_per_peer(out, peers, &f::PEER_CLOCK_SKEW_SECONDS, |p| {
-        p.target.clock_skew_seconds
+        p.target.clock_skew_seconds.filter(|_| full)
     });
 }
 
@@ -129,6 +133,8 @@ fn render_federation(out: &mut Writer, view: &View) {
     for (family, value) in [
         (&f::PEERS_CONFIGURED, federation.peers_configured as f64),
         (&f::PEERS_LIVE, federation.peers_live as f64),
+        (&f::PEERS_OBSERVED, federation.peers_observed as f64),
+        (&f::OBSERVERS_PER_PEER, federation.observers_per_peer as f64),
         (&f::NOVELTY, federation.novelty.novelty),
         (&f::G_STAR_STDDEV, federation.novelty.g_star_stddev),
         (&f::DIVERGENCE_RATIO, federation.divergence_ratio),

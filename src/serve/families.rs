@@ -129,6 +129,19 @@ pub const PEERS_LIVE: Family = Family {
     labels: &[],
     help: "Peers with a successful pull within live_max_age.",
 };
+pub const PEERS_OBSERVED: Family = Family {
+    name: "peerscope_peers_observed",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Peers this sidecar observes: the sample its figures and decisions come from.",
+};
+pub const OBSERVERS_PER_PEER: Family = Family {
+    name: "peerscope_observers_per_peer",
+    kind: Kind::Gauge,
+    labels: &[],
+    help:
+        "Observers per peer in force (rendezvous hashing); 0 = every sidecar observes every peer.",
+};
 pub const NOVELTY: Family = Family {
     name: "peerscope_novelty",
     kind: Kind::Gauge,
@@ -292,6 +305,8 @@ pub const ALL: &[&Family] = &[
     &PEER_CLOCK_SKEW_SECONDS,
     &PEERS_CONFIGURED,
     &PEERS_LIVE,
+    &PEERS_OBSERVED,
+    &OBSERVERS_PER_PEER,
     &NOVELTY,
     &G_STAR_STDDEV,
     &DIVERGENCE_RATIO,

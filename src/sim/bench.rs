@@ -105,6 +105,9 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
             &format_duration(args.window),
             "--log-level",
             "warn",
+            // Every peer pulled, whatever `auto` would choose: the bench measures the mesh.
+            "--observers-per-peer",
+            "0",
         ])
         .stdin(Stdio::null())
         .kill_on_drop(true)
