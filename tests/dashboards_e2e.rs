@@ -104,10 +104,14 @@ async fn get_json(url: &str) -> Option<Value> {
 /// The alerting rules with every `for:` shortened to 2s, and the 2-minute look-back of
 /// the consensus rules to 5s (the test scrapes every second).
 fn fast_rules() -> String {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts/peerscope.rules.yml");
-    let mut rules: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    for group in rules["groups"].as_sequence_mut().unwrap() {
+    let mut groups = Vec::new();
+    for file in ["peerscope", "observations", "consensus"] {
+        let path = format!("{}/alerts/{file}.rules.yml", env!("CARGO_MANIFEST_DIR"));
+        let rules: serde_yaml::Value =
+            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        groups.extend(rules["groups"].as_sequence().unwrap().clone());
+    }
+    for group in &mut groups {
         for rule in group["rules"].as_sequence_mut().unwrap() {
             if rule.get("alert").is_some() {
                 rule["for"] = serde_yaml::Value::from("2s");
@@ -117,6 +121,8 @@ fn fast_rules() -> String {
             }
         }
     }
+    let mut rules = serde_yaml::Mapping::new();
+    rules.insert("groups".into(), serde_yaml::Value::Sequence(groups));
     serde_yaml::to_string(&rules).unwrap()
 }
 
