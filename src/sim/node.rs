@@ -37,7 +37,8 @@ pub enum Behavior {
     Flaky(f64),
     /// Accepts the request and never answers.
     Hang,
-    /// Closes every connection as soon as it is accepted.
+    /// Closes every connection as soon as it is accepted, and drops the requests of
+    /// connections opened before without an answer: a dead node.
     Reset,
     /// Answers with this status and no summary.
     Status(u16),
@@ -212,7 +213,15 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let shared = Arc::clone(&shared);
         let service = hyper::service::service_fn(move |request| {
             let shared = Arc::clone(&shared);
-            async move { Ok::<_, Infallible>(answer(&shared, request).await) }
+            async move {
+                // A connection opened before the node "died" dies with it: an error from
+                // the service makes hyper drop the connection without an answer.
+                if shared.spec.lock().expect("poisoned").behavior == Behavior::Reset {
+                    shared.requests.fetch_add(1, Ordering::SeqCst);
+                    return Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset));
+                }
+                Ok(answer(&shared, request).await)
+            }
         });
         // Connections live in the JoinSet so that aborting the node ends them too.
         connections.spawn(async move {
@@ -237,7 +246,7 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
     let spec = shared.spec.lock().expect("poisoned").clone();
     let summary = || summary_json(&spec, shared.started.elapsed());
     match spec.behavior {
-        Behavior::Healthy | Behavior::Reset => json(summary()),
+        Behavior::Healthy | Behavior::Reset => json(summary()), // Reset never gets here
         Behavior::Slow(delay) => {
             tokio::time::sleep(delay).await;
             json(summary())

@@ -1,0 +1,129 @@
+//! Federation scale end to end (SPEC §9), a small version of `peerscope bench federation`:
+//! 12 simulated nodes, 12 real sidecars observing with K = 3, Debian's Prometheus as two
+//! shards and a global over `/federate`, a real Alertmanager and a webhook. One node dies,
+//! one observer is isolated, one node turns flaky — each fault must give its one verdict,
+//! delivered once, and nothing else about the peers.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use peerscope::sim::federation::{Federation, Options};
+
+const N: usize = 12;
+const K: usize = 3;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanager() {
+    let federation = Federation::start(&Options {
+        nodes: N,
+        observers_per_peer: K,
+        shards: 2,
+        program: PathBuf::from(env!("CARGO_BIN_EXE_peerscope")),
+    })
+    .await
+    .unwrap();
+
+    // Every peer has exactly K observers, as the global Prometheus counts them.
+    assert_eq!(
+        federation
+            .query_value("count(peerscope:peer_observers:count == 3)")
+            .await,
+        Some(N as f64)
+    );
+    for peer in 0..N {
+        assert_eq!(federation.observers_of(peer).len(), K);
+    }
+
+    // The faults: a dead node, a flaky one, and an observer that observes neither.
+    let (dead, flaky) = (1, 2);
+    let mut involved = federation.observers_of(dead);
+    involved.extend(federation.observers_of(flaky));
+    let isolated = (0..N)
+        .filter(|o| ![dead, flaky].contains(o) && !involved.contains(o))
+        .find(|o| {
+            (0..N)
+                .filter(|p| federation.observers_of(*p).contains(o))
+                .count()
+                >= 2
+        })
+        .expect("an observer of at least two healthy peers");
+    let isolated_instance = federation.sidecar_addresses[isolated].to_string();
+    let isolated_peers: Vec<String> = (0..N)
+        .filter(|p| federation.observers_of(*p).contains(&isolated))
+        .map(|p| federation.names[p].clone())
+        .collect();
+
+    federation.kill_node(dead);
+    federation.make_flaky(flaky, 0.3);
+    federation.isolate_observer(isolated).unwrap();
+    let names = &federation.names;
+    federation
+        .wait_firing("PeerscopePeerDownByConsensus", ("peer", &names[dead]), 120)
+        .await
+        .unwrap();
+    federation
+        .wait_firing(
+            "PeerscopeObserverIsolated",
+            ("instance", &isolated_instance),
+            120,
+        )
+        .await
+        .unwrap();
+    federation
+        .wait_firing("PeerscopePeerFlaky", ("peer", &names[flaky]), 120)
+        .await
+        .unwrap();
+
+    // Delivered through Alertmanager, each verdict once (grouped by peer or instance)…
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let delivered = |name: &str, label: &str, value: &str| {
+        federation
+            .webhook
+            .received()
+            .iter()
+            .filter(|a| {
+                a.alertname == name && a.labels.get(label).map(String::as_str) == Some(value)
+            })
+            .count()
+    };
+    while delivered("PeerscopePeerDownByConsensus", "peer", &names[dead]) == 0
+        || delivered("PeerscopeObserverIsolated", "instance", &isolated_instance) == 0
+        || delivered("PeerscopePeerFlaky", "peer", &names[flaky]) == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not delivered in 60s: {:?}",
+            federation.webhook.received()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // … and only once, even after several group intervals.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert_eq!(
+        delivered("PeerscopePeerDownByConsensus", "peer", &names[dead]),
+        1
+    );
+    assert_eq!(
+        delivered("PeerscopeObserverIsolated", "instance", &isolated_instance),
+        1
+    );
+
+    // No verdict blames a peer other than the dead and the flaky one: in particular none of
+    // the isolated observer's peers.
+    let firing = federation.firing().await;
+    let blamed: Vec<&str> = firing
+        .iter()
+        .filter(|a| {
+            a.alertname == "PeerscopePeerDownByConsensus" || a.alertname == "PeerscopePeerFlaky"
+        })
+        .filter_map(|a| a.labels.get("peer").map(String::as_str))
+        .collect();
+    for peer in &blamed {
+        assert!(
+            *peer == names[dead] || *peer == names[flaky],
+            "{peer} blamed; the isolated observer's peers are {isolated_peers:?}; firing: {firing:?}"
+        );
+    }
+    let down: Vec<&&str> = blamed.iter().filter(|p| **p == names[dead]).collect();
+    assert!(!down.is_empty());
+}
