@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use peerscope::config::duration::parse_duration;
@@ -52,8 +52,25 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9478")]
         url: String,
     },
-    /// Measure the real sidecar against N simulated peers and print CPU, memory and scrape figures.
-    Bench(bench::BenchArgs),
+    /// Measure the real sidecar against N simulated peers and print CPU, memory and scrape
+    /// figures; `bench federation` runs a whole federation.
+    Bench(BenchCommand),
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
+struct BenchCommand {
+    #[command(subcommand)]
+    scenario: Option<BenchScenario>,
+    #[command(flatten)]
+    sidecar: bench::BenchArgs,
+}
+
+#[derive(Subcommand)]
+enum BenchScenario {
+    /// N simulated nodes, N real sidecars (K observers per peer), Prometheus shards and a
+    /// global, Alertmanager; injects faults and prints pulls, series, memory and verdicts.
+    Federation(bench::FederationArgs),
 }
 
 /// `--config` and the configuration flags: one per key of the table that has a flag
@@ -177,9 +194,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", status_table::render(&status));
             Ok(ExitCode::SUCCESS)
         }
-        Some(Command::Bench(args)) => {
+        Some(Command::Bench(command)) => {
             logging::init(LogFormat::Text, "warn");
-            bench::run(args).await?;
+            match command.scenario {
+                None => bench::run(command.sidecar).await?,
+                Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -97,8 +97,9 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    // … and only once, even after several group intervals.
-    tokio::time::sleep(Duration::from_secs(8)).await;
+    // … and only once, even after several group intervals (and after the isolated
+    // observer's FederationDegraded would have fired, were it not inhibited).
+    tokio::time::sleep(Duration::from_secs(15)).await;
     assert_eq!(
         delivered("PeerscopePeerDownByConsensus", "peer", &names[dead]),
         1
@@ -106,6 +107,28 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
     assert_eq!(
         delivered("PeerscopeObserverIsolated", "instance", &isolated_instance),
         1
+    );
+
+    // Nothing else was delivered: the dead node's own sidecar reports its node down (a
+    // per-sidecar fact), and the isolated observer's own warnings are inhibited.
+    let delivered_names: std::collections::BTreeSet<String> = federation
+        .webhook
+        .received()
+        .into_iter()
+        .map(|a| a.alertname)
+        .collect();
+    let expected: std::collections::BTreeSet<String> = [
+        "PeerscopeLocalNodeDown",
+        "PeerscopeObserverIsolated",
+        "PeerscopePeerDownByConsensus",
+        "PeerscopePeerFlaky",
+    ]
+    .map(String::from)
+    .into();
+    assert!(
+        delivered_names.is_subset(&expected),
+        "delivered {:?}",
+        federation.webhook.received()
     );
 
     // No verdict blames a peer other than the dead and the flaky one: in particular none of

@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::duration::{format_duration, parse_duration};
+use crate::sim::federation::{Federation, FederationError, Options, SPEED_UP};
 use crate::sim::node::{NodeSpec, SimNode};
 
 #[derive(clap::Args, Debug)]
@@ -261,4 +262,149 @@ fn status_kib(pid: u32, field: &str) -> Result<u64, BenchError> {
         .find(|l| l.starts_with(field))
         .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
         .ok_or_else(|| BenchError::Measurement(format!("{path}: no {field} in kB")))
+}
+
+/// `peerscope bench federation`.
+#[derive(clap::Args, Debug)]
+pub struct FederationArgs {
+    /// Members of the federation (each a simulated node with a real sidecar).
+    #[arg(long, default_value_t = 50)]
+    pub nodes: usize,
+    /// K: observers per peer.
+    #[arg(long, default_value_t = 8)]
+    pub observers_per_peer: usize,
+    /// Prometheus shards (plus one global).
+    #[arg(long, default_value_t = 2)]
+    pub shards: usize,
+    /// How long to measure steady state before the faults.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    pub duration: Duration,
+}
+
+/// Runs a whole federation (see `sim::federation`), measures it, injects a dead node, an
+/// isolated observer and a flaky node, and prints what it took and what was notified.
+pub async fn run_federation(args: FederationArgs) -> Result<(), FederationError> {
+    let program = std::env::current_exe().map_err(|source| FederationError::Io {
+        what: "cannot find this program".into(),
+        source,
+    })?;
+    let started = Instant::now();
+    let federation = Federation::start(&Options {
+        nodes: args.nodes,
+        observers_per_peer: args.observers_per_peer,
+        shards: args.shards,
+        program,
+    })
+    .await?;
+    let n = args.nodes;
+    println!(
+        "bench federation: {n} nodes, K = {}, {} shards + 1 global; every peer has a verdict after {:.1}s",
+        args.observers_per_peer,
+        args.shards,
+        started.elapsed().as_secs_f64()
+    );
+
+    let (pulls_before, cpu_before) = (federation.pulls_served(), federation.sidecar_cpu_seconds());
+    tokio::time::sleep(args.duration).await;
+    let (pulls_after, cpu_after) = (federation.pulls_served(), federation.sidecar_cpu_seconds());
+    let seconds = args.duration.as_secs_f64();
+    // Each sidecar pulls its own node and its sample every second (interval 1 s).
+    println!(
+        "pulls per interval     {:.0} (full mesh would be {})",
+        (pulls_after - pulls_before) as f64 / seconds,
+        n * n
+    );
+    let series = federation.sidecar_series().await;
+    let total: usize = series.iter().sum();
+    println!(
+        "series per sidecar     min {} / mean {:.0} / max {}; all sidecars {total}",
+        series.iter().min().unwrap_or(&0),
+        total as f64 / n as f64,
+        series.iter().max().unwrap_or(&0)
+    );
+    let cpu: Vec<f64> = cpu_before
+        .iter()
+        .zip(&cpu_after)
+        .map(|(b, a)| 100.0 * (a - b) / seconds)
+        .collect();
+    println!(
+        "CPU per sidecar        mean {:.2}% / max {:.2}% of one core",
+        cpu.iter().sum::<f64>() / n as f64,
+        cpu.iter().copied().fold(0.0, f64::max)
+    );
+    for (name, head, rss) in federation.prometheus_figures().await {
+        println!("Prometheus {name:<9}  {head:.0} head series, RSS {rss:.0} MiB");
+    }
+
+    // Faults, at once: a dead node, a flaky one, and an observer of neither.
+    let (dead, flaky) = (1, 2);
+    let mut involved = federation.observers_of(dead);
+    involved.extend(federation.observers_of(flaky));
+    let isolated = (0..n)
+        .filter(|o| ![dead, flaky].contains(o) && !involved.contains(o))
+        .find(|o| {
+            (0..n)
+                .filter(|p| federation.observers_of(*p).contains(o))
+                .count()
+                >= 2
+        })
+        .ok_or_else(|| FederationError::Timeout {
+            what: "an observer of two healthy peers (federation too small)".into(),
+            seconds: 0,
+        })?;
+    let names = federation.names.clone();
+    let isolated_instance = federation.sidecar_addresses[isolated].to_string();
+    let injected = Instant::now();
+    federation.kill_node(dead);
+    federation.make_flaky(flaky, 0.3);
+    federation.isolate_observer(isolated)?;
+    let faults = [
+        (
+            "dead node",
+            "PeerscopePeerDownByConsensus",
+            "peer",
+            names[dead].clone(),
+        ),
+        (
+            "isolated observer",
+            "PeerscopeObserverIsolated",
+            "instance",
+            isolated_instance,
+        ),
+        (
+            "flaky node",
+            "PeerscopePeerFlaky",
+            "peer",
+            names[flaky].clone(),
+        ),
+    ];
+    let mut times = Vec::new();
+    for (_, alert, label, value) in &faults {
+        federation.wait_firing(alert, (label, value), 300).await?;
+        times.push(injected.elapsed());
+    }
+    // Let Alertmanager deliver, and any duplicate show up.
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let received = federation.webhook.received();
+    for ((fault, alert, label, value), time) in faults.iter().zip(times) {
+        let notified = received
+            .iter()
+            .filter(|a| a.alertname == *alert && a.labels.get(*label) == Some(value))
+            .count();
+        println!(
+            "{fault:<18}     verdict {alert} after {:.1}s (×{SPEED_UP} in production: {:.0}s), {notified} notification(s)",
+            time.as_secs_f64(),
+            time.as_secs_f64() * f64::from(SPEED_UP)
+        );
+    }
+    println!("all notifications      {}", received.len());
+    for alert in &received {
+        let about = ["peer", "instance"]
+            .iter()
+            .filter_map(|l| Some(format!("{l}={}", alert.labels.get(*l)?)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        println!("  {} {about}", alert.alertname);
+    }
+    Ok(())
 }

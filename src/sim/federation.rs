@@ -7,9 +7,9 @@
 //! Faults: kill a node, isolate an observer (its peer URLs point at a closed port, names
 //! unchanged), make a node flaky.
 //!
-//! The rules are the repository's, with every `for:` shortened to 2 s and the look-backs
-//! to seconds (`[2m]` → 5 s, `[5m]` → 10 s): verdict times measured here are the machinery's,
-//! not the production durations (add those: README, "Federation scale").
+//! The rules are the repository's with every duration (`for:`, ranges) divided by
+//! [`SPEED_UP`], so they keep their proportions: verdict times measured here are
+//! ×24 in production (README, "Federation scale").
 
 use std::collections::BTreeMap;
 use std::convert::Infallible;
@@ -179,14 +179,38 @@ fn notified(labels: &Value) -> Notified {
     }
 }
 
-/// A rule file's text with every `for:` shortened to 2 s and the look-backs to seconds,
-/// for runs that cannot wait minutes. Line by line: the rule files keep `for:` on a line
-/// of its own and write windows as `[2m]` / `[5m]` (the e2e tests fail if that changes).
+/// How much faster than production the rules run here: every `for:` and every range
+/// (`[2m]`, `[10m]`, …) is divided by it, so the rules keep their proportions.
+pub const SPEED_UP: u32 = 24;
+
+/// A rule file's text with every `for:` and every `[range]` divided by [`SPEED_UP`] (in
+/// milliseconds), for runs that cannot wait minutes. Line by line: the rule files keep
+/// `for:` on a line of its own (the e2e tests fail if that changes).
 pub fn fast_rules(text: &str) -> String {
+    let scaled = |duration: &str| -> Option<String> {
+        let parsed = crate::config::duration::parse_duration(duration).ok()?;
+        Some(format!("{}ms", (parsed / SPEED_UP).as_millis()))
+    };
     text.lines()
-        .map(|line| match line.trim_start().strip_prefix("for: ") {
-            Some(_) => format!("{}for: 2s", &line[..line.len() - line.trim_start().len()]),
-            None => line.replace("[2m]", "[5s]").replace("[5m]", "[10s]"),
+        .map(|line| {
+            let indent = &line[..line.len() - line.trim_start().len()];
+            if let Some(fast) = line.trim_start().strip_prefix("for: ").and_then(scaled) {
+                return format!("{indent}for: {fast}");
+            }
+            let mut out = String::new();
+            let mut rest = line;
+            while let Some(open) = rest.find('[') {
+                let Some(close) = rest[open..].find(']').map(|c| open + c) else {
+                    break;
+                };
+                out.push_str(&rest[..=open]);
+                let inside = &rest[open + 1..close];
+                out.push_str(&scaled(inside).unwrap_or_else(|| inside.to_owned()));
+                out.push(']');
+                rest = &rest[close + 1..];
+            }
+            out.push_str(rest);
+            out
         })
         .collect::<Vec<_>>()
         .join("\n")
@@ -326,9 +350,10 @@ impl Federation {
         let webhook = Webhook::start().await?;
         let alertmanager_address = free_port()?;
         // As deploy/alertmanager/alertmanager.yml: one group per alert and peer or
-        // instance, and an isolated observer's own warnings inhibited.
+        // instance; a down peer's per-observer warnings and an isolated observer's own
+        // warnings inhibited.
         let alertmanager_config = format!(
-            "route:\n  receiver: hook\n  group_by: [alertname, job, instance, peer]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\ninhibit_rules:\n  - source_matchers: ['alertname=\"PeerscopeObserverIsolated\"']\n    target_matchers: ['severity=~\"warning|info\"', 'alertname!=\"PeerscopeObserverIsolated\"']\n    equal: [job, instance]\n",
+            "route:\n  receiver: hook\n  group_by: [alertname, job, instance, peer]\n  group_wait: 1s\n  group_interval: 2s\n  repeat_interval: 1h\nreceivers:\n  - name: hook\n    webhook_configs:\n      - url: {}\ninhibit_rules:\n  - source_matchers: ['alertname=\"PeerscopePeerDownByConsensus\"']\n    target_matchers: ['alertname=~\"PeerscopePeerQualityLow|PeerscopePeerClockSkew\"']\n    equal: [job, peer]\n  - source_matchers: ['alertname=\"PeerscopeObserverIsolated\"']\n    target_matchers: ['alertname=~\"PeerscopeFederationDegraded|PeerscopeNoveltyCollapsed|PeerscopePeerQualityLow|PeerscopePeerClockSkew\"']\n    equal: [job, instance]\n",
             webhook.url
         );
         let alertmanager_file = directory.join("alertmanager.yml");
@@ -502,8 +527,16 @@ impl Federation {
             .map(|(i, s)| (format!("shard {i}"), s))
             .chain(std::iter::once(("global".to_owned(), &self.global)));
         for (name, (daemon, address)) in all {
-            let series = query(&self.client, *address, "prometheus_tsdb_head_series")
-                .await
+            // Prometheus' own metrics (it does not scrape itself here).
+            let url = format!("http://{address}/metrics");
+            let text = match self.client.get(&url).send().await {
+                Ok(response) => response.text().await.unwrap_or_default(),
+                Err(_) => String::new(),
+            };
+            let series = text
+                .lines()
+                .find_map(|l| l.strip_prefix("prometheus_tsdb_head_series "))
+                .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(f64::NAN);
             figures.push((name, series, rss_mib(daemon.pid()).unwrap_or(f64::NAN)));
         }
@@ -629,11 +662,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn fast_rules_shorten_for_and_look_backs_only() {
-        let text = "      - alert: X\n        expr: max_over_time(a[2m]) / rate(b[5m]) > on(x) c[10m]\n        for: 10m\n        labels: {severity: warning}";
+    fn fast_rules_divide_every_duration_by_the_same_factor() {
+        let text = "      - alert: X\n        expr: max_over_time(a[2m]) / rate(b[5m]) > on(x) c{l=~\"[a-z]\"}[1h]\n        for: 10m\n        labels: {severity: warning}";
         assert_eq!(
             fast_rules(text),
-            "      - alert: X\n        expr: max_over_time(a[5s]) / rate(b[10s]) > on(x) c[10m]\n        for: 2s\n        labels: {severity: warning}"
+            "      - alert: X\n        expr: max_over_time(a[5000ms]) / rate(b[12500ms]) > on(x) c{l=~\"[a-z]\"}[150000ms]\n        for: 25000ms\n        labels: {severity: warning}"
         );
     }
 }
