@@ -2,92 +2,18 @@
 //! peerscope beside simulated nodes; every query of every dashboard panel must parse and
 //! return series; then a peer goes down while the local node is in the minority, and the
 //! matching alerts fire in Prometheus, reach a real Alertmanager and are delivered to a
-//! webhook receiver run by this test. (The rules' `for:` durations are shortened to
-//! seconds here; `promtool test rules` checks the real ones.)
+//! webhook receiver run by this test. (Every rule duration is divided by 24 here, see
+//! `sim::federation::fast_rules`; `promtool test rules` checks the real ones.)
 
 mod common;
 
 use std::collections::BTreeSet;
-use std::convert::Infallible;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 
 use common::{args, free_address, until, Sidecar};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Bytes;
-use hyper_util::rt::TokioIo;
+use peerscope::sim::federation::{write_fast_rules, Daemon, Webhook};
 use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
 use serde_json::Value;
-
-struct Daemon(Child);
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn start(program: &str, arguments: &[String], log: &Path) -> Daemon {
-    let log = std::fs::File::create(log).unwrap();
-    let child = Command::new(program)
-        .args(arguments)
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!(
-                "{program} must be installed (Debian package; the test command installs it): {e}"
-            )
-        });
-    Daemon(child)
-}
-
-/// Collects the alert names of every notification posted to it.
-async fn webhook() -> (String, Arc<Mutex<BTreeSet<String>>>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/", listener.local_addr().unwrap());
-    let received = Arc::new(Mutex::new(BTreeSet::new()));
-    let seen = Arc::clone(&received);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let seen = Arc::clone(&seen);
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let seen = Arc::clone(&seen);
-                    async move {
-                        let body = request
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|b| b.to_bytes())
-                            .unwrap_or_default();
-                        if let Ok(message) = serde_json::from_slice::<Value>(&body) {
-                            for alert in message["alerts"].as_array().into_iter().flatten() {
-                                if let Some(name) = alert["labels"]["alertname"].as_str() {
-                                    seen.lock().unwrap().insert(name.to_owned());
-                                }
-                            }
-                        }
-                        Ok::<_, Infallible>(hyper::Response::new(Full::new(Bytes::from_static(
-                            b"ok",
-                        ))))
-                    }
-                },
-            );
-            tokio::spawn(
-                hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service),
-            );
-        }
-    });
-    (url, received)
-}
 
 async fn get_json(url: &str) -> Option<Value> {
     let response = reqwest::Client::builder()
@@ -99,31 +25,6 @@ async fn get_json(url: &str) -> Option<Value> {
         .await
         .ok()?;
     serde_json::from_slice(&response.bytes().await.ok()?).ok()
-}
-
-/// The alerting rules with every `for:` shortened to 2s, and the 2-minute look-back of
-/// the consensus rules to 5s (the test scrapes every second).
-fn fast_rules() -> String {
-    let mut groups = Vec::new();
-    for file in ["peerscope", "observations", "consensus"] {
-        let path = format!("{}/alerts/{file}.rules.yml", env!("CARGO_MANIFEST_DIR"));
-        let rules: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-        groups.extend(rules["groups"].as_sequence().unwrap().clone());
-    }
-    for group in &mut groups {
-        for rule in group["rules"].as_sequence_mut().unwrap() {
-            if rule.get("alert").is_some() {
-                rule["for"] = serde_yaml::Value::from("2s");
-            }
-            if let Some(expr) = rule["expr"].as_str() {
-                rule["expr"] = serde_yaml::Value::from(expr.replace("[2m]", "[5s]"));
-            }
-        }
-    }
-    let mut rules = serde_yaml::Mapping::new();
-    rules.insert("groups".into(), serde_yaml::Value::Sequence(groups));
-    serde_yaml::to_string(&rules).unwrap()
 }
 
 /// A panel query as Grafana would send it for this scenario.
@@ -167,14 +68,15 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
     let sidecar = Sidecar::start(&args(&["--config", config_path.to_str().unwrap()])).await;
     let sidecar_address = sidecar.base.trim_start_matches("http://").to_owned();
 
-    let (hook_url, received) = webhook().await;
+    let webhook = Webhook::start().await.unwrap();
+    let hook_url = webhook.url.clone();
     let alertmanager_address = free_address();
     std::fs::write(
         dir.path().join("alertmanager.yml"),
         format!("route:\n  receiver: test\n  group_by: [alertname]\n  group_wait: 1s\n  group_interval: 1s\n  repeat_interval: 1h\nreceivers:\n  - name: test\n    webhook_configs:\n      - url: {hook_url}\n"),
     )
     .unwrap();
-    let _alertmanager = start(
+    let _alertmanager = Daemon::start(
         "prometheus-alertmanager",
         &[
             format!(
@@ -186,19 +88,32 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
             "--cluster.listen-address=".into(),
         ],
         &dir.path().join("alertmanager.log"),
-    );
+    )
+    .unwrap();
 
-    std::fs::write(dir.path().join("rules.yml"), fast_rules()).unwrap();
+    let rules: Vec<String> = [
+        "peerscope.rules.yml",
+        "observations.rules.yml",
+        "consensus.rules.yml",
+    ]
+    .iter()
+    .map(|name| {
+        write_fast_rules(name, dir.path())
+            .unwrap()
+            .display()
+            .to_string()
+    })
+    .collect();
     let prometheus_address = free_address();
     std::fs::write(
         dir.path().join("prometheus.yml"),
         format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager_address}']\nscrape_configs:\n  - job_name: peerscope\n    static_configs:\n      - targets: ['{sidecar_address}']\n",
-            rules = dir.path().join("rules.yml").display()
+            rules = rules.join(", ")
         ),
     )
     .unwrap();
-    let _prometheus = start(
+    let _prometheus = Daemon::start(
         "prometheus",
         &[
             format!(
@@ -212,7 +127,8 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
             format!("--web.listen-address={prometheus_address}"),
         ],
         &dir.path().join("prometheus.log"),
-    );
+    )
+    .unwrap();
     let api = format!("http://{prometheus_address}/api/v1");
     let query = |expr: String| {
         let api = api.clone();
@@ -331,7 +247,11 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
     })
     .await;
     until(60, "the webhook to receive them", || async {
-        let names = received.lock().unwrap().clone();
+        let names: BTreeSet<String> = webhook
+            .received()
+            .into_iter()
+            .map(|a| a.alertname)
+            .collect();
         expected.iter().all(|name| names.contains(*name))
     })
     .await;
