@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::duration::{format_duration, parse_duration};
-use crate::sim::federation::{Federation, FederationError, Options, SPEED_UP};
+use crate::sim::federation::{Federation, Options, SPEED_UP};
 use crate::sim::node::{NodeSpec, SimNode};
+use crate::sim::{http, io, RunError};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -31,35 +32,7 @@ pub struct BenchArgs {
     pub window: Duration,
 }
 
-/// Why a load run could not be made; each variant names the step.
-#[derive(Debug, thiserror::Error)]
-pub enum BenchError {
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
-    Http {
-        what: String,
-        source: reqwest::Error,
-    },
-    /// The sidecar or its figures were not as a measurement needs them.
-    #[error("{0}")]
-    Measurement(String),
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> BenchError {
-    let what = what.into();
-    move |source| BenchError::Io { what, source }
-}
-
-fn http(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> BenchError {
-    let what = what.into();
-    move |source| BenchError::Http { what, source }
-}
-
-pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
+pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     let node = SimNode::start(loopback(0), NodeSpec::healthy("bench-node", "root", 0.5))
         .await
         .map_err(io("cannot start the simulated node"))?;
@@ -116,7 +89,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
         .map_err(io("cannot start the sidecar"))?;
     let pid = child
         .id()
-        .ok_or_else(|| BenchError::Measurement("the sidecar exited at once".into()))?;
+        .ok_or_else(|| RunError::Measurement("the sidecar exited at once".into()))?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()
@@ -156,7 +129,7 @@ pub async fn run(args: BenchArgs) -> Result<(), BenchError> {
 
     let pulls = polls_after - polls_before;
     if pulls == 0 {
-        return Err(BenchError::Measurement(
+        return Err(RunError::Measurement(
             "no pulls were completed while measuring".into(),
         ));
     }
@@ -195,14 +168,14 @@ fn loopback(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 0)
 }
 
-async fn free_port() -> Result<SocketAddr, BenchError> {
+async fn free_port() -> Result<SocketAddr, RunError> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(io("cannot find a free port"))?;
     listener.local_addr().map_err(io("cannot find a free port"))
 }
 
-async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), BenchError> {
+async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), RunError> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline {
         if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
@@ -212,13 +185,13 @@ async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), BenchErr
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    Err(BenchError::Measurement(format!(
+    Err(RunError::Measurement(format!(
         "the sidecar at {base} was not ready within 60s"
     )))
 }
 
 /// Pulls completed so far: the sum of every `*_polls_total` in a scrape.
-async fn polls(client: &reqwest::Client, base: &str) -> Result<u64, BenchError> {
+async fn polls(client: &reqwest::Client, base: &str) -> Result<u64, RunError> {
     let text = scrape(client, base).await?;
     Ok(text
         .lines()
@@ -230,14 +203,14 @@ async fn polls(client: &reqwest::Client, base: &str) -> Result<u64, BenchError> 
         .sum::<f64>() as u64)
 }
 
-async fn scrape(client: &reqwest::Client, base: &str) -> Result<String, BenchError> {
+async fn scrape(client: &reqwest::Client, base: &str) -> Result<String, RunError> {
     let url = format!("{base}/metrics");
     let response = client.get(&url).send().await.map_err(http(&url))?;
     response.text().await.map_err(http(url))
 }
 
 /// User + system CPU seconds of a process, from /proc (clock ticks of 1/100 s on Linux).
-fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
+fn cpu_seconds(pid: u32) -> Result<f64, RunError> {
     let path = format!("/proc/{pid}/stat");
     let stat = std::fs::read_to_string(&path).map_err(io(&path))?;
     // Fields after the command name, which is in parentheses and may contain spaces.
@@ -248,20 +221,20 @@ fn cpu_seconds(pid: u32) -> Result<f64, BenchError> {
     let tick = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
     match (tick(11), tick(12)) {
         (Some(user), Some(system)) => Ok((user + system) / 100.0),
-        _ => Err(BenchError::Measurement(format!(
+        _ => Err(RunError::Measurement(format!(
             "{path}: no CPU times in {stat:?}"
         ))),
     }
 }
 
-fn status_kib(pid: u32, field: &str) -> Result<u64, BenchError> {
+fn status_kib(pid: u32, field: &str) -> Result<u64, RunError> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).map_err(io(&path))?;
     status
         .lines()
         .find(|l| l.starts_with(field))
         .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        .ok_or_else(|| BenchError::Measurement(format!("{path}: no {field} in kB")))
+        .ok_or_else(|| RunError::Measurement(format!("{path}: no {field} in kB")))
 }
 
 /// `peerscope bench federation`.
@@ -283,11 +256,8 @@ pub struct FederationArgs {
 
 /// Runs a whole federation (see `sim::federation`), measures it, injects a dead node, an
 /// isolated observer and a flaky node, and prints what it took and what was notified.
-pub async fn run_federation(args: FederationArgs) -> Result<(), FederationError> {
-    let program = std::env::current_exe().map_err(|source| FederationError::Io {
-        what: "cannot find this program".into(),
-        source,
-    })?;
+pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
+    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
     let started = Instant::now();
     let federation = Federation::start(&Options {
         nodes: args.nodes,
@@ -348,9 +318,10 @@ pub async fn run_federation(args: FederationArgs) -> Result<(), FederationError>
                 .count()
                 >= 2
         })
-        .ok_or_else(|| FederationError::Timeout {
-            what: "an observer of two healthy peers (federation too small)".into(),
-            seconds: 0,
+        .ok_or_else(|| {
+            RunError::Measurement(
+                "no observer of two healthy peers: the federation is too small".into(),
+            )
         })?;
     let names = federation.names.clone();
     let isolated_instance = federation.sidecar_addresses[isolated].to_string();

@@ -27,31 +27,10 @@ use tokio::time::Instant;
 
 use crate::pull::assignment::Members;
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
+use crate::sim::{http, io, RunError};
 
 /// The rule files of the repository, read when a federation starts.
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
-
-/// Why a federation could not be run or measured; each variant names the step.
-#[derive(Debug, thiserror::Error)]
-pub enum FederationError {
-    #[error("{what}: {source}")]
-    Io {
-        what: String,
-        source: std::io::Error,
-    },
-    #[error("{what}: {source}")]
-    Http {
-        what: String,
-        source: reqwest::Error,
-    },
-    #[error("timed out after {seconds}s waiting for {what}")]
-    Timeout { what: String, seconds: u64 },
-}
-
-fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> FederationError {
-    let what = what.into();
-    move |source| FederationError::Io { what, source }
-}
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -70,11 +49,7 @@ pub struct Daemon {
 
 impl Daemon {
     /// Starts `program` with its output in `log`.
-    pub fn start(
-        program: &str,
-        arguments: &[String],
-        log: &Path,
-    ) -> Result<Daemon, FederationError> {
+    pub fn start(program: &str, arguments: &[String], log: &Path) -> Result<Daemon, RunError> {
         let file = std::fs::File::create(log).map_err(io(format!("{}", log.display())))?;
         let child = Command::new(program)
             .args(arguments)
@@ -115,7 +90,7 @@ pub struct Webhook {
 }
 
 impl Webhook {
-    pub async fn start() -> Result<Webhook, FederationError> {
+    pub async fn start() -> Result<Webhook, RunError> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(io("webhook"))?;
@@ -217,7 +192,7 @@ pub fn fast_rules(text: &str) -> String {
 }
 
 /// Writes the fast version of the repository's rule file `name` into `directory`.
-pub fn write_fast_rules(name: &str, directory: &Path) -> Result<PathBuf, FederationError> {
+pub fn write_fast_rules(name: &str, directory: &Path) -> Result<PathBuf, RunError> {
     let source = format!("{RULES_DIR}/{name}");
     let text = std::fs::read_to_string(&source).map_err(io(&source))?;
     let target = directory.join(name);
@@ -265,7 +240,7 @@ impl Drop for Federation {
 }
 
 /// A free port on 127.0.0.1 (bound, read, released).
-fn free_port() -> Result<SocketAddr, FederationError> {
+fn free_port() -> Result<SocketAddr, RunError> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("free port"))?;
     listener.local_addr().map_err(io("free port"))
 }
@@ -282,7 +257,7 @@ fn member_list(names: &[String], address: impl Fn(usize) -> String) -> String {
 
 impl Federation {
     /// Starts everything and waits until the global Prometheus has a verdict for every peer.
-    pub async fn start(options: &Options) -> Result<Federation, FederationError> {
+    pub async fn start(options: &Options) -> Result<Federation, RunError> {
         static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
         let run = RUNS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let directory =
@@ -406,10 +381,7 @@ impl Federation {
             .no_proxy()
             .timeout(Duration::from_secs(10))
             .build()
-            .map_err(|source| FederationError::Http {
-                what: "HTTP client".into(),
-                source,
-            })?;
+            .map_err(http("HTTP client"))?;
         let federation = Federation {
             names,
             nodes,
@@ -462,7 +434,7 @@ impl Federation {
 
     /// Observer `i` loses its network to the peers: its member list keeps the names but
     /// every peer URL points at a closed port (it reloads the file by itself).
-    pub fn isolate_observer(&self, i: usize) -> Result<(), FederationError> {
+    pub fn isolate_observer(&self, i: usize) -> Result<(), RunError> {
         let blackhole = closed_address().to_string();
         let members = member_list(&self.names, |j| {
             if j == i {
@@ -500,7 +472,7 @@ impl Federation {
         name: &str,
         label: (&str, &str),
         seconds: u64,
-    ) -> Result<Duration, FederationError> {
+    ) -> Result<Duration, RunError> {
         let started = Instant::now();
         let what = format!("{name}{{{}=\"{}\"}} to fire", label.0, label.1);
         self.until(seconds, &what, || async {
@@ -579,12 +551,7 @@ impl Federation {
         serde_json::from_slice(&response.bytes().await.ok()?).ok()
     }
 
-    async fn until<F, Fut>(
-        &self,
-        seconds: u64,
-        what: &str,
-        mut check: F,
-    ) -> Result<(), FederationError>
+    async fn until<F, Fut>(&self, seconds: u64, what: &str, mut check: F) -> Result<(), RunError>
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
@@ -592,7 +559,7 @@ impl Federation {
         let deadline = Instant::now() + Duration::from_secs(seconds);
         while !check().await {
             if Instant::now() >= deadline {
-                return Err(FederationError::Timeout {
+                return Err(RunError::Timeout {
                     what: format!("{what} (logs in {})", self.directory.display()),
                     seconds,
                 });
@@ -607,7 +574,7 @@ fn start_prometheus(
     directory: &Path,
     name: &str,
     config: &str,
-) -> Result<(Daemon, SocketAddr), FederationError> {
+) -> Result<(Daemon, SocketAddr), RunError> {
     let file = directory.join(format!("prometheus-{name}.yml"));
     std::fs::write(&file, config).map_err(io(file.display().to_string()))?;
     let address = free_port()?;

@@ -5,3 +5,36 @@ pub mod bench;
 pub mod demo;
 pub mod federation;
 pub mod node;
+
+/// Why a run (the bench, a simulated federation) could not be made or measured; each
+/// variant names the step.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
+    #[error("{what}: {source}")]
+    Http {
+        what: String,
+        source: reqwest::Error,
+    },
+    /// The sidecar or its figures were not as a measurement needs them.
+    #[error("{0}")]
+    Measurement(String),
+    #[error("timed out after {seconds}s waiting for {what}")]
+    Timeout { what: String, seconds: u64 },
+}
+
+/// `map_err(io("what was being done"))`.
+pub(crate) fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Io { what, source }
+}
+
+/// `map_err(http("what was being done"))`.
+pub(crate) fn http(what: impl Into<String>) -> impl FnOnce(reqwest::Error) -> RunError {
+    let what = what.into();
+    move |source| RunError::Http { what, source }
+}
