@@ -360,10 +360,10 @@ pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
     for ((fault, alert, label, value), time) in faults.iter().zip(times) {
         let notified = received
             .iter()
-            .filter(|a| a.alertname == *alert && a.labels.get(*label) == Some(value))
+            .filter(|a| a.firing() && a.alertname == *alert && a.labels.get(*label) == Some(value))
             .count();
         println!(
-            "{fault:<18}     verdict {alert} after {:.1}s (×{SPEED_UP} in production: {:.0}s), {notified} notification(s)",
+            "{fault:<18}     verdict {alert} after {:.1}s (×{SPEED_UP} in production: {:.0}s), {notified} firing notification(s)",
             time.as_secs_f64(),
             time.as_secs_f64() * f64::from(SPEED_UP)
         );
@@ -375,7 +375,7 @@ pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
             .filter_map(|l| Some(format!("{l}={}", alert.labels.get(*l)?)))
             .collect::<Vec<_>>()
             .join(" ");
-        println!("  {} {about}", alert.alertname);
+        println!("  {} {about} ({})", alert.alertname, alert.status);
     }
     Ok(())
 }

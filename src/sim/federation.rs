@@ -80,6 +80,14 @@ impl Drop for Daemon {
 pub struct Notified {
     pub alertname: String,
     pub labels: BTreeMap<String, String>,
+    /// `firing` or `resolved` (Alertmanager tells webhooks of both).
+    pub status: String,
+}
+
+impl Notified {
+    pub fn firing(&self) -> bool {
+        self.status == "firing"
+    }
 }
 
 /// Receives Alertmanager's webhook notifications and keeps them, one entry per alert per
@@ -114,7 +122,8 @@ impl Webhook {
                                 let alerts = message["alerts"].as_array().cloned();
                                 let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
                                 for alert in alerts.into_iter().flatten() {
-                                    seen.push(notified(&alert["labels"]));
+                                    let status = alert["status"].as_str().unwrap_or("firing");
+                                    seen.push(notified(&alert["labels"], status));
                                 }
                             }
                             Ok::<_, Infallible>(hyper::Response::new(Full::new(
@@ -141,7 +150,7 @@ impl Webhook {
     }
 }
 
-fn notified(labels: &Value) -> Notified {
+fn notified(labels: &Value, status: &str) -> Notified {
     let labels: BTreeMap<String, String> = labels
         .as_object()
         .into_iter()
@@ -151,6 +160,7 @@ fn notified(labels: &Value) -> Notified {
     Notified {
         alertname: labels.get("alertname").cloned().unwrap_or_default(),
         labels,
+        status: status.to_owned(),
     }
 }
 
@@ -370,9 +380,10 @@ impl Federation {
             )?);
         }
         let shard_targets: Vec<String> = shards.iter().map(|(_, a)| format!("'{a}'")).collect();
-        // As deploy/prometheus/global.yml.
+        // As deploy/prometheus/global.yml. Federation every 2 s with a 2 s timeout: a failed
+        // /federate scrape marks a whole shard's records stale at once.
         let global_config = format!(
-            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\n{alerting}scrape_configs:\n  - job_name: peerscope-shards\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{__name__=~\"peerscope:observer_peer_.+\"}}']\n    static_configs:\n      - targets: [{}]\n",
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{}]\n{alerting}scrape_configs:\n  - job_name: peerscope-shards\n    scrape_interval: 2s\n    scrape_timeout: 2s\n    honor_labels: true\n    metrics_path: /federate\n    params:\n      'match[]': ['{{__name__=~\"peerscope:observer_peer_.+\"}}']\n    static_configs:\n      - targets: [{}]\n",
             global_rules.display(),
             shard_targets.join(", ")
         );
@@ -459,7 +470,7 @@ impl Federation {
             };
             for alert in body["data"]["alerts"].as_array().into_iter().flatten() {
                 if alert["state"] == "firing" {
-                    firing.push(notified(&alert["labels"]));
+                    firing.push(notified(&alert["labels"], "firing"));
                 }
             }
         }
@@ -482,6 +493,20 @@ impl Federation {
         })
         .await?;
         Ok(started.elapsed())
+    }
+
+    /// Waits until `expr` in the global Prometheus has the value `expected`.
+    pub async fn wait_value(
+        &self,
+        expr: &str,
+        expected: f64,
+        seconds: u64,
+    ) -> Result<(), RunError> {
+        let what = format!("{expr} to be {expected}");
+        self.until(seconds, &what, || async {
+            self.query_value(expr).await == Some(expected)
+        })
+        .await
     }
 
     /// The value of a scalar-like PromQL expression in the global Prometheus.
