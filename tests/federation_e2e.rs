@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use peerscope::sim::federation::{Federation, Options};
+use peerscope::sim::federation::{Faults, Federation, Options};
 
 const N: usize = 12;
 const K: usize = 3;
@@ -41,17 +41,12 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
     }
 
     // The faults: a dead node, a flaky one, and an observer that observes neither.
-    let (dead, flaky) = (1, 2);
-    let mut involved = federation.observers_of(dead);
-    involved.extend(federation.observers_of(flaky));
-    let isolated = (0..N)
-        .filter(|o| ![dead, flaky].contains(o) && !involved.contains(o))
-        .find(|o| {
-            (0..N)
-                .filter(|p| federation.observers_of(*p).contains(o))
-                .count()
-                >= 2
-        })
+    let Faults {
+        dead,
+        flaky,
+        isolated,
+    } = federation
+        .choose_faults()
         .expect("an observer of at least two healthy peers");
     let isolated_instance = federation.sidecar_addresses[isolated].to_string();
     let isolated_peers: Vec<String> = (0..N)

@@ -9,9 +9,9 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::config::duration::{format_duration, parse_duration};
-use crate::sim::federation::{Federation, Options, SPEED_UP};
+use crate::sim::federation::{Faults, Federation, Options, SPEED_UP};
 use crate::sim::node::{NodeSpec, SimNode};
-use crate::sim::{http, io, RunError};
+use crate::sim::{cpu_seconds, http, io, status_kib, RunError};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -106,10 +106,16 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         format_duration(args.duration)
     );
     tokio::time::sleep(args.warmup).await;
-    let (cpu_before, polls_before) = (cpu_seconds(pid)?, polls(&client, &base).await?);
+    let measured = |figure: Option<f64>, what: &str| {
+        figure.ok_or_else(|| RunError::Measurement(format!("/proc/{pid}: no {what}")))
+    };
+    let cpu_before = measured(cpu_seconds(pid), "CPU times")?;
+    let polls_before = polls(&client, &base).await?;
     tokio::time::sleep(args.duration).await;
-    let (cpu_after, polls_after) = (cpu_seconds(pid)?, polls(&client, &base).await?);
-    let (rss, peak) = (status_kib(pid, "VmRSS:")?, status_kib(pid, "VmHWM:")?);
+    let cpu_after = measured(cpu_seconds(pid), "CPU times")?;
+    let polls_after = polls(&client, &base).await?;
+    let rss = measured(status_kib(pid, "VmRSS:").map(|k| k as f64), "VmRSS")?;
+    let peak = measured(status_kib(pid, "VmHWM:").map(|k| k as f64), "VmHWM")?;
 
     let mut scrape_millis = Vec::new();
     let mut scrape_bytes = 0;
@@ -149,8 +155,8 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     );
     println!(
         "RSS                    {:.1} MiB (peak {:.1} MiB)",
-        rss as f64 / 1024.0,
-        peak as f64 / 1024.0
+        rss / 1024.0,
+        peak / 1024.0
     );
     println!(
         "/metrics               median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
@@ -207,34 +213,6 @@ async fn scrape(client: &reqwest::Client, base: &str) -> Result<String, RunError
     let url = format!("{base}/metrics");
     let response = client.get(&url).send().await.map_err(http(&url))?;
     response.text().await.map_err(http(url))
-}
-
-/// User + system CPU seconds of a process, from /proc (clock ticks of 1/100 s on Linux).
-fn cpu_seconds(pid: u32) -> Result<f64, RunError> {
-    let path = format!("/proc/{pid}/stat");
-    let stat = std::fs::read_to_string(&path).map_err(io(&path))?;
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let tick = |index: usize| fields.get(index).and_then(|f| f.parse::<f64>().ok());
-    match (tick(11), tick(12)) {
-        (Some(user), Some(system)) => Ok((user + system) / 100.0),
-        _ => Err(RunError::Measurement(format!(
-            "{path}: no CPU times in {stat:?}"
-        ))),
-    }
-}
-
-fn status_kib(pid: u32, field: &str) -> Result<u64, RunError> {
-    let path = format!("/proc/{pid}/status");
-    let status = std::fs::read_to_string(&path).map_err(io(&path))?;
-    status
-        .lines()
-        .find(|l| l.starts_with(field))
-        .and_then(|line| line.split_whitespace().nth(1)?.parse().ok())
-        .ok_or_else(|| RunError::Measurement(format!("{path}: no {field} in kB")))
 }
 
 /// `peerscope bench federation`.
@@ -307,22 +285,15 @@ pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
     }
 
     // Faults, at once: a dead node, a flaky one, and an observer of neither.
-    let (dead, flaky) = (1, 2);
-    let mut involved = federation.observers_of(dead);
-    involved.extend(federation.observers_of(flaky));
-    let isolated = (0..n)
-        .filter(|o| ![dead, flaky].contains(o) && !involved.contains(o))
-        .find(|o| {
-            (0..n)
-                .filter(|p| federation.observers_of(*p).contains(o))
-                .count()
-                >= 2
-        })
-        .ok_or_else(|| {
-            RunError::Measurement(
-                "no observer of two healthy peers: the federation is too small".into(),
-            )
-        })?;
+    let Faults {
+        dead,
+        flaky,
+        isolated,
+    } = federation.choose_faults().ok_or_else(|| {
+        RunError::Measurement(
+            "no observer of two healthy peers: the federation is too small".into(),
+        )
+    })?;
     let names = federation.names.clone();
     let isolated_instance = federation.sidecar_addresses[isolated].to_string();
     let injected = Instant::now();

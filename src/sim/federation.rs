@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::pull::assignment::Members;
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
-use crate::sim::{http, io, RunError};
+use crate::sim::{cpu_seconds, http, io, status_kib, RunError};
 
 /// The rule files of the repository, read when a federation starts.
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
@@ -224,6 +224,14 @@ fn loopback(block: u8, i: usize) -> IpAddr {
 /// pulls go.
 fn closed_address() -> SocketAddr {
     SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 254, 254, 254)), 9)
+}
+
+/// Members chosen for the faults of a run (indices into [`Federation::names`]).
+#[derive(Clone, Copy, Debug)]
+pub struct Faults {
+    pub dead: usize,
+    pub flaky: usize,
+    pub isolated: usize,
 }
 
 /// A running federation; everything stops when it is dropped.
@@ -433,6 +441,29 @@ impl Federation {
             .collect()
     }
 
+    /// The faults of a run: a dead node, a flaky node, and an observer of at least two
+    /// peers that observes neither (so its isolation cannot be mistaken for their faults).
+    /// `None` when the federation is too small to have such an observer.
+    pub fn choose_faults(&self) -> Option<Faults> {
+        let (dead, flaky) = (1, 2);
+        let n = self.names.len();
+        let mut involved = self.observers_of(dead);
+        involved.extend(self.observers_of(flaky));
+        let observes = |o: usize| {
+            (0..n)
+                .filter(|p| self.observers_of(*p).contains(&o))
+                .count()
+        };
+        let isolated = (0..n)
+            .filter(|o| ![dead, flaky].contains(o) && !involved.contains(o))
+            .find(|o| observes(*o) >= 2)?;
+        Some(Faults {
+            dead,
+            flaky,
+            isolated,
+        })
+    }
+
     /// Member `i`'s node stops answering (every connection closed at once).
     pub fn kill_node(&self, i: usize) {
         self.nodes[i].set_behavior(Behavior::Reset);
@@ -535,7 +566,11 @@ impl Federation {
                 .find_map(|l| l.strip_prefix("prometheus_tsdb_head_series "))
                 .and_then(|v| v.trim().parse().ok())
                 .unwrap_or(f64::NAN);
-            figures.push((name, series, rss_mib(daemon.pid()).unwrap_or(f64::NAN)));
+            figures.push((
+                name,
+                series,
+                status_kib(daemon.pid(), "VmRSS:").map_or(f64::NAN, |kib| kib as f64 / 1024.0),
+            ));
         }
         figures
     }
@@ -628,25 +663,6 @@ async fn query(client: &reqwest::Client, prometheus: SocketAddr, expr: &str) -> 
     let response = client.get(url).send().await.ok()?;
     let body: Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
     body["data"]["result"][0]["value"][1].as_str()?.parse().ok()
-}
-
-fn rss_mib(pid: u32) -> Option<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kib: f64 = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))?
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()?;
-    Some(kib / 1024.0)
-}
-
-/// User + system CPU seconds of a process (clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    Some((fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?) / 100.0)
 }
 
 #[cfg(test)]
