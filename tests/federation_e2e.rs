@@ -55,7 +55,10 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
         .collect();
 
     federation.kill_node(dead);
-    federation.make_flaky(flaky, 0.3);
+    // Half its pulls fail: with K = 3 observers and ~12 pulls per shortened window, the
+    // median ratio stays clear of the 20 % threshold (at 30 % it dips below and restarts
+    // the alert's `for:`, which made this test time out on a busy machine).
+    federation.make_flaky(flaky, 0.5);
     federation.isolate_observer(isolated).unwrap();
     let names = &federation.names;
     federation
@@ -71,7 +74,7 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
         .await
         .unwrap();
     federation
-        .wait_firing("PeerscopePeerFlaky", ("peer", &names[flaky]), 120)
+        .wait_firing("PeerscopePeerFlaky", ("peer", &names[flaky]), 240)
         .await
         .unwrap();
 
