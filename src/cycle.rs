@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::pull::outcome::{Pacing, PullOutcome, PullTarget, TargetId};
 use crate::pull::poller::{Limits, Poller};
 use crate::store::Store;
+use crate::timeline::later;
 
 /// Pull start times fall into this many slots across the jitter: enough to spread the
 /// load, few enough that pulls in one slot share the runtime's wake-ups (one timer per
@@ -65,7 +66,7 @@ fn ticker(interval: Duration) -> tokio::time::Interval {
 
 /// A ticker whose first tick is one `interval` from now (the current cycle just ran).
 fn ticker_after(interval: Duration) -> tokio::time::Interval {
-    let mut ticker = tokio::time::interval_at(Instant::now() + interval, interval);
+    let mut ticker = tokio::time::interval_at(later(Instant::now(), interval), interval);
     ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
     ticker
 }

@@ -9,6 +9,8 @@
 //! Each folder is one concern; a module imports only from folders above it in this list
 //! (a test in `tests/layout.rs` holds that), so the crate reads top to bottom.
 //! - [`timeline`]: monotonic ↔ wall-clock time, used by everything below.
+//! - [`outside`]: files and peer text that must not be trusted — bounded reads off the
+//!   runtime, printable text for logs and terminals.
 //! - [`config`]: the table of configuration keys, where values come from, how they are checked.
 //! - [`pull`]: one pull of a summary over HTTP — the contract, its failures, its outcome.
 //! - [`figures`]: windows and the figures computed from them, as pure functions, and the
@@ -24,6 +26,7 @@
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
+pub mod outside;
 pub mod timeline;
 
 pub mod config;

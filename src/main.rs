@@ -21,6 +21,7 @@ use peerscope::sim::{bench, demo};
 #[command(
     name = "peerscope",
     version,
+    propagate_version = true,
     about = "Observability sidecar and Prometheus exporter for a federation of nodes"
 )]
 #[command(args_conflicts_with_subcommands = true)]
@@ -100,7 +101,7 @@ impl clap::Args for RunArgs {
             };
             let action = match key.value {
                 Value::PeerList => ArgAction::Append,
-                Value::Scalar(_) => ArgAction::Set,
+                Value::Scalar(_) | Value::Path(_) => ArgAction::Set,
             };
             command.arg(
                 Arg::new(key.name)

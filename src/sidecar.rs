@@ -104,6 +104,7 @@ pub async fn run(
         store: store.clone(),
         reconciler: reconciler.clone(),
         operations: operations.clone(),
+        stalled_load: None,
     };
     reloader.record_initial(launch.config_file.map(|f| f.display().to_string()));
     let app = Arc::new(App {

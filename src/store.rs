@@ -23,8 +23,8 @@ use crate::pull::assignment::Members;
 use crate::pull::contract::{summary_url, Summary};
 use crate::pull::failure::{FailureReason, PullError};
 use crate::pull::outcome::{Pacing, PullOutcome, PullPlan, PullTarget, TargetId};
-use crate::timeline::unix_seconds;
 use crate::timeline::Anchor;
+use crate::timeline::{from_unix, unix_seconds};
 
 /// The settings the figures depend on.
 #[derive(Clone, Copy, Debug)]
@@ -203,11 +203,9 @@ impl Store {
             peer.target.window.restore(samples, anchor.instant);
             peer.streak = saved.streak;
             peer.target.node_id = saved.node_id.clone();
-            peer.target.last_success = saved.last_success.map(|unix| {
-                let wall =
-                    std::time::UNIX_EPOCH + Duration::try_from_secs_f64(unix).unwrap_or_default();
-                (anchor.to_instant(unix), wall)
-            });
+            peer.target.last_success = saved
+                .last_success
+                .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
             if let Some(node_id) = &saved.node_id {
                 state
                     .owners
@@ -303,9 +301,9 @@ impl Store {
     /// Alive: the poll loop's heartbeat advanced within 3 intervals.
     pub fn is_alive(&self, now: Instant) -> bool {
         let state = self.lock();
-        state
-            .heartbeat
-            .is_some_and(|beat| now.saturating_duration_since(beat) <= 3 * state.settings.interval)
+        state.heartbeat.is_some_and(|beat| {
+            now.saturating_duration_since(beat) <= state.settings.interval.saturating_mul(3)
+        })
     }
 
     /// Ready: the first poll cycle has completed.

@@ -11,6 +11,24 @@ pub fn unix_seconds(time: SystemTime) -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
+/// The wall-clock time of Unix seconds; the epoch for values no clock can hold (negative,
+/// NaN, or centuries away — a damaged checkpoint must not panic the restore).
+pub fn from_unix(unix: f64) -> SystemTime {
+    Duration::try_from_secs_f64(unix)
+        .ok()
+        .and_then(|d| UNIX_EPOCH.checked_add(d))
+        .unwrap_or(UNIX_EPOCH)
+}
+
+/// `at + by` without the panic on overflow: durations are validated to at most a week,
+/// and this keeps even an unvalidated one from taking the process down.
+pub fn later(at: Instant, by: Duration) -> Instant {
+    const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
+    at.checked_add(by)
+        .or_else(|| at.checked_add(CENTURY))
+        .unwrap_or(at)
+}
+
 /// One moment read on both clocks, to translate the one into the other.
 #[derive(Clone, Copy, Debug)]
 pub struct Anchor {
@@ -54,6 +72,21 @@ impl Anchor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 12): `now + cooldown` panicked for a 10¹⁹-second duration.
+    #[test]
+    fn extreme_values_saturate_instead_of_panicking() {
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+        assert_eq!(
+            later(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        for unix in [1e19, -5.0, f64::NAN, f64::INFINITY] {
+            assert_eq!(from_unix(unix), UNIX_EPOCH, "{unix}");
+        }
+        assert_eq!(from_unix(1.5), UNIX_EPOCH + Duration::from_millis(1500));
+    }
 
     #[tokio::test(start_paused = true)]
     async fn round_trips_within_a_microsecond() {

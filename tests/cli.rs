@@ -27,6 +27,8 @@ fn check_names_the_file_the_key_and_the_problem() {
         ("node = \"http://127.0.0.1:8000\"\nlisten = 9478\n", "listen: \"9478\" is not an address"),
         ("node = [1]\n", "node: must be a string or a number"),
         ("node = \n", "TOML parse error"),
+        // Regression (issue 12): accepted, then every /healthz panicked on the overflow.
+        ("node = \"http://127.0.0.1:8000\"\ninterval = \"10000000000000000000\"\n", "interval: duration \"10000000000000000000\" is longer than the maximum of"),
     ];
     for (index, (text, expected)) in cases.iter().enumerate() {
         let path = dir.path().join(format!("bad-{index}.toml"));
@@ -59,6 +61,21 @@ fn check_names_the_file_the_key_and_the_problem() {
 
 #[test]
 fn version_and_help_work() {
+    // Regression (issue 12): `--version` failed on every subcommand.
+    for command in [
+        vec!["--version"],
+        vec!["run", "--version"],
+        vec!["check", "--version"],
+        vec!["demo", "--version"],
+        vec!["bench", "federation", "--version"],
+    ] {
+        let output = peerscope(&command);
+        assert!(output.status.success(), "{command:?}");
+        assert!(
+            String::from_utf8_lossy(&output.stdout).contains(env!("CARGO_PKG_VERSION")),
+            "{command:?}"
+        );
+    }
     let output = peerscope(&["--version"]);
     assert!(String::from_utf8_lossy(&output.stdout)
         .starts_with(concat!("peerscope ", env!("CARGO_PKG_VERSION"))));

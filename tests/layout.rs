@@ -5,9 +5,9 @@
 use std::path::Path;
 
 /// Top-level modules in reading order; a module may import only from this position or above.
-const ORDER: [&str; 11] = [
-    "timeline", "config", "pull", "figures", "store", "cycle", "act", "ops", "serve", "sidecar",
-    "sim",
+const ORDER: [&str; 12] = [
+    "timeline", "outside", "config", "pull", "figures", "store", "cycle", "act", "ops", "serve",
+    "sidecar", "sim",
 ];
 
 fn rank(module: &str) -> usize {

@@ -55,6 +55,8 @@ async fn every_failure_is_classified_with_its_reason_and_healthy_peers_are_unaff
         ("hang", Behavior::Hang, Some("timeout")),
         ("reset", Behavior::Reset, Some("connect")),
         ("status-500", Behavior::Status(500), Some("http_status")),
+        // Regression (issue 12): 304 was counted as a redirect.
+        ("status-304", Behavior::Status(304), Some("http_status")),
         (
             "redirect",
             Behavior::Redirect(format!("{}/federation/sync/summary", redirect_target.url())),
@@ -84,6 +86,15 @@ async fn every_failure_is_classified_with_its_reason_and_healthy_peers_are_unaff
         (
             "missing-field",
             raw(r#"{"node_id":"odd","metrics":{"g_star":0.5}}"#),
+            Some("schema"),
+        ),
+        // Regression (issue 12): a root with a line break and a terminal escape forged a
+        // whole log line; the contract now allows printable ASCII only.
+        (
+            "control-root",
+            raw(
+                r#"{"node_id":"odd","timestamp":1762534863,"state_root":"ab\n2026-12-01T00:00:00Z INFO forged \u001b[31m","metrics":{"g_star":0.5}}"#,
+            ),
             Some("schema"),
         ),
         (
@@ -128,6 +139,11 @@ async fn every_failure_is_classified_with_its_reason_and_healthy_peers_are_unaff
     sidecar.wait_cycles(4).await;
     let text = sidecar.metrics().await;
     let status = sidecar.status().await;
+    let log = sidecar.log();
+    assert!(
+        !log.lines().any(|line| line.contains("forged")),
+        "a peer's text reached the log:\n{log}"
+    );
 
     let mut expectations: Vec<(&str, Option<&str>)> =
         cases.iter().map(|(n, _, r)| (*n, *r)).collect();

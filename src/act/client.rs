@@ -5,6 +5,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use reqwest::Url;
 
 use crate::config::ReconcileConfig;
+use crate::outside::file::read_token;
 
 use super::guards::{Answer, Outgoing, RequestFailure};
 
@@ -32,16 +33,9 @@ pub async fn send(
     if let Some(path) = &config.token_file {
         // Re-read at every request so a rotated token is used at once. The token itself
         // is never logged: only the file's path appears in errors.
-        match std::fs::read_to_string(path) {
-            Ok(token) => {
-                request = request.header(AUTHORIZATION, format!("Bearer {}", token.trim()))
-            }
-            Err(error) => {
-                return Answer::Failed(
-                    RequestFailure::TokenFile,
-                    format!("cannot read token file {}: {error}", path.display()),
-                )
-            }
+        match read_token(path).await {
+            Ok(token) => request = request.header(AUTHORIZATION, format!("Bearer {token}")),
+            Err(error) => return Answer::Failed(RequestFailure::TokenFile, error),
         }
     }
     match request.send().await {

@@ -6,14 +6,15 @@
 //! every delay is tested exactly under tokio's paused clock.
 
 use std::collections::{BTreeSet, VecDeque};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use tokio::time::Instant;
 
 use crate::config::{Mode, Policy, ReconcileConfig};
 use crate::figures::decision::{self, Decision, Facts, Suppression, Target};
-use crate::timeline::{unix_seconds, Anchor};
+use crate::outside::text::printable;
+use crate::timeline::{from_unix, later, unix_seconds, Anchor};
 
 /// Why a request failed (`reconcile_failures_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -240,8 +241,8 @@ impl Guards {
                 self.failures_total[RequestFailure::NoEffect.index()] += 1;
                 self.consecutive_failures += 1;
                 let delay = self.backoff_delay(config);
-                self.backoff_until = Some(at + delay);
-                tracing::warn!(target_root = %target.root, "reconciliation had no effect; retrying after a backoff");
+                self.backoff_until = Some(later(at, delay));
+                tracing::warn!(target_root = %printable(&target.root), "reconciliation had no effect; retrying after a backoff");
                 let detail = "divergence persisted after the cooldown".to_owned();
                 self.push_history(now, "-", &target.root, "no_effect", detail);
                 decision = Decision::Suppressed(Suppression::Backoff, Some(target.clone()));
@@ -266,7 +267,7 @@ impl Guards {
                     let (request_id, new_episode) = self.episode_towards(&target.root);
                     let body = request_body(&request_id, facts, &target, true);
                     if new_episode {
-                        tracing::info!(%request_id, target_root = %target.root, "dry run: would request reconciliation");
+                        tracing::info!(%request_id, target_root = %printable(&target.root), "dry run: would request reconciliation");
                         let detail = "not sent (mode dry-run)".to_owned();
                         self.push_history(now, &request_id, &target.root, "dry_run", detail);
                     }
@@ -280,7 +281,7 @@ impl Guards {
                 self.sent.push_back(at);
                 self.requests_total += 1;
                 let body = request_body(&request_id, facts, &target, false);
-                tracing::info!(%request_id, target_root = %target.root, sources = target.sources.len(), "requesting reconciliation");
+                tracing::info!(%request_id, target_root = %printable(&target.root), sources = target.sources.len(), "requesting reconciliation");
                 Some(Outgoing {
                     request_id,
                     target_root: target.root,
@@ -303,9 +304,9 @@ impl Guards {
         let (request_id, root) = (&outgoing.request_id, &outgoing.target_root);
         match answer {
             Answer::Accepted(status) => {
-                tracing::info!(%request_id, target_root = %root, status, "reconciliation accepted");
+                tracing::info!(%request_id, target_root = %printable(root), status, "reconciliation accepted");
                 self.last_success = Some(now.wall);
-                self.cooldown_until = Some(now.instant + config.cooldown);
+                self.cooldown_until = Some(later(now.instant, config.cooldown));
                 self.consecutive_failures = 0;
                 self.backoff_until = None;
                 self.awaiting_effect = Some(root.clone());
@@ -315,14 +316,14 @@ impl Guards {
                 true
             }
             Answer::AlreadyRunning => {
-                tracing::info!(%request_id, target_root = %root, "node is already reconciling (409); waiting");
-                self.busy_until = Some(now.instant + config.backoff_base);
+                tracing::info!(%request_id, target_root = %printable(root), "node is already reconciling (409); waiting");
+                self.busy_until = Some(later(now.instant, config.backoff_base));
                 let detail = "answered 409".to_owned();
                 self.push_history(now, request_id, root, "in_progress", detail);
                 false
             }
             Answer::Failed(RequestFailure::Rejected, detail) => {
-                tracing::warn!(%request_id, target_root = %root, %detail, "reconciliation rejected; no retry towards this root");
+                tracing::warn!(%request_id, target_root = %printable(root), %detail, "reconciliation rejected; no retry towards this root");
                 self.failures_total[RequestFailure::Rejected.index()] += 1;
                 self.rejected_roots.insert(root.clone());
                 self.episode = None;
@@ -333,8 +334,8 @@ impl Guards {
                 self.failures_total[failure.index()] += 1;
                 self.consecutive_failures += 1;
                 let delay = self.backoff_delay(config);
-                self.backoff_until = Some(now.instant + delay);
-                tracing::warn!(%request_id, target_root = %root, reason = failure.as_str(), %detail, backoff = ?delay, "reconciliation failed");
+                self.backoff_until = Some(later(now.instant, delay));
+                tracing::warn!(%request_id, target_root = %printable(root), reason = failure.as_str(), %detail, backoff = ?delay, "reconciliation failed");
                 let detail = format!("{}: {detail}", failure.as_str());
                 self.push_history(now, request_id, root, "failed", detail);
                 false
@@ -405,9 +406,7 @@ impl Guards {
         self.awaiting_effect = saved.awaiting_effect.clone();
         self.rejected_roots = saved.rejected_roots.iter().cloned().collect();
         self.sent = saved.sent.iter().map(|u| anchor.to_instant(*u)).collect();
-        self.last_success = saved
-            .last_success
-            .map(|u| UNIX_EPOCH + Duration::try_from_secs_f64(u).unwrap_or_default());
+        self.last_success = saved.last_success.map(from_unix);
         let skip = saved.history.len().saturating_sub(HISTORY_LENGTH);
         self.history = saved.history.iter().skip(skip).cloned().collect();
     }
@@ -456,7 +455,7 @@ pub fn backoff_delay(config: &ReconcileConfig, consecutive_failures: u32, jitter
     let exponent = consecutive_failures.saturating_sub(1).min(64) as i32;
     let full = (config.backoff_base.as_secs_f64() * config.backoff_factor.powi(exponent))
         .min(config.backoff_cap.as_secs_f64());
-    Duration::from_secs_f64(full * (0.5 + 0.5 * jitter))
+    Duration::try_from_secs_f64(full * (0.5 + 0.5 * jitter)).unwrap_or(config.backoff_cap)
 }
 
 fn summarise(decision: &Decision) -> DecisionSummary {

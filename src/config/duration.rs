@@ -2,7 +2,12 @@
 
 use std::time::Duration;
 
-/// Parses `30s`, `2.5s`, `500ms`, `5m`, `1h` or bare seconds (`30`, `2.5`).
+/// The longest duration any key accepts: a week. Longer ones are typing errors, and
+/// accepting them let `3 × interval` and `now + cooldown` overflow (issue 12).
+pub const MAX_DURATION: Duration = Duration::from_secs(7 * 86_400);
+
+/// Parses `30s`, `2.5s`, `500ms`, `5m`, `1h` or bare seconds (`30`, `2.5`), at most
+/// [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let split = text
@@ -19,7 +24,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         "h" => 3600.0,
         _ => return Err(invalid()),
     };
-    Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| invalid())
+    let duration = Duration::try_from_secs_f64(number * seconds_per_unit).map_err(|_| invalid())?;
+    if duration > MAX_DURATION {
+        return Err(format!(
+            "duration {text:?} is longer than the maximum of {}",
+            format_duration(MAX_DURATION)
+        ));
+    }
+    Ok(duration)
 }
 
 /// Formats a duration the way [`parse_duration`] reads it: `30s`, `2.5s`, `5m`.
@@ -54,6 +66,23 @@ mod tests {
         for bad in ["", "s", "-1s", "1d", "abc", "1.2.3s", "5 parsecs"] {
             assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
         }
+    }
+
+    /// Regression (issue 12): `interval = "10000000000000000000"` was accepted, and every
+    /// `/healthz` then panicked multiplying it.
+    #[test]
+    fn refuses_durations_over_a_week() {
+        assert_eq!(parse_duration("168h"), Ok(MAX_DURATION));
+        for long in ["10000000000000000000", "168.001h", "1e400", "604801"] {
+            let error = parse_duration(long).unwrap_err();
+            assert!(
+                error.contains("longer than the maximum of") || error.contains("invalid"),
+                "{long}: {error}"
+            );
+        }
+        assert!(parse_duration("604801")
+            .unwrap_err()
+            .contains("maximum of 10080m"));
     }
 
     #[test]

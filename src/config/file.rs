@@ -7,6 +7,7 @@ use std::path::Path;
 use super::keys::{self, Value};
 use super::parse::base_url;
 use super::{ConfigError, PeerConfig};
+use crate::outside::file::read_text_bounded;
 
 /// What the file sets.
 #[derive(Default)]
@@ -17,16 +18,25 @@ pub struct FileValues {
     pub peers: Option<Vec<PeerConfig>>,
 }
 
-/// Reads and parses the file at `path`; errors name the file.
+/// The largest configuration file read, in bytes.
+pub const FILE_LIMIT: u64 = 1 << 20;
+
+/// Reads and parses the file at `path` (a regular file of at most [`FILE_LIMIT`] bytes);
+/// errors name the file.
 pub fn read(path: &Path) -> Result<FileValues, ConfigError> {
     let origin = path.display().to_string();
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
-    parse(&text, &origin)
+    let text = read_text_bounded(path, FILE_LIMIT)
+        .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    parse(&text, &origin, directory)
 }
 
-/// Parses a configuration file's text; `origin` names it in errors.
-pub fn parse(text: &str, origin: &str) -> Result<FileValues, ConfigError> {
+/// Parses a configuration file's text; `origin` names it in errors, and relative paths
+/// in it are taken from `directory` (the file's own).
+pub fn parse(text: &str, origin: &str, directory: &Path) -> Result<FileValues, ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::new(origin, e.to_string().trim_end()))?;
@@ -40,7 +50,13 @@ pub fn parse(text: &str, origin: &str) -> Result<FileValues, ConfigError> {
         match value {
             toml::Value::Table(section) if is_section => {
                 for (inner, value) in section {
-                    add(&mut values, &format!("{name}.{inner}"), value, origin)?;
+                    add(
+                        &mut values,
+                        &format!("{name}.{inner}"),
+                        value,
+                        origin,
+                        directory,
+                    )?;
                 }
             }
             _ if is_section => {
@@ -49,7 +65,7 @@ pub fn parse(text: &str, origin: &str) -> Result<FileValues, ConfigError> {
                     format!("{name}: has the wrong type (a [{name}] section)"),
                 ))
             }
-            _ => add(&mut values, name, value, origin)?,
+            _ => add(&mut values, name, value, origin, directory)?,
         }
     }
     Ok(values)
@@ -60,6 +76,7 @@ fn add(
     name: &str,
     value: &toml::Value,
     origin: &str,
+    directory: &Path,
 ) -> Result<(), ConfigError> {
     let key = keys::find(name)
         .ok_or_else(|| ConfigError::new(origin, format!("unknown key `{name}`")))?;
@@ -81,6 +98,16 @@ fn add(
         Value::Scalar(_) => values
             .scalars
             .push((key.name, scalar_text(value, name, origin)?)),
+        Value::Path(_) => {
+            let text = scalar_text(value, name, origin)?;
+            let resolved = match Path::new(&text) {
+                relative if !text.is_empty() && relative.is_relative() => {
+                    directory.join(relative).display().to_string()
+                }
+                _ => text,
+            };
+            values.scalars.push((key.name, resolved));
+        }
     }
     Ok(())
 }

@@ -6,8 +6,10 @@
 
 use super::parse::{
     api_path, base_url, duration, growth_factor, name, nonzero_duration, observers_per_peer,
-    one_of, path, positive, socket_address, text, weight,
+    one_of, positive, socket_address, text, weight,
 };
+use std::path::PathBuf;
+
 use super::{Config, LogFormat, LogRotation, Mode, PerPeer, Policy};
 
 /// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
@@ -43,6 +45,10 @@ pub enum DefaultValue {
 pub enum Value {
     /// Parses the text and writes it into the configuration; `Err` says what is wrong.
     Scalar(fn(&mut Config, &str) -> Result<(), String>),
+    /// A file or directory path. A relative one given in the configuration file is taken
+    /// from the file's directory (as Prometheus does with `file_sd`); from a flag or a
+    /// variable, from the working directory.
+    Path(fn(&mut Config, PathBuf)),
     /// The peer list: comma-separated `[NAME=]URL` in variables, repeated `--peer`,
     /// `[[peers]]` tables in the file. The whole list comes from the highest source.
     PeerList,
@@ -149,7 +155,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         doc: "Prometheus `file_sd` JSON list of peers, added to the peer list",
-        value: Value::Scalar(|c, t| path(t).map(|v| c.peers_file = v)),
+        value: Value::Path(|c, p| c.peers_file = Some(p)),
     },
     Key {
         name: "quality.w_success",
@@ -216,7 +222,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         doc: "also write logs to rolling files in this directory; needs a restart",
-        value: Value::Scalar(|c, t| path(t).map(|v| c.log_file = v)),
+        value: Value::Path(|c, p| c.log_file = Some(p)),
     },
     Key {
         name: "log_rotation",
@@ -246,7 +252,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         doc: "token that lets a non-loopback caller `POST /-/reload`",
-        value: Value::Scalar(|c, t| path(t).map(|v| c.admin_token_file = v)),
+        value: Value::Path(|c, p| c.admin_token_file = Some(p)),
     },
     Key {
         name: "reconcile.mode",
@@ -343,7 +349,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         doc: "file with the bearer token; read at each request, never logged (never a flag)",
-        value: Value::Scalar(|c, t| path(t).map(|v| c.reconcile.token_file = v)),
+        value: Value::Path(|c, p| c.reconcile.token_file = Some(p)),
     },
     Key {
         name: "checkpoint.path",
@@ -351,7 +357,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         doc: "where windows, streaks and the reconciliation state are saved (no checkpoints when absent); needs a restart",
-        value: Value::Scalar(|c, t| path(t).map(|v| c.checkpoint.path = v)),
+        value: Value::Path(|c, p| c.checkpoint.path = Some(p)),
     },
     Key {
         name: "checkpoint.interval",

@@ -37,7 +37,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
-    fn new(origin: impl fmt::Display, problem: impl Into<String>) -> Self {
+    pub fn new(origin: impl fmt::Display, problem: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.to_string(),
             problem: problem.into(),
@@ -296,6 +296,31 @@ pub fn load(sources: &Sources<'_>) -> Result<Config, ConfigError> {
 
 /// Like [`load`], and says where each value came from (for `peerscope check`).
 pub fn load_explained(sources: &Sources<'_>) -> Result<Explained, ConfigError> {
+    let file = match sources.file {
+        Some(path) => Some((file::read(path)?, path.display().to_string())),
+        None => None,
+    };
+    layer(sources, file)
+}
+
+/// Like [`load`] with the configuration file's text given rather than read (`origin`
+/// names it in errors; relative paths are taken from the working directory): the whole
+/// layering and every rule, for the fuzz target and tests.
+pub fn load_text(text: &str, origin: &str, env: &dyn Environment) -> Result<Config, ConfigError> {
+    let values = file::parse(text, origin, Path::new("."))?;
+    let sources = Sources {
+        file: None,
+        flags: Vec::new(),
+        env,
+    };
+    layer(&sources, Some((values, origin.to_owned()))).map(|explained| explained.config)
+}
+
+/// Applies defaults, seed variables, the file's values, variables and flags, in that order.
+fn layer(
+    sources: &Sources<'_>,
+    file: Option<(file::FileValues, String)>,
+) -> Result<Explained, ConfigError> {
     let mut builder = Builder {
         config: Config::unset(),
         origins: BTreeMap::new(),
@@ -312,9 +337,7 @@ pub fn load_explained(sources: &Sources<'_>) -> Result<Explained, ConfigError> {
             }
         }
     }
-    if let Some(path) = sources.file {
-        let values = file::read(path)?;
-        let origin = path.display().to_string();
+    if let Some((values, origin)) = file {
         for (name, text) in values.scalars {
             builder.apply(known(name)?, &text, &origin)?;
         }
@@ -334,7 +357,7 @@ pub fn load_explained(sources: &Sources<'_>) -> Result<Explained, ConfigError> {
         let origin = format!("flag --{}", key.flag.unwrap_or(key.name));
         match key.value {
             Value::PeerList => flag_peers.push(text.as_str()),
-            Value::Scalar(_) => builder.apply(key, text, &origin)?,
+            Value::Scalar(_) | Value::Path(_) => builder.apply(key, text, &origin)?,
         }
     }
     if let Some(key) = flag_peers.first().and(keys::find("peers")) {
@@ -360,6 +383,7 @@ impl Builder {
         let fail = |problem: String| ConfigError::new(source, format!("{}: {problem}", key.name));
         match key.value {
             Value::Scalar(set) => set(&mut self.config, text).map_err(fail)?,
+            Value::Path(set) => set(&mut self.config, parse::path(text).map_err(fail)?),
             Value::PeerList => {
                 let peers = parse_peer_list(text).map_err(fail)?;
                 self.config.peers = peers;
@@ -434,6 +458,9 @@ fn parse_peer_list(list: &str) -> Result<Vec<PeerConfig>, String> {
     Ok(peers)
 }
 
+/// The most samples one peer's window may hold (window ÷ interval): bounds memory per peer.
+pub const MAX_WINDOW_SAMPLES: usize = 100_000;
+
 /// The rules that span several keys; messages name each value and where it came from.
 fn check_rules(
     config: &Config,
@@ -458,6 +485,15 @@ fn check_rules(
     if config.window < config.interval {
         return Err(spanning(format!(
             "window {} (from {}) must be at least one interval {} (from {})",
+            format_duration(config.window),
+            from("window"),
+            format_duration(config.interval),
+            from("interval")
+        )));
+    }
+    if config.window.as_secs_f64() / config.interval.as_secs_f64() > MAX_WINDOW_SAMPLES as f64 {
+        return Err(spanning(format!(
+            "window {} (from {}) over interval {} (from {}) keeps more than {MAX_WINDOW_SAMPLES} samples per peer",
             format_duration(config.window),
             from("window"),
             format_duration(config.interval),
@@ -628,7 +664,17 @@ mod tests {
     fn each_bad_value_is_refused_with_its_own_message() {
         let node = ("PEERSCOPE_NODE", "http://127.0.0.1:8000");
         type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a str);
-        let cases: [Case<'_>; 8] = [
+        let cases: [Case<'_>; 10] = [
+            (
+                "interval = \"10000000000000000000\"\n",
+                &[node],
+                "interval: duration \"10000000000000000000\" is longer than the maximum",
+            ),
+            (
+                "interval = \"1ms\"\ntimeout = \"0.5ms\"\nwindow = \"1h\"\n",
+                &[node],
+                "keeps more than 100000 samples per peer",
+            ),
             ("timeout = \"30s\"\n", &[node], "timeout 30s (from "),
             (
                 "[quality]\nw_success = 0\nw_latency = 0\nw_freshness = 0\n",
@@ -665,6 +711,46 @@ mod tests {
                 "for {file:?}: {err:?} lacks {expected:?}"
             );
         }
+    }
+
+    /// Regression (issue 12): a relative `peers_file` was taken from the working directory
+    /// (`/` under systemd), not from the configuration file's directory.
+    #[test]
+    fn relative_paths_in_the_file_are_taken_from_its_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("conf")).unwrap();
+        let file = dir.path().join("conf/peerscope.toml");
+        std::fs::write(
+            &file,
+            "node = \"http://127.0.0.1:8000\"\npeers_file = \"peers.json\"\nadmin_token_file = \"/abs/token\"\n[checkpoint]\npath = \"state/cp.json\"\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("conf/peers.json"),
+            r#"[{"targets": ["10.0.0.5:8100"]}]"#,
+        )
+        .unwrap();
+        let config = load(&Sources {
+            file: Some(&file),
+            flags: vec![],
+            env: &NoEnvironment,
+        })
+        .unwrap();
+        assert_eq!(config.peers_file, Some(dir.path().join("conf/peers.json")));
+        assert_eq!(config.peers.len(), 1);
+        assert_eq!(
+            config.checkpoint.path,
+            Some(dir.path().join("conf/state/cp.json"))
+        );
+        assert_eq!(config.admin_token_file, Some(PathBuf::from("/abs/token")));
+        // From a flag, relative stays relative: the working directory is the user's.
+        let flagged = load(&Sources {
+            file: Some(&file),
+            flags: vec![("checkpoint.path", "here.json".to_owned())],
+            env: &NoEnvironment,
+        })
+        .unwrap();
+        assert_eq!(flagged.checkpoint.path, Some(PathBuf::from("here.json")));
     }
 
     #[test]

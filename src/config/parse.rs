@@ -106,10 +106,10 @@ pub fn api_path(text: &str) -> Result<String, String> {
 }
 
 /// A file or directory; present once a source names it.
-pub fn path(text: &str) -> Result<Option<PathBuf>, String> {
+pub fn path(text: &str) -> Result<PathBuf, String> {
     match text.is_empty() {
         true => Err("must not be empty".to_owned()),
-        false => Ok(Some(PathBuf::from(text))),
+        false => Ok(PathBuf::from(text)),
     }
 }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 
 use super::parse::base_url;
 use super::{ConfigError, PeerConfig};
+use crate::outside::file::read_bounded;
 
 /// One group of a `file_sd` file.
 #[derive(serde::Deserialize)]
@@ -17,11 +18,14 @@ struct TargetGroup {
     labels: HashMap<String, String>,
 }
 
-/// Reads a peers file; errors name the file.
+/// The largest peers file read, in bytes: room for some 100,000 targets.
+pub const FILE_LIMIT: u64 = 32 << 20;
+
+/// Reads a peers file (a regular file of at most [`FILE_LIMIT`] bytes); errors name the file.
 pub fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
     let origin = format!("peers file {}", path.display());
     let text =
-        std::fs::read(path).map_err(|e| ConfigError::new(&origin, format!("cannot read: {e}")))?;
+        read_bounded(path, FILE_LIMIT).map_err(|e| ConfigError::new(&origin, e.to_string()))?;
     parse(&text, &origin)
 }
 

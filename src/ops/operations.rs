@@ -13,6 +13,14 @@ pub struct Operations {
 pub struct OperationsState {
     pub config: ConfigStatus,
     pub checkpoint: CheckpointStatus,
+    pub server: ServerStatus,
+}
+
+/// The HTTP server's own limits at work.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ServerStatus {
+    /// Connections closed at once because the connection limit was reached.
+    pub connections_refused_total: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::act::Reconciler;
 use crate::config::{Config, ConfigError};
 use crate::ops::operations::{fnv1a_hex, Operations};
+use crate::outside::file::Pending;
 use crate::store::Store;
 use crate::timeline::unix_seconds;
 
@@ -26,6 +27,8 @@ pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 const DEBOUNCE: Duration = Duration::from_millis(250);
 /// The periodic re-check.
 const RECHECK: Duration = Duration::from_secs(60);
+/// How long loading the configuration (reading every file) may take.
+pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 enum Trigger {
     /// A watched directory changed, or the periodic re-check: apply only if changed.
@@ -64,6 +67,33 @@ pub struct Reloader {
     pub store: Store,
     pub reconciler: Reconciler,
     pub operations: Operations,
+    /// A load that outlived [`LOAD_TIME_LIMIT`] and has not finished yet.
+    pub stalled_load: Option<Pending<Result<Config, ConfigError>>>,
+}
+
+/// The triggers one reload answers.
+#[derive(Default)]
+struct Batch {
+    /// A signal or a request: reload and count even if nothing changed.
+    forced: bool,
+    signalled: bool,
+    replies: Vec<oneshot::Sender<Result<(), String>>>,
+}
+
+impl Batch {
+    fn add(&mut self, trigger: Trigger) {
+        match trigger {
+            Trigger::Changed => {}
+            Trigger::Signal => {
+                self.forced = true;
+                self.signalled = true;
+            }
+            Trigger::Request(reply) => {
+                self.forced = true;
+                self.replies.push(reply);
+            }
+        }
+    }
 }
 
 /// A handle and the receiving end, to be run with [`Reloader::run`].
@@ -120,7 +150,7 @@ impl Reloader {
         let mut recheck = tokio::time::interval(RECHECK);
         recheck.tick().await;
         loop {
-            let trigger = tokio::select! {
+            let first = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = recheck.tick() => Trigger::Changed,
                 trigger = receiver.recv() => match trigger {
@@ -128,39 +158,90 @@ impl Reloader {
                     None => break,
                 },
             };
-            match trigger {
-                Trigger::Changed => {
-                    // Editors and ConfigMap swaps make several events: wait for the last.
-                    tokio::time::sleep(DEBOUNCE).await;
-                    while let Ok(next) = receiver.try_recv() {
-                        if let Trigger::Request(reply) = next {
-                            let _ = reply.send(self.reload(true));
-                        }
-                    }
-                    let _ = self.reload(false);
+            let mut batch = Batch::default();
+            batch.add(first);
+            if !batch.forced {
+                // Editors and ConfigMap swaps make several events: wait for the last.
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    () = tokio::time::sleep(DEBOUNCE) => {}
                 }
-                Trigger::Signal => {
-                    tracing::info!("SIGHUP: reloading the configuration");
-                    let _ = self.reload(true);
-                }
-                Trigger::Request(reply) => {
-                    let _ = reply.send(self.reload(true));
-                }
+            }
+            // Everything that came meanwhile is answered by this one reload, which reads
+            // the files after it came: a signal or request is folded in, never dropped.
+            while let Ok(next) = receiver.try_recv() {
+                batch.add(next);
+            }
+            if batch.signalled {
+                tracing::info!("SIGHUP: reloading the configuration");
+            }
+            let result = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                result = self.reload(batch.forced) => result,
+            };
+            for reply in batch.replies {
+                let _ = reply.send(result.clone());
             }
         }
     }
 
-    /// Loads, validates and applies. `forced` applies (and counts) even an unchanged one.
-    fn reload(&mut self, forced: bool) -> Result<(), String> {
-        let loaded = (self.loader)();
+    /// Loads the configuration on a thread of its own under [`LOAD_TIME_LIMIT`], so a file
+    /// that stalls holds up neither the runtime nor shutdown. A load that timed out is
+    /// kept: the next attempt waits for it rather than stranding another thread, and once
+    /// it finishes reads afresh (its result is from the past).
+    async fn load(&mut self) -> Result<Config, ConfigError> {
+        let timed_out = || {
+            ConfigError::new(
+                "configuration",
+                format!("reading the configuration took longer than {LOAD_TIME_LIMIT:?} (a stalled filesystem?)"),
+            )
+        };
+        if let Some(stalled) = self.stalled_load.take() {
+            if let Err(still) = stalled.wait(LOAD_TIME_LIMIT).await {
+                self.stalled_load = Some(still);
+                return Err(timed_out());
+            }
+        }
+        let loader = Arc::clone(&self.loader);
+        let pending = Pending::start(move || loader()).map_err(|error| {
+            ConfigError::new(
+                "configuration",
+                format!("cannot start a thread to read it: {error}"),
+            )
+        })?;
+        match pending.wait(LOAD_TIME_LIMIT).await {
+            Ok(loaded) => loaded,
+            Err(still) => {
+                self.stalled_load = Some(still);
+                Err(timed_out())
+            }
+        }
+    }
+
+    /// Loads, validates and applies. `forced` (a signal or a request) applies and counts
+    /// even an unchanged configuration. Otherwise a re-read only reports a change of state:
+    /// a new configuration, a new refusal, or the configuration in force found valid again
+    /// after a refusal — so unrelated writes in a watched directory count nothing, and a
+    /// reverted bad edit clears the failure.
+    async fn reload(&mut self, forced: bool) -> Result<(), String> {
+        let loaded = self.load().await;
         let mut operations = self.operations.lock();
         let status = &mut operations.config;
+        let now = unix_seconds(SystemTime::now());
         match loaded {
-            Ok(new) => {
-                if !forced && new == self.current {
+            Ok(new) if new == self.current && !forced => {
+                if status.last_reload_successful {
                     tracing::debug!("configuration re-read; unchanged");
-                    return Ok(());
+                } else {
+                    tracing::info!(hash = %status.hash, "the configuration files are valid again and equal the configuration in force");
+                    status.reloads_total += 1;
+                    status.last_reload_successful = true;
+                    status.last_reload_success_at = now;
+                    status.last_error = None;
                 }
+                Ok(())
+            }
+            Ok(new) => {
                 if new.listen != self.current.listen
                     || new.checkpoint != self.current.checkpoint
                     || new.log_file != self.current.log_file
@@ -171,7 +252,6 @@ impl Reloader {
                 }
                 self.store.reconfigure(&new);
                 self.reconciler.reconfigure(new.reconcile.clone());
-                let now = unix_seconds(SystemTime::now());
                 status.reloads_total += 1;
                 status.last_reload_successful = true;
                 status.last_reload_success_at = now;
@@ -183,12 +263,19 @@ impl Reloader {
                 Ok(())
             }
             Err(error) => {
-                status.reloads_total += 1;
-                status.reload_failures_total += 1;
-                status.last_reload_successful = false;
-                status.last_error = Some(error.to_string());
-                tracing::error!(%error, "configuration refused; the previous one stays in force");
-                Err(error.to_string())
+                let message = error.to_string();
+                let already_reported =
+                    !status.last_reload_successful && status.last_error.as_ref() == Some(&message);
+                if already_reported && !forced {
+                    tracing::debug!(%error, "configuration re-read; still refused for the same reason");
+                } else {
+                    status.reloads_total += 1;
+                    status.reload_failures_total += 1;
+                    status.last_reload_successful = false;
+                    status.last_error = Some(message.clone());
+                    tracing::error!(%error, "configuration refused; the previous one stays in force");
+                }
+                Err(message)
             }
         }
     }

@@ -118,9 +118,11 @@ pub fn decode_summary(body: &[u8]) -> Result<Summary, PullError> {
             let root = v
                 .as_str()
                 .ok_or_else(|| schema_error("state_root", "must be a string"))?;
-            let length = root.chars().count();
-            if !(1..=128).contains(&length) {
-                return Err(schema_error("state_root", "must be 1-128 characters"));
+            if !(1..=128).contains(&root.len()) || !root.bytes().all(|b| b.is_ascii_graphic()) {
+                return Err(schema_error(
+                    "state_root",
+                    "must be 1-128 printable ASCII characters without spaces",
+                ));
             }
             Some(root.to_owned())
         }

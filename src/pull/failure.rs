@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::outside::text::printable;
+
 /// The reason a pull of a summary failed. Every failed pull has exactly one.
 #[derive(
     Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
@@ -78,11 +80,15 @@ pub struct PullError {
 }
 
 impl PullError {
+    /// The detail may quote what a peer sent (a field name, a status line): it is made
+    /// printable here, once, for every log line, `/status` entry and table that shows it.
     pub fn new(reason: FailureReason, detail: impl Into<String>) -> Self {
-        PullError {
-            reason,
-            detail: detail.into(),
-        }
+        let detail = detail.into();
+        let detail = match printable(&detail) {
+            std::borrow::Cow::Borrowed(_) => detail,
+            std::borrow::Cow::Owned(escaped) => escaped,
+        };
+        PullError { reason, detail }
     }
 }
 

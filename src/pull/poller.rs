@@ -76,7 +76,8 @@ impl Poller {
             .await
             .map_err(transport_error)?;
         let status = response.status();
-        if status.is_redirection() {
+        // Only these point elsewhere; 304 (and 300, with no single target) are statuses.
+        if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
             let location = response
                 .headers()
                 .get(LOCATION)

@@ -198,6 +198,10 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
             Some(config.reload_failures_total as f64),
         ),
         (
+            &f::HTTP_CONNECTIONS_REFUSED_TOTAL,
+            Some(operations.server.connections_refused_total as f64),
+        ),
+        (
             &f::CHECKPOINT_WRITES_TOTAL,
             Some(checkpoint.writes_total as f64),
         ),

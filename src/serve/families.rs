@@ -250,6 +250,12 @@ pub const CONFIG_RELOAD_FAILURES_TOTAL: Family = Family {
     labels: &[],
     help: "Configuration reloads refused; the previous configuration stayed in force.",
 };
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: Family = Family {
+    name: "peerscope_http_connections_refused_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Client connections closed at once because the server's connection limit was reached.",
+};
 pub const CHECKPOINT_WRITES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_writes_total",
     kind: Kind::Counter,
@@ -325,6 +331,7 @@ pub const ALL: &[&Family] = &[
     &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     &CONFIG_RELOADS_TOTAL,
     &CONFIG_RELOAD_FAILURES_TOTAL,
+    &HTTP_CONNECTIONS_REFUSED_TOTAL,
     &CHECKPOINT_WRITES_TOTAL,
     &CHECKPOINT_WRITE_FAILURES_TOTAL,
     &CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,

@@ -23,6 +23,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -30,11 +31,19 @@ use crate::act::{ReconcileView, Reconciler};
 use crate::figures::view::View;
 use crate::ops::operations::{Operations, OperationsState};
 use crate::ops::reload::ReloadHandle;
+use crate::outside::file::read_token;
 use crate::serve::exposition::{self, BuildInfo};
 use crate::store::Store;
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; one more is closed at once (and counted). A scraper, a
+/// probe or two and an operator need a handful; the limit bounds memory under a flood.
+pub const MAX_CONNECTIONS: usize = 512;
+/// The largest read buffer of one connection, in bytes: request headers longer than this
+/// are answered `431` and the connection closed (hyper's default is ~400 KiB, and 2,000
+/// clients sending unfinished headers took the sidecar to 778 MiB — issue 12).
+pub const MAX_REQUEST_BUFFER: usize = 16 * 1024;
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -66,6 +75,7 @@ struct StatusDocument<'a> {
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -79,8 +89,14 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
                 }
             },
         };
-        let app = Arc::clone(&app);
         let (stream, remote) = stream;
+        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
+            drop(stream);
+            app.operations.lock().server.connections_refused_total += 1;
+            tracing::debug!(%remote, "connection limit of {MAX_CONNECTIONS} reached; closed a new connection");
+            continue;
+        };
+        let app = Arc::clone(&app);
         let service = hyper::service::service_fn(move |request| {
             let app = Arc::clone(&app);
             async move { Ok::<_, Infallible>(route(app, remote, &request).await) }
@@ -88,12 +104,14 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_buf_size(MAX_REQUEST_BUFFER)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
             if let Err(error) = connection.await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            drop(slot);
         });
     }
     drop(listener);
@@ -115,7 +133,7 @@ async fn route(
                 .headers()
                 .get(AUTHORIZATION)
                 .and_then(|v| v.to_str().ok());
-            if !reload_allowed(remote, bearer, app.admin_token_file.as_deref()) {
+            if !reload_allowed(remote, bearer, app.admin_token_file.as_deref()).await {
                 tracing::warn!(%remote, "refused a reload request: not from loopback and no valid admin token");
                 return respond(
                     StatusCode::FORBIDDEN,
@@ -203,19 +221,21 @@ async fn route(
 
 /// A reload may come from loopback, or from anywhere with the admin token (read from its
 /// file at each request, compared whole; never logged).
-fn reload_allowed(remote: SocketAddr, bearer: Option<&str>, token_file: Option<&Path>) -> bool {
+async fn reload_allowed(
+    remote: SocketAddr,
+    bearer: Option<&str>,
+    token_file: Option<&Path>,
+) -> bool {
     if remote.ip().is_loopback() {
         return true;
     }
     let (Some(bearer), Some(file)) = (bearer, token_file) else {
         return false;
     };
-    match std::fs::read_to_string(file) {
-        Ok(token) => {
-            !token.trim().is_empty() && bearer.strip_prefix("Bearer ") == Some(token.trim())
-        }
+    match read_token(file).await {
+        Ok(token) => bearer.strip_prefix("Bearer ") == Some(token.as_str()),
         Err(error) => {
-            tracing::error!(file = %file.display(), %error, "cannot read the admin token file");
+            tracing::error!(%error, "cannot use the admin token file");
             false
         }
     }
@@ -246,17 +266,17 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
 mod tests {
     use super::*;
 
-    #[test]
-    fn reload_needs_loopback_or_the_admin_token() {
+    #[tokio::test]
+    async fn reload_needs_loopback_or_the_admin_token() {
         let dir = tempfile::tempdir().unwrap();
         let token = dir.path().join("admin-token");
         std::fs::write(&token, "letmein\n").unwrap();
         let loopback: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let remote: SocketAddr = "10.1.2.3:5000".parse().unwrap();
-        assert!(reload_allowed(loopback, None, None));
-        assert!(!reload_allowed(remote, None, Some(&token)));
-        assert!(!reload_allowed(remote, Some("Bearer nope"), Some(&token)));
-        assert!(!reload_allowed(remote, Some("Bearer letmein"), None));
-        assert!(reload_allowed(remote, Some("Bearer letmein"), Some(&token)));
+        assert!(reload_allowed(loopback, None, None).await);
+        assert!(!reload_allowed(remote, None, Some(&token)).await);
+        assert!(!reload_allowed(remote, Some("Bearer nope"), Some(&token)).await);
+        assert!(!reload_allowed(remote, Some("Bearer letmein"), None).await);
+        assert!(reload_allowed(remote, Some("Bearer letmein"), Some(&token)).await);
     }
 }

@@ -5,6 +5,8 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
+use crate::outside::text::printable;
+
 /// Why a sidecar's `/status` could not be had.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -123,9 +125,11 @@ pub fn render(status: &Value) -> String {
     out
 }
 
+/// A value as table text. Strings are made printable: a root, an id or an error detail
+/// can come from a peer, and must not move the cursor or repaint the terminal.
 fn text(value: &Value) -> String {
     match value {
-        Value::String(s) => s.clone(),
+        Value::String(s) => printable(s).into_owned(),
         Value::Null => "-".into(),
         other => other.to_string(),
     }
@@ -140,7 +144,7 @@ fn number(value: &Value, decimals: usize) -> String {
 fn short_root(value: &Value) -> String {
     value
         .as_str()
-        .map_or_else(|| "-".into(), |root| truncate(root, 10))
+        .map_or_else(|| "-".into(), |root| truncate(&printable(root), 10))
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -155,6 +159,29 @@ fn truncate(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (issue 12): strings from a peer reached the terminal raw.
+    #[test]
+    fn strings_from_a_peer_cannot_reach_the_terminal_raw() {
+        let status = serde_json::json!({
+            "node": {"label": "n", "node_id": "nova-a\u{1b}[2J", "up": true, "state_root": "a\nb"},
+            "peers": [{"label": "p\r", "up": false, "state_root": "\u{1b}]0;x\u{7}", "relation": "unknown", "streak": 0,
+                       "last_error": {"reason": "schema", "detail": "metrics.g_components.\n\u{1b}[31mforged"}}],
+            "federation": {}, "reconciliation": {}
+        });
+        let table = render(&status);
+        assert!(
+            !table.contains('\u{1b}') && !table.contains('\r') && !table.contains('\u{7}'),
+            "{table:?}"
+        );
+        assert!(table.contains("\\u{1b}"), "{table}");
+        for line in table.lines() {
+            assert!(
+                !line.starts_with("\u{1b}[31mforged") && !line.starts_with("forged"),
+                "{table}"
+            );
+        }
+    }
 
     #[test]
     fn shows_the_reconciliation_decision_and_last_outcome() {

@@ -1,0 +1,18 @@
+//! The summary decoder (`peer_sync_payload@1`): any body a peer sends.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| {
+    if let Ok(summary) = peerscope::pull::contract::decode_summary(body) {
+        // What the decoder accepted holds the contract's promises.
+        assert!(peerscope::pull::contract::valid_node_id(&summary.node_id));
+        assert!(summary.timestamp.is_finite() && summary.timestamp > 0.0);
+        let g_star = summary.metrics.g_star();
+        assert!((0.0..=1.0).contains(&g_star), "g_star {g_star}");
+        if let Some(root) = &summary.state_root {
+            assert!(!root.is_empty() && root.len() <= 128);
+            assert!(root.bytes().all(|b| b.is_ascii_graphic()), "{root:?}");
+        }
+    }
+});

@@ -1,0 +1,302 @@
+//! Files, clients and peers that misbehave (issue 12), against the real binary: a FIFO, an
+//! endless device or a directory in place of a watched file; signals during a debounce;
+//! a refused edit that is reverted; unrelated writes beside the config; a flood of
+//! clients sending unfinished headers. Each test names the defect it pins.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{args, sample, signal, until, Sidecar};
+use peerscope::sim::node::{NodeSpec, SimNode};
+use tokio::io::AsyncWriteExt;
+
+async fn node(id: &str) -> SimNode {
+    SimNode::start(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeSpec::healthy(id, "root-1", 0.5),
+    )
+    .await
+    .unwrap()
+}
+
+/// A client that gives up: a frozen sidecar must fail the test, not hang it.
+fn impatient() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+async fn scrape(sidecar: &Sidecar) -> String {
+    impatient()
+        .get(format!("{}/metrics", sidecar.base))
+        .send()
+        .await
+        .expect("/metrics answers")
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn metric(sidecar: &Sidecar, name: &str) -> f64 {
+    sample(&scrape(sidecar).await, name, &[]).unwrap_or_else(|| panic!("{name} is exported"))
+}
+
+fn write_config(path: &Path, local: &SimNode, peers_file: &Path) {
+    std::fs::write(
+        path,
+        format!(
+            "node = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\npeers_file = \"{}\"\n",
+            local.url(),
+            peers_file.display()
+        ),
+    )
+    .unwrap();
+}
+
+fn peers_file_text(name: &str, peer: &SimNode) -> String {
+    format!(
+        r#"[{{"targets": ["{}"], "labels": {{"name": "{name}"}}}}]"#,
+        peer.address()
+    )
+}
+
+/// A local node, a peer `b` listed in a peers file, and the config file naming both.
+struct Setup {
+    dir: tempfile::TempDir,
+    config: std::path::PathBuf,
+    peers: std::path::PathBuf,
+    _nodes: (SimNode, SimNode),
+}
+
+impl Setup {
+    async fn new() -> Setup {
+        let (local, peer) = (node("nova-local").await, node("nova-b").await);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("peerscope.toml");
+        let peers = dir.path().join("peers.json");
+        std::fs::write(&peers, peers_file_text("b", &peer)).unwrap();
+        write_config(&config, &local, &peers);
+        Setup {
+            dir,
+            config,
+            peers,
+            _nodes: (local, peer),
+        }
+    }
+
+    async fn start(&self) -> Sidecar {
+        Sidecar::start(&args(&["--config", self.config.to_str().unwrap()])).await
+    }
+}
+
+/// Puts something hostile at a path.
+type MakeFile = dyn Fn(&Path);
+
+/// Regression (issue 12, defects 1 and 2): a FIFO in place of the peers file froze polling,
+/// `/metrics`, `/healthz` and SIGTERM; a link to `/dev/zero` grew memory until it ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_a_device_or_a_directory_as_peers_file_is_refused_and_nothing_freezes() {
+    let setup = Setup::new().await;
+    let peers = setup.peers.as_path();
+    let mut sidecar = setup.start().await;
+
+    let hostile: [(&str, &MakeFile); 3] = [
+        ("a FIFO", &|p| {
+            let made = std::process::Command::new("mkfifo")
+                .arg(p)
+                .status()
+                .unwrap();
+            assert!(made.success());
+        }),
+        ("a character device", &|p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        }),
+        ("a directory", &|p| std::fs::create_dir(p).unwrap()),
+    ];
+    for (kind, make) in hostile {
+        std::fs::remove_file(peers)
+            .or_else(|_| std::fs::remove_dir(peers))
+            .unwrap();
+        make(peers);
+        let response = impatient()
+            .post(format!("{}/-/reload", sidecar.base))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{kind}: POST /-/reload did not answer: {e}"));
+        assert_eq!(response.status(), 400, "{kind}");
+        let body = response.text().await.unwrap();
+        assert!(
+            body.contains(&format!("not a regular file (it is {kind})")),
+            "{kind}: {body}"
+        );
+        // The peer stays polled under the configuration in force, and every endpoint answers.
+        let before = metric(&sidecar, "peerscope_cycles_total").await;
+        until(10, "more cycles", || async {
+            metric(&sidecar, "peerscope_cycles_total").await >= before + 3.0
+        })
+        .await;
+        let text = scrape(&sidecar).await;
+        assert_eq!(
+            sample(&text, "peerscope_peer_up", &[("peer", "b")]),
+            Some(1.0),
+            "{kind}"
+        );
+        assert_eq!(
+            sample(&text, "peerscope_config_last_reload_successful", &[]),
+            Some(0.0)
+        );
+        let healthz = impatient()
+            .get(format!("{}/healthz", sidecar.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(healthz.status(), 200, "{kind}");
+    }
+    let peak = sidecar.peak_rss_kib();
+    assert!(
+        peak < 64 * 1024,
+        "peak RSS {peak} KiB: something was read without end"
+    );
+
+    // SIGTERM is honoured at once: the reloader holds no runtime thread.
+    signal(sidecar.child.id(), "TERM");
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = sidecar.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "SIGTERM not honoured in 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(status.code(), Some(0));
+}
+
+/// Regression (issue 12, defect 6): SIGHUPs that arrived while a change was being debounced
+/// were dropped (ten SIGHUPs gave eight reloads). Each SIGHUP here comes just after an
+/// unrelated write in the watched directory, so it lands inside that change's debounce.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_sighup_is_answered_even_inside_a_debounce() {
+    let setup = Setup::new().await;
+    let dir = setup.dir.path();
+    let sidecar = setup.start().await;
+    let before = metric(&sidecar, "peerscope_config_reloads_total").await;
+    for round in 0..10 {
+        std::fs::write(dir.join(format!("unrelated-{round}")), "x").unwrap();
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        signal(sidecar.child.id(), "HUP");
+        tokio::time::sleep(Duration::from_millis(600)).await;
+    }
+    until(10, "ten reloads", || async {
+        metric(&sidecar, "peerscope_config_reloads_total").await >= before + 10.0
+    })
+    .await;
+    assert_eq!(
+        metric(&sidecar, "peerscope_config_reload_failures_total").await,
+        0.0
+    );
+}
+
+/// Regression (issue 12, defect 6): after a refused edit was reverted the failure stayed
+/// reported (`config_last_reload_successful` 0, the old error in `/status`) until a forced
+/// reload, and unrelated writes in the same directory counted the same failure again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_edit_counts_once_and_clears_when_reverted() {
+    let setup = Setup::new().await;
+    let (dir, config) = (setup.dir.path(), &setup.config);
+    let good = std::fs::read_to_string(config).unwrap();
+    let sidecar = setup.start().await;
+
+    std::fs::write(config, good.replace("200ms", "soon")).unwrap();
+    until(10, "the bad edit to be refused", || async {
+        metric(&sidecar, "peerscope_config_last_reload_successful").await == 0.0
+    })
+    .await;
+    assert_eq!(
+        metric(&sidecar, "peerscope_config_reload_failures_total").await,
+        1.0
+    );
+    for round in 0..10 {
+        std::fs::write(dir.join(format!("unrelated-{round}")), "x").unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(
+        metric(&sidecar, "peerscope_config_reload_failures_total").await,
+        1.0,
+        "unrelated writes counted the same failure again"
+    );
+
+    std::fs::write(config, &good).unwrap();
+    until(10, "the reverted file to clear the failure", || async {
+        metric(&sidecar, "peerscope_config_last_reload_successful").await == 1.0
+    })
+    .await;
+    let status = sidecar.status().await;
+    assert!(
+        status["config"]["last_error"].is_null(),
+        "{}",
+        status["config"]
+    );
+    assert_eq!(
+        metric(&sidecar, "peerscope_config_reload_failures_total").await,
+        1.0
+    );
+}
+
+/// Regression (issue 12, defect 3): 2,000 clients sending unfinished headers took the
+/// sidecar from 25 to 778 MiB. Now each connection's buffer is capped (16 KiB) and so is
+/// the number of connections (512; more are closed at once and counted).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_unfinished_headers_is_bounded_and_metrics_keep_answering() {
+    let (local, peer) = (node("nova-local").await, node("nova-b").await);
+    let sidecar = Sidecar::start(&args(&[
+        "--node",
+        &local.url(),
+        "--peer",
+        &format!("b={}", peer.url()),
+        "--interval",
+        "200ms",
+        "--timeout",
+        "100ms",
+    ]))
+    .await;
+    let address = sidecar.base.trim_start_matches("http://").to_owned();
+    let padding = format!(
+        "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: {}",
+        "a".repeat(200 * 1024)
+    );
+    let mut held = Vec::new();
+    for _ in 0..700 {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(&address).await else {
+            continue;
+        };
+        let padding = padding.clone();
+        held.push(tokio::spawn(async move {
+            // The server answers 431 and closes once the buffer is full: errors are expected.
+            let _ = stream.write_all(padding.as_bytes()).await;
+            tokio::time::sleep(Duration::from_secs(8)).await;
+            drop(stream);
+        }));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let started = std::time::Instant::now();
+    let text = scrape(&sidecar).await;
+    let latency = started.elapsed();
+    assert_eq!(
+        sample(&text, "peerscope_peer_up", &[("peer", "b")]),
+        Some(1.0)
+    );
+    let refused = sample(&text, "peerscope_http_connections_refused_total", &[]).unwrap();
+    let peak = sidecar.peak_rss_kib();
+    println!("flood of 700: /metrics in {latency:?}, {refused} refused, peak RSS {peak} KiB");
+    assert!(peak < 80 * 1024, "peak RSS {peak} KiB under the flood");
+    for task in held {
+        let _ = task.await;
+    }
+}
