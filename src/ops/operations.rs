@@ -19,8 +19,9 @@ pub struct OperationsState {
 /// The HTTP server's own limits at work.
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct ServerStatus {
-    /// Connections closed at once because the connection limit was reached.
-    pub connections_refused_total: u64,
+    /// Connections closed because the connection limit was reached (the oldest idle one,
+    /// or the new one when every connection was inside a request).
+    pub connections_shed_total: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]

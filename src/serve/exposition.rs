@@ -198,8 +198,8 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
             Some(config.reload_failures_total as f64),
         ),
         (
-            &f::HTTP_CONNECTIONS_REFUSED_TOTAL,
-            Some(operations.server.connections_refused_total as f64),
+            &f::HTTP_CONNECTIONS_SHED_TOTAL,
+            Some(operations.server.connections_shed_total as f64),
         ),
         (
             &f::CHECKPOINT_WRITES_TOTAL,

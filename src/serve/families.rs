@@ -250,11 +250,11 @@ pub const CONFIG_RELOAD_FAILURES_TOTAL: Family = Family {
     labels: &[],
     help: "Configuration reloads refused; the previous configuration stayed in force.",
 };
-pub const HTTP_CONNECTIONS_REFUSED_TOTAL: Family = Family {
-    name: "peerscope_http_connections_refused_total",
+pub const HTTP_CONNECTIONS_SHED_TOTAL: Family = Family {
+    name: "peerscope_http_connections_shed_total",
     kind: Kind::Counter,
     labels: &[],
-    help: "Client connections closed at once because the server's connection limit was reached.",
+    help: "Client connections closed because the server's connection limit was reached: the oldest idle one, or the new one when every connection was inside a request.",
 };
 pub const CHECKPOINT_WRITES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_writes_total",
@@ -331,7 +331,7 @@ pub const ALL: &[&Family] = &[
     &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     &CONFIG_RELOADS_TOTAL,
     &CONFIG_RELOAD_FAILURES_TOTAL,
-    &HTTP_CONNECTIONS_REFUSED_TOTAL,
+    &HTTP_CONNECTIONS_SHED_TOTAL,
     &CHECKPOINT_WRITES_TOTAL,
     &CHECKPOINT_WRITE_FAILURES_TOTAL,
     &CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,

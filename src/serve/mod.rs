@@ -1,6 +1,7 @@
 //! The sidecar's HTTP surface: the table of metric families, the exposition rendered from
 //! it, the server and its endpoints, and the human table of `/status`.
 
+pub mod connections;
 pub mod exposition;
 pub mod families;
 pub mod server;

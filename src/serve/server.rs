@@ -8,6 +8,9 @@
 //!   `Authorization: Bearer <admin token>`.
 //! - `GET /status`  — a JSON snapshot of the node, the peers, the federation figures and
 //!   the reconciliation state.
+//!
+//! Limits against clients that misbehave: request headers within 10 s and 16 KiB
+//! (else `431` or a closed connection), and at most 512 connections (`connections.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -23,7 +26,6 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -32,14 +34,12 @@ use crate::figures::view::View;
 use crate::ops::operations::{Operations, OperationsState};
 use crate::ops::reload::ReloadHandle;
 use crate::outside::file::read_token;
+use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
 use crate::serve::exposition::{self, BuildInfo};
 use crate::store::Store;
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-/// Connections served at once; one more is closed at once (and counted). A scraper, a
-/// probe or two and an operator need a handful; the limit bounds memory under a flood.
-pub const MAX_CONNECTIONS: usize = 512;
 /// The largest read buffer of one connection, in bytes: request headers longer than this
 /// are answered `431` and the connection closed (hyper's default is ~400 KiB, and 2,000
 /// clients sending unfinished headers took the sidecar to 778 MiB — issue 12).
@@ -75,7 +75,7 @@ struct StatusDocument<'a> {
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
 pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
-    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let connections = Connections::default();
     loop {
         let stream = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -90,16 +90,31 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             },
         };
         let (stream, remote) = stream;
-        let Ok(slot) = Arc::clone(&slots).try_acquire_owned() else {
-            drop(stream);
-            app.operations.lock().server.connections_refused_total += 1;
-            tracing::debug!(%remote, "connection limit of {MAX_CONNECTIONS} reached; closed a new connection");
-            continue;
+        let admitted = match connections.admit(MAX_CONNECTIONS) {
+            Admission::Admitted { connection, shed } => {
+                if shed {
+                    app.operations.lock().server.connections_shed_total += 1;
+                    tracing::debug!("connection limit of {MAX_CONNECTIONS} reached; closed the oldest idle connection");
+                }
+                connection
+            }
+            Admission::Refused => {
+                drop(stream);
+                app.operations.lock().server.connections_shed_total += 1;
+                tracing::debug!(%remote, "connection limit of {MAX_CONNECTIONS} reached, every connection busy; closed the new one");
+                continue;
+            }
         };
         let app = Arc::clone(&app);
+        let requests = admitted.requests();
         let service = hyper::service::service_fn(move |request| {
             let app = Arc::clone(&app);
-            async move { Ok::<_, Infallible>(route(app, remote, &request).await) }
+            let in_request = requests.enter();
+            async move {
+                let response = route(app, remote, &request).await;
+                drop(in_request);
+                Ok::<_, Infallible>(response)
+            }
         });
         let connection = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
@@ -108,10 +123,12 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
-                tracing::debug!(%error, "connection ended with an error");
+            tokio::select! {
+                ended = connection => if let Err(error) = ended {
+                    tracing::debug!(%error, "connection ended with an error");
+                },
+                () = admitted.closed() => tracing::debug!("closed to make room for a new connection"),
             }
-            drop(slot);
         });
     }
     drop(listener);

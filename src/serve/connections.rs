@@ -1,0 +1,185 @@
+//! The server's connection limit. At most [`MAX_CONNECTIONS`] are open; when one more
+//! arrives, the oldest connection that is not inside a request is closed to make room (a
+//! slowloris client, an idle keep-alive), so a flood of hostile clients cannot lock a
+//! scraper out: the scraper's connection sends its request at once and is then protected.
+//! Only when every open connection is inside a request is the new one closed instead.
+//! Each such closing is counted (`peerscope_http_connections_shed_total`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
+/// Connections open at once. A scraper, probes and an operator need a handful; the limit,
+/// with the per-connection buffer cap, bounds the memory a flood can take.
+pub const MAX_CONNECTIONS: usize = 512;
+
+/// The open connections, oldest first.
+#[derive(Clone, Default)]
+pub struct Connections {
+    shared: Arc<Mutex<Open>>,
+}
+
+#[derive(Default)]
+struct Open {
+    next_id: u64,
+    /// By id, so by age.
+    slots: BTreeMap<u64, Slot>,
+}
+
+struct Slot {
+    close: CancellationToken,
+    requests_in_flight: Arc<AtomicUsize>,
+}
+
+/// One admitted connection: closes when `closed()` fires, leaves the table when dropped.
+pub struct Admitted {
+    id: u64,
+    close: CancellationToken,
+    requests_in_flight: Arc<AtomicUsize>,
+    connections: Connections,
+}
+
+/// What admitting a new connection took.
+pub enum Admission {
+    /// Admitted; `shed` is true when the oldest idle connection was closed for it.
+    Admitted { connection: Admitted, shed: bool },
+    /// Every open connection is inside a request: the new one is closed.
+    Refused,
+}
+
+impl Connections {
+    /// Admits a new connection, making room as the module says.
+    pub fn admit(&self, limit: usize) -> Admission {
+        let mut open = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shed = false;
+        if open.slots.len() >= limit {
+            let idle = open
+                .slots
+                .iter()
+                .find(|(_, slot)| slot.requests_in_flight.load(Ordering::Acquire) == 0)
+                .map(|(id, _)| *id);
+            let Some(idle) = idle else {
+                return Admission::Refused;
+            };
+            if let Some(slot) = open.slots.remove(&idle) {
+                slot.close.cancel();
+            }
+            shed = true;
+        }
+        let id = open.next_id;
+        open.next_id += 1;
+        let (close, requests_in_flight) = (CancellationToken::new(), Arc::default());
+        open.slots.insert(
+            id,
+            Slot {
+                close: close.clone(),
+                requests_in_flight: Arc::clone(&requests_in_flight),
+            },
+        );
+        Admission::Admitted {
+            connection: Admitted {
+                id,
+                close,
+                requests_in_flight,
+                connections: self.clone(),
+            },
+            shed,
+        }
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .slots
+            .len()
+    }
+}
+
+impl Admitted {
+    /// Fires when the connection was chosen to make room.
+    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.close.cancelled()
+    }
+
+    /// A handle for the request handlers of this connection: a connection with a request
+    /// in flight is never shed.
+    pub fn requests(&self) -> RequestCounter {
+        RequestCounter(Arc::clone(&self.requests_in_flight))
+    }
+}
+
+/// Counts the requests in flight on one connection (cheap to clone into a service).
+#[derive(Clone)]
+pub struct RequestCounter(Arc<AtomicUsize>);
+
+impl RequestCounter {
+    pub fn enter(&self) -> InRequest {
+        self.0.fetch_add(1, Ordering::AcqRel);
+        InRequest(Arc::clone(&self.0))
+    }
+}
+
+/// A request in flight; dropped when its response is ready.
+pub struct InRequest(Arc<AtomicUsize>);
+
+impl Drop for InRequest {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        let mut open = self
+            .connections
+            .shared
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        open.slots.remove(&self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn admitted(admission: Admission) -> (Admitted, bool) {
+        match admission {
+            Admission::Admitted { connection, shed } => (connection, shed),
+            Admission::Refused => panic!("refused"),
+        }
+    }
+
+    #[test]
+    fn at_the_limit_the_oldest_idle_connection_makes_room() {
+        let connections = Connections::default();
+        let (oldest, _) = admitted(connections.admit(3));
+        let (busy, _) = admitted(connections.admit(3));
+        let (_third, shed) = admitted(connections.admit(3));
+        assert!(!shed);
+        // The oldest is inside a request: the next oldest idle one goes instead.
+        let in_request = oldest.requests().enter();
+        let (_fourth, shed) = admitted(connections.admit(3));
+        assert!(shed);
+        assert!(!oldest.close.is_cancelled());
+        assert!(busy.close.is_cancelled());
+        drop(busy);
+        assert_eq!(connections.open(), 3);
+        drop(in_request);
+        let (_fifth, shed) = admitted(connections.admit(3));
+        assert!(shed && oldest.close.is_cancelled());
+    }
+
+    #[test]
+    fn when_every_connection_is_in_a_request_the_new_one_is_refused() {
+        let connections = Connections::default();
+        let (only, _) = admitted(connections.admit(1));
+        let _request = only.requests().enter();
+        assert!(matches!(connections.admit(1), Admission::Refused));
+        assert_eq!(connections.open(), 1);
+    }
+}
