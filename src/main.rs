@@ -15,7 +15,7 @@ use peerscope::config::{self, Config, LogFormat, ProcessEnvironment, Sources};
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
 use peerscope::sidecar;
-use peerscope::sim::{bench, demo};
+use peerscope::sim::{bench, demo, faults};
 
 #[derive(Parser)]
 #[command(
@@ -72,6 +72,9 @@ enum BenchScenario {
     /// N simulated nodes, N real sidecars (K observers per peer), Prometheus shards and a
     /// global, Alertmanager; injects faults and prints pulls, series, memory and verdicts.
     Federation(bench::FederationArgs),
+    /// The fault campaign: the real sidecar through hostile files, clients, a hanging node
+    /// API, a full or read-only checkpoint directory, SIGSTOP and kill -9; prints a table.
+    Faults(faults::FaultArgs),
 }
 
 /// `--config` and the configuration flags: one per key of the table that has a flag
@@ -200,6 +203,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             match command.scenario {
                 None => bench::run(command.sidecar).await?,
                 Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,
+                Some(BenchScenario::Faults(args)) => faults::run(args).await?,
             }
             Ok(ExitCode::SUCCESS)
         }

@@ -1,8 +1,9 @@
-//! Simulated nodes on loopback, and the two programs built on them: the `demo` and the
-//! `bench` load run. Tests use the simulated nodes too.
+//! Simulated nodes on loopback, and the programs built on them: the `demo`, the `bench`
+//! load run, the federation scale run and the fault campaign. Tests use the simulated nodes too.
 
 pub mod bench;
 pub mod demo;
+pub mod faults;
 pub mod federation;
 pub mod node;
 

@@ -63,6 +63,8 @@ pub enum ReconcileBehavior {
     Status(u16),
     /// Never answer.
     Hang,
+    /// Heal, but answer only after this long.
+    SlowHeal(Duration),
 }
 
 /// A reconciliation request as the node received it.
@@ -329,19 +331,28 @@ async fn reconcile(shared: &Shared, request: Request<Incoming>) -> Response<Body
         });
     let behavior = shared.spec.lock().expect("poisoned").reconcile.clone();
     match behavior {
-        ReconcileBehavior::Heal => match target {
-            Some(root) => {
-                shared.spec.lock().expect("poisoned").state_root = root;
-                plain(StatusCode::OK, "reconciled")
-            }
-            None => plain(StatusCode::BAD_REQUEST, "no target_root"),
-        },
+        ReconcileBehavior::Heal => adopt(shared, target),
         ReconcileBehavior::AcceptWithoutEffect => plain(StatusCode::ACCEPTED, "accepted"),
         ReconcileBehavior::Status(code) => plain(
             StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
             "simulated status",
         ),
         ReconcileBehavior::Hang => std::future::pending().await,
+        ReconcileBehavior::SlowHeal(delay) => {
+            tokio::time::sleep(delay).await;
+            adopt(shared, target)
+        }
+    }
+}
+
+/// Heals: takes the requested root as the node's own.
+fn adopt(shared: &Shared, target: Option<String>) -> Response<Body> {
+    match target {
+        Some(root) => {
+            shared.spec.lock().expect("poisoned").state_root = root;
+            plain(StatusCode::OK, "reconciled")
+        }
+        None => plain(StatusCode::BAD_REQUEST, "no target_root"),
     }
 }
 
