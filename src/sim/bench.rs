@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::config::duration::{format_duration, parse_duration};
 use crate::sim::federation::{Faults, Federation, Options, SPEED_UP};
 use crate::sim::node::{NodeSpec, SimNode};
-use crate::sim::{cpu_seconds, http, io, status_kib, RunError};
+use crate::sim::{cpu_seconds, free_port, http, io, status_kib, wait_ready, RunError};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -55,7 +55,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     )
     .map_err(io("cannot write the peers file"))?;
 
-    let listen = free_port().await?;
+    let listen = free_port()?;
     let timeout = args.interval.mul_f64(0.8).min(Duration::from_millis(2500));
     let program = std::env::current_exe().map_err(io("cannot find this program"))?;
     let mut child = tokio::process::Command::new(program)
@@ -172,28 +172,6 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
 fn loopback(i: usize) -> SocketAddr {
     let ip = Ipv4Addr::new(127, 1, (i / 250) as u8, (i % 250 + 1) as u8);
     SocketAddr::new(IpAddr::V4(ip), 0)
-}
-
-async fn free_port() -> Result<SocketAddr, RunError> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(io("cannot find a free port"))?;
-    listener.local_addr().map_err(io("cannot find a free port"))
-}
-
-async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), RunError> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while Instant::now() < deadline {
-        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
-            if response.status().is_success() {
-                return Ok(());
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    Err(RunError::Measurement(format!(
-        "the sidecar at {base} was not ready within 60s"
-    )))
 }
 
 /// Pulls completed so far: the sum of every `*_polls_total` in a scrape.

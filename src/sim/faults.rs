@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::ops::checkpoint;
 use crate::sim::node::{NodeSpec, ReconcileBehavior, SimNode};
-use crate::sim::{http, io, status_kib, RunError};
+use crate::sim::{free_port, http, io, status_kib, wait_ready, RunError};
 
 /// Peak resident memory every fault must stay under, in MiB.
 pub const MEMORY_BOUND_MIB: f64 = 64.0;
@@ -207,24 +207,7 @@ impl Rig {
     }
 
     async fn wait_ready(&self) -> Result<(), RunError> {
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Ok(response) = self
-                .client
-                .get(format!("{}/readyz", self.base))
-                .send()
-                .await
-            {
-                if response.status().is_success() {
-                    return Ok(());
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        Err(RunError::Timeout {
-            what: format!("the sidecar at {} to be ready", self.base),
-            seconds: 30,
-        })
+        wait_ready(&self.client, &self.base).await
     }
 
     async fn scrape(&self) -> Option<String> {
@@ -358,9 +341,7 @@ async fn spawn(
     config: &Path,
     dir: &Path,
 ) -> Result<(Child, u32, String), RunError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("no free port"))?;
-    let listen = listener.local_addr().map_err(io("no free port"))?;
-    drop(listener);
+    let listen = free_port()?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -27,7 +27,7 @@ use tokio::time::Instant;
 
 use crate::pull::assignment::Members;
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
-use crate::sim::{cpu_seconds, http, io, status_kib, RunError};
+use crate::sim::{cpu_seconds, free_port, http, io, status_kib, RunError};
 
 /// The rule files of the repository, read when a federation starts.
 const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
@@ -255,12 +255,6 @@ impl Drop for Federation {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.directory);
     }
-}
-
-/// A free port on 127.0.0.1 (bound, read, released).
-fn free_port() -> Result<SocketAddr, RunError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("free port"))?;
-    listener.local_addr().map_err(io("free port"))
 }
 
 /// A `file_sd` member list: every member by name, at `address(i)`.

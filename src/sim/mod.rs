@@ -59,3 +59,25 @@ pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .parse()
         .ok()
 }
+
+/// A free port on 127.0.0.1 (bound, read, released).
+pub(crate) fn free_port() -> Result<std::net::SocketAddr, RunError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("free port"))?;
+    listener.local_addr().map_err(io("free port"))
+}
+
+/// Waits up to 60 s for the sidecar at `base` to answer `/readyz` with 200.
+pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), RunError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    while tokio::time::Instant::now() < deadline {
+        if let Ok(response) = client.get(format!("{base}/readyz")).send().await {
+            if response.status().is_success() {
+                return Ok(());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    Err(RunError::Measurement(format!(
+        "the sidecar at {base} was not ready within 60s"
+    )))
+}
