@@ -217,6 +217,17 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         .map(|e| format!("{e} at {}", e.instance_path))
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+    // So does the committed one that seeds the checkpoint fuzz target, and it decodes.
+    let seed_path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("contracts/fixtures/checkpoint/valid.json");
+    let seed_bytes = std::fs::read(&seed_path).unwrap();
+    let seed: Value = serde_json::from_slice(&seed_bytes).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&seed)
+        .map(|e| format!("{e} at {}", e.instance_path))
+        .collect();
+    assert!(errors.is_empty(), "{}: {errors:#?}", seed_path.display());
+    peerscope::ops::checkpoint::decode(&seed_bytes, "valid.json").unwrap();
     assert!(!checkpoint["payload"]["store"]["peers"][0]["samples"]
         .as_array()
         .unwrap()

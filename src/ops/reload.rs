@@ -210,7 +210,11 @@ impl Reloader {
             )
         })?;
         match pending.wait(LOAD_TIME_LIMIT).await {
-            Ok(loaded) => loaded,
+            Ok(Some(loaded)) => loaded,
+            Ok(None) => Err(ConfigError::new(
+                "configuration",
+                "loading it panicked (a bug: please report it)",
+            )),
             Err(still) => {
                 self.stalled_load = Some(still);
                 Err(timed_out())

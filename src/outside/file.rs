@@ -82,6 +82,8 @@ pub enum Unfinished {
     TimedOut(Duration),
     #[error("cannot start a thread for it: {0}")]
     NoThread(String),
+    #[error("the thread doing it panicked")]
+    Panicked,
 }
 
 /// Work running on a thread of its own; [`Pending::wait`] waits for it under a limit.
@@ -104,12 +106,11 @@ impl<T: Send + 'static> Pending<T> {
         Ok(Pending { answer })
     }
 
-    /// The work's result, or `Err(self)` to wait again later if it took longer than `limit`.
-    pub async fn wait(mut self, limit: Duration) -> Result<T, Self> {
+    /// The work's result (`None` if it panicked), or `Err(self)` to wait again later if it
+    /// took longer than `limit`.
+    pub async fn wait(mut self, limit: Duration) -> Result<Option<T>, Self> {
         match tokio::time::timeout(limit, &mut self.answer).await {
-            Ok(Ok(value)) => Ok(value),
-            // The thread panicked and dropped its sender: nothing will come.
-            Ok(Err(_)) => std::panic::resume_unwind(Box::new("file-reading thread panicked")),
+            Ok(answer) => Ok(answer.ok()),
             Err(_) => Err(self),
         }
     }
@@ -121,10 +122,11 @@ pub async fn off_runtime<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Unfinished> {
     let pending = Pending::start(work).map_err(|e| Unfinished::NoThread(e.to_string()))?;
-    pending
-        .wait(limit)
-        .await
-        .map_err(|_| Unfinished::TimedOut(limit))
+    match pending.wait(limit).await {
+        Ok(Some(value)) => Ok(value),
+        Ok(None) => Err(Unfinished::Panicked),
+        Err(_) => Err(Unfinished::TimedOut(limit)),
+    }
 }
 
 /// The largest token file read, in bytes.
