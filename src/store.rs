@@ -3,7 +3,7 @@
 //! for changing it. Built once in `main`, before any task that reads or writes it, and
 //! handed to each of them as a cheap clone of the same handle.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
@@ -16,7 +16,8 @@ use crate::figures::divergence::{self, Relation};
 use crate::figures::histogram::Histogram;
 use crate::figures::scoring::{self, QualityParts};
 use crate::figures::view::{
-    FederationView, ObservationView, PeerView, QualityView, TargetView, View,
+    headline, FederationView, HistoryPoint, ObservationView, PeerView, QualityView, TargetView,
+    View,
 };
 use crate::figures::window::{Sample, SampleRecord, Window};
 use crate::pull::assignment::Members;
@@ -81,6 +82,17 @@ struct State {
     observers_per_peer: ObserversPerPeer,
     /// The last assignment of roles: for whom, and its figures.
     observation: ObservationView,
+    /// Per cycle: when, peers live, novelty, divergence ratio (see [`Store::history`]).
+    history: VecDeque<(Instant, usize, f64, f64)>,
+}
+
+/// The most cycles of headline figures kept for the page's plot.
+pub const HISTORY_LIMIT: usize = 1000;
+
+/// Cycles of history kept: a window's worth, at most [`HISTORY_LIMIT`].
+fn history_length(settings: &Settings) -> usize {
+    let per_window = settings.window.as_secs_f64() / settings.interval.as_secs_f64();
+    (per_window.ceil() as usize + 1).clamp(2, HISTORY_LIMIT)
 }
 
 /// Whether this sidecar pulls a peer (sampled observation, SPEC §9).
@@ -143,6 +155,7 @@ impl Store {
             name: config.name.clone(),
             observers_per_peer: config.observers_per_peer,
             observation: ObservationView::default(),
+            history: VecDeque::new(),
         };
         for peer in &config.peers {
             let id = state.new_id();
@@ -293,6 +306,12 @@ impl Store {
         }
     }
 
+    /// The interval and the window in force.
+    pub fn timing(&self) -> (Duration, Duration) {
+        let state = self.lock();
+        (state.settings.interval, state.settings.window)
+    }
+
     /// Records that the poll loop is alive at `now`.
     pub fn beat(&self, now: Instant) {
         self.lock().heartbeat = Some(now);
@@ -366,8 +385,40 @@ impl Store {
             peer.relation = divergence::relation(local_root.as_deref(), peer_root);
             peer.streak = divergence::next_streak(peer.streak, peer.relation);
         }
+        let (peers_live, novelty, divergence_ratio) =
+            headline(state.peers.iter().filter(|p| p.is_observed()).map(|p| {
+                let g_star = p.target.latest.as_ref().map(|l| l.summary.metrics.g_star());
+                (p.target.is_live(now, live_max_age), g_star, p.relation)
+            }));
+        let kept = history_length(&state.settings);
+        while state.history.len() >= kept {
+            state.history.pop_front();
+        }
+        state
+            .history
+            .push_back((now, peers_live, novelty.novelty, divergence_ratio));
         state.cycles_completed += 1;
         state.heartbeat = Some(now);
+    }
+
+    /// The headline figures of each cycle over the last window (at most
+    /// [`HISTORY_LIMIT`] cycles), oldest first, with wall-clock times from `anchor`.
+    pub fn history(&self, anchor: &Anchor) -> Vec<HistoryPoint> {
+        let state = self.lock();
+        let span = state.settings.window;
+        state
+            .history
+            .iter()
+            .filter(|(at, ..)| anchor.instant.saturating_duration_since(*at) <= span)
+            .map(
+                |&(at, peers_live, novelty, divergence_ratio)| HistoryPoint {
+                    at: anchor.to_unix(at),
+                    peers_live,
+                    novelty,
+                    divergence_ratio,
+                },
+            )
+            .collect()
     }
 
     /// What the reconciliation decision looks at, at `now`.
@@ -435,12 +486,11 @@ impl Store {
             .map(|p| p.view(now, &settings))
             .collect();
 
-        let live: Vec<&PeerView> = peers.iter().filter(|p| p.target.live).collect();
-        let g_stars: Vec<f64> = live.iter().filter_map(|p| p.target.g_star).collect();
-        let with_root = live
-            .iter()
-            .filter(|p| p.relation != Relation::Unknown)
-            .count();
+        let (peers_live, novelty, divergence_ratio) = headline(
+            peers
+                .iter()
+                .map(|p| (p.target.live, p.target.g_star, p.relation)),
+        );
         let count = |relation| peers.iter().filter(|p| p.relation == relation).count();
         let federation = FederationView {
             peers_configured: state
@@ -450,9 +500,9 @@ impl Store {
                 .count(),
             peers_observed: peers.len(),
             observers_per_peer: state.observation.observers_per_peer,
-            peers_live: live.len(),
-            novelty: scoring::novelty(&g_stars),
-            divergence_ratio: divergence::divergence_ratio(count(Relation::Diverge), with_root),
+            peers_live,
+            novelty,
+            divergence_ratio,
             peers_agree: count(Relation::Agree),
             peers_diverge: count(Relation::Diverge),
             peers_unknown: count(Relation::Unknown),

@@ -227,3 +227,36 @@ async fn a_peer_removed_across_a_restart_leaves_no_series() {
     assert!(!series_of_peer(&text, "kept").is_empty());
     assert_eq!(sample(&text, "peerscope_peers_configured", &[]), Some(1.0));
 }
+
+/// Issue 11: the demo prints its page's address first, and the page is there.
+#[test]
+fn the_demo_prints_its_page_first() {
+    let listen = common::free_address().to_string();
+    let mut demo = Command::new(env!("CARGO_BIN_EXE_peerscope"))
+        .args(["demo", "--duration", "6s", "--listen", &listen])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(demo.stdout.as_mut().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    assert_eq!(
+        first.trim_end(),
+        format!("peerscope demo: open http://{listen}/ in a browser")
+    );
+    let mut stream = std::net::TcpStream::connect(&listen).unwrap();
+    std::io::Write::write_all(
+        &mut stream,
+        b"GET / HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n",
+    )
+    .unwrap();
+    let mut page = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut page).unwrap();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    assert!(page.contains("<title>peerscope</title>"));
+    let _ = demo.kill();
+    let _ = demo.wait();
+}

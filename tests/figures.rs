@@ -173,6 +173,17 @@ async fn novelty_is_the_spread_of_live_peers_g_star_only() {
     let view = store.view(t1);
     assert_eq!(view.federation.peers_live, 1);
     assert_eq!(view.federation.novelty.novelty, 0.0);
+
+    // The page's history holds each cycle's headline figures, the same as the view's.
+    let history = store.history(&peerscope::timeline::Anchor::now());
+    assert_eq!(history.len(), 2);
+    assert_eq!(history[0].peers_live, 3);
+    close(history[0].novelty, sigma / 0.5);
+    assert_eq!((history[1].peers_live, history[1].novelty), (1, 0.0));
+    close(history[1].at - history[0].at, 40.0);
+    // 100 s window: after 60 s more, only the second point is within it.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    assert_eq!(store.history(&peerscope::timeline::Anchor::now()).len(), 1);
 }
 
 #[tokio::test(start_paused = true)]

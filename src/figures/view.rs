@@ -4,9 +4,9 @@
 use serde::ser::{SerializeMap, Serializer};
 
 use crate::config::{ObserversPerPeer, PerPeer};
-use crate::figures::divergence::Relation;
+use crate::figures::divergence::{self, Relation};
 use crate::figures::histogram::Histogram;
-use crate::figures::scoring::{Novelty, QualityParts};
+use crate::figures::scoring::{self, Novelty, QualityParts};
 use crate::pull::failure::{FailureReason, PullError};
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -111,6 +111,43 @@ pub struct FederationView {
     pub peers_agree: usize,
     pub peers_diverge: usize,
     pub peers_unknown: usize,
+}
+
+/// The federation's headline figures at the end of one cycle: what the page plots over
+/// the last window (`GET /history`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub struct HistoryPoint {
+    /// Unix seconds.
+    pub at: f64,
+    pub peers_live: usize,
+    pub novelty: f64,
+    pub divergence_ratio: f64,
+}
+
+/// The live count, novelty and divergence ratio of the observed peers, each given as
+/// (live, latest `g_star`, relation): shared by the view and the per-cycle history.
+pub fn headline(
+    peers: impl Iterator<Item = (bool, Option<f64>, Relation)>,
+) -> (usize, Novelty, f64) {
+    let (mut live, mut g_stars, mut divergent, mut with_root) = (0, Vec::new(), 0, 0);
+    for (is_live, g_star, relation) in peers {
+        if !is_live {
+            continue;
+        }
+        live += 1;
+        g_stars.extend(g_star);
+        if relation != Relation::Unknown {
+            with_root += 1;
+        }
+        if relation == Relation::Diverge {
+            divergent += 1;
+        }
+    }
+    (
+        live,
+        scoring::novelty(&g_stars),
+        divergence::divergence_ratio(divergent, with_root),
+    )
 }
 
 impl FederationView {

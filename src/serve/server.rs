@@ -1,6 +1,8 @@
 //! The sidecar's HTTP server (hyper 1.x, HTTP/1.1).
 //!
 //! Endpoints:
+//! - `GET /` — the page for people (`page.html`, embedded): the federation as this
+//!   sidecar sees it, refreshed from `/status` and `/history`.
 //! - `GET /metrics` — Prometheus text exposition 0.0.4.
 //! - `GET /healthz` — 200 while the poll loop's heartbeat advanced within 3 intervals, else 503.
 //! - `GET /readyz`  — 200 once the first poll cycle has completed, else 503.
@@ -8,6 +10,8 @@
 //!   `Authorization: Bearer <admin token>`.
 //! - `GET /status`  — a JSON snapshot of the node, the peers, the federation figures and
 //!   the reconciliation state.
+//! - `GET /history` — JSON: each cycle's peers live, novelty and divergence ratio over
+//!   the last window (for the page's plots).
 //!
 //! Limits against clients that misbehave: request headers within 10 s and 16 KiB
 //! (else `431` or a closed connection), and at most 512 connections (`connections.rs`).
@@ -30,13 +34,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::act::{ReconcileView, Reconciler};
-use crate::figures::view::View;
+use crate::figures::view::{HistoryPoint, View};
 use crate::ops::operations::{Operations, OperationsState};
 use crate::ops::reload::ReloadHandle;
 use crate::outside::file::read_token;
 use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
 use crate::serve::exposition::{self, BuildInfo};
 use crate::store::Store;
+use crate::timeline::Anchor;
 
 /// A client that has not sent its request headers by then is dropped.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -44,6 +49,8 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// are answered `431` and the connection closed (hyper's default is ~400 KiB, and 2,000
 /// clients sending unfinished headers took the sidecar to 778 MiB — issue 12).
 pub const MAX_REQUEST_BUFFER: usize = 16 * 1024;
+/// The page served at `/`: self-contained, every link and fetch relative.
+const PAGE: &str = include_str!("page.html");
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -70,6 +77,14 @@ struct StatusDocument<'a> {
     reconciliation: &'a ReconcileView,
     #[serde(flatten)]
     operations: &'a OperationsState,
+}
+
+/// The `/history` document.
+#[derive(serde::Serialize)]
+struct HistoryDocument {
+    interval_seconds: f64,
+    window_seconds: f64,
+    points: Vec<HistoryPoint>,
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
@@ -195,6 +210,23 @@ async fn route(
                 ),
             }
         }
+        (&Method::GET, "/") => {
+            let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.into());
+            response.headers_mut().insert(
+                hyper::header::CACHE_CONTROL,
+                hyper::header::HeaderValue::from_static("no-cache"),
+            );
+            response
+        }
+        (&Method::GET, "/history") => {
+            let settings = app.store.timing();
+            let document = HistoryDocument {
+                interval_seconds: settings.0.as_secs_f64(),
+                window_seconds: settings.1.as_secs_f64(),
+                points: app.store.history(&Anchor::now()),
+            };
+            json(&document)
+        }
         (&Method::GET, "/healthz") => probe(
             app.store.is_alive(now),
             "poll loop alive",
@@ -214,16 +246,9 @@ async fn route(
                 reconciliation: &app.reconciler.view(now),
                 operations: &app.operations.snapshot(),
             };
-            match serde_json::to_string_pretty(&document) {
-                Ok(json) => respond(StatusCode::OK, "application/json", json),
-                Err(error) => respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    format!("cannot encode status: {error}\n"),
-                ),
-            }
+            json(&document)
         }
-        (_, "/metrics" | "/healthz" | "/readyz" | "/status") => respond(
+        (_, "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/history") => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n".into(),
@@ -231,7 +256,7 @@ async fn route(
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /metrics, /healthz, /readyz or /status\n".into(),
+            "not found; try /, /metrics, /healthz, /readyz, /status or /history\n".into(),
         ),
     }
 }
@@ -255,6 +280,18 @@ async fn reload_allowed(
             tracing::error!(%error, "cannot use the admin token file");
             false
         }
+    }
+}
+
+/// A JSON document, pretty-printed.
+fn json(document: &impl serde::Serialize) -> Response<Full<Bytes>> {
+    match serde_json::to_string_pretty(document) {
+        Ok(json) => respond(StatusCode::OK, "application/json", json),
+        Err(error) => respond(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "text/plain",
+            format!("cannot encode the document: {error}\n"),
+        ),
     }
 }
 

@@ -124,9 +124,9 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<()
     let address = listener.local_addr().map_err(DemoError::Listen)?;
     config.listen = address;
     let base = format!("http://{address}");
-    println!(
-        "peerscope demo: 6 simulated nodes on loopback, measured by a real sidecar beside nova-a"
-    );
+    println!("peerscope demo: open {base}/ in a browser");
+    println!("6 simulated nodes on loopback, measured by a real sidecar beside nova-a:");
+    println!("  page     {base}/");
     println!("  metrics  {base}/metrics");
     println!("  status   {base}/status      (or: peerscope status --url {base})");
     println!("  scrape   point Prometheus at {address}");
