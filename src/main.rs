@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use peerscope::config::duration::parse_duration;
 use peerscope::config::keys::{self, DefaultValue, Value};
-use peerscope::config::{self, Config, LogFormat, ProcessEnvironment, Sources};
+use peerscope::config::{self, Config, LogColor, LogFormat, ProcessEnvironment, Sources};
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
 use peerscope::sidecar;
@@ -183,7 +183,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Run(args)) => run(args).await,
         Some(Command::Check(args)) => Ok(check(&args)),
         Some(Command::Demo { listen, duration }) => {
-            logging::init(LogFormat::Text, "error");
+            logging::init(LogFormat::Text, "error", LogColor::Auto);
             let token = CancellationToken::new();
             shutdown::cancel_on_signals(token.clone()).context("cannot watch for signals")?;
             demo::run(demo::DemoOptions { listen, duration }, token).await?;
@@ -199,7 +199,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Some(Command::Bench(command)) => {
-            logging::init(LogFormat::Text, "warn");
+            logging::init(LogFormat::Text, "warn", LogColor::Auto);
             match command.scenario {
                 None => bench::run(command.sidecar).await?,
                 Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,

@@ -260,3 +260,64 @@ fn the_demo_prints_its_page_first() {
     let _ = demo.kill();
     let _ = demo.wait();
 }
+
+/// Issue 10, item 6: text logs carried ANSI colour codes into files and journald. Colour
+/// now only on a terminal (stderr here is a file), or when asked for; and every GET
+/// endpoint answers HEAD with its headers and no body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_have_colour_only_on_a_terminal_or_when_asked_and_head_works() {
+    let node = SimNode::start(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeSpec::healthy("nova-a", "r", 0.5),
+    )
+    .await
+    .unwrap();
+    let base = [
+        "--node",
+        &node.url(),
+        "--interval",
+        "200ms",
+        "--timeout",
+        "100ms",
+        "--peer",
+        "http://127.0.0.1:1",
+    ];
+    let plain = Sidecar::start(&args(&base)).await;
+    plain.wait_more_cycles(2).await;
+    let log = plain.log();
+    assert!(
+        log.contains("pull failed") && !log.contains('\u{1b}'),
+        "{log:?}"
+    );
+
+    let client = reqwest::Client::new();
+    for path in [
+        "/", "/metrics", "/status", "/history", "/healthz", "/readyz",
+    ] {
+        let response = client
+            .head(format!("{}{path}", plain.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "HEAD {path}");
+        let length: usize = response.headers()["content-length"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(length > 0, "HEAD {path}: the GET body's length");
+        assert!(
+            response.bytes().await.unwrap().is_empty(),
+            "HEAD {path} sent a body"
+        );
+    }
+
+    let mut coloured_args = args(&base);
+    coloured_args.extend(args(&["--log-color", "always"]));
+    let coloured = Sidecar::start(&coloured_args).await;
+    coloured.wait_more_cycles(2).await;
+    assert!(
+        coloured.log().contains("\u{1b}["),
+        "--log-color always wrote no colour"
+    );
+}

@@ -10,7 +10,7 @@ use super::parse::{
 };
 use std::path::PathBuf;
 
-use super::{Config, LogFormat, LogRotation, Mode, PerPeer, Policy};
+use super::{Config, LogColor, LogFormat, LogRotation, Mode, PerPeer, Policy};
 
 /// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:9478";
@@ -206,6 +206,24 @@ pub static KEYS: &[Key] = &[
         value: Value::Scalar(|c, t| {
             one_of(t, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
                 .map(|v| c.log_format = v)
+        }),
+    },
+    Key {
+        name: "log_color",
+        flag: Some("log-color"),
+        seed_variables: &[],
+        default: DefaultValue::Text("auto"),
+        doc: "colour in text logs on stderr: `auto` (only when stderr is a terminal and `NO_COLOR` is unset), `always` or `never`; files never have colour",
+        value: Value::Scalar(|c, t| {
+            one_of(
+                t,
+                &[
+                    ("auto", LogColor::Auto),
+                    ("always", LogColor::Always),
+                    ("never", LogColor::Never),
+                ],
+            )
+            .map(|v| c.log_color = v)
         }),
     },
     Key {

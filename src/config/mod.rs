@@ -84,6 +84,31 @@ pub enum LogFormat {
     Json,
 }
 
+/// Colour (ANSI escapes) in text logs on stderr.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogColor {
+    /// Only when stderr is a terminal and `NO_COLOR` is unset: never in journald or a file.
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+impl LogColor {
+    /// Whether to write colour to stderr.
+    pub fn on_stderr(self) -> bool {
+        use std::io::IsTerminal;
+        match self {
+            LogColor::Always => true,
+            LogColor::Never => false,
+            LogColor::Auto => {
+                std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+            }
+        }
+    }
+}
+
 /// A complete, validated configuration.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct Config {
@@ -106,6 +131,7 @@ pub struct Config {
     /// How many pulls may run at once.
     pub max_concurrent_pulls: usize,
     pub log_format: LogFormat,
+    pub log_color: LogColor,
     /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
     pub log_level: String,
     pub reconcile: ReconcileConfig,
@@ -553,6 +579,7 @@ impl Config {
             body_limit: 0,
             max_concurrent_pulls: 0,
             log_format: LogFormat::default(),
+            log_color: LogColor::default(),
             log_level: String::new(),
             reconcile: ReconcileConfig::default(),
             checkpoint: CheckpointConfig::default(),

@@ -1,7 +1,8 @@
 //! Logs through `tracing`: text or JSON on stderr, and optionally to rolling files
 //! (`log_file` directory, hourly or daily, at most `log_max_files` kept) through a
 //! non-blocking writer that is flushed when its guard is dropped at shutdown.
-//! `RUST_LOG` overrides the configured level.
+//! `RUST_LOG` overrides the configured level. Colour only where a person reads a terminal
+//! (`log_color`): journald and files get plain text.
 
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
@@ -9,7 +10,7 @@ use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
-use crate::config::{Config, LogFormat, LogRotation};
+use crate::config::{Config, LogColor, LogFormat, LogRotation};
 
 fn filter(level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env()
@@ -18,9 +19,10 @@ fn filter(level: &str) -> EnvFilter {
 }
 
 /// Installs a stderr-only subscriber. `level` is used when `RUST_LOG` is unset or invalid.
-pub fn init(format: LogFormat, level: &str) {
+pub fn init(format: LogFormat, level: &str, color: LogColor) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
+        .with_ansi(color.on_stderr())
         .with_writer(std::io::stderr);
     // Ignore "already set": tests and the demo may initialise twice in one process.
     let _ = match format {
@@ -41,7 +43,7 @@ pub struct LogFileError {
 /// guard alive until shutdown: dropping it flushes the file writer.
 pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileError> {
     let Some(directory) = &config.log_file else {
-        init(config.log_format, &config.log_level);
+        init(config.log_format, &config.log_level, config.log_color);
         return Ok(None);
     };
     let rotation = match config.log_rotation {
@@ -60,7 +62,9 @@ pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileErr
         })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let json = config.log_format == LogFormat::Json;
-    let stderr = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let stderr = tracing_subscriber::fmt::layer()
+        .with_ansi(config.log_color.on_stderr())
+        .with_writer(std::io::stderr);
     let file = tracing_subscriber::fmt::layer()
         .with_writer(writer)
         .with_ansi(false);

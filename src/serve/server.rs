@@ -13,6 +13,8 @@
 //! - `GET /history` — JSON: each cycle's peers live, novelty and divergence ratio over
 //!   the last window (for the page's plots).
 //!
+//! Every `GET` endpoint answers `HEAD` too.
+//!
 //! Limits against clients that misbehave: request headers within 10 s and 16 KiB
 //! (else `431` or a closed connection), and at most 512 connections (`connections.rs`).
 
@@ -159,7 +161,12 @@ async fn route(
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let now = Instant::now();
-    match (request.method(), request.uri().path()) {
+    // HEAD is GET without the body: hyper sends the headers (Content-Length included) only.
+    let method = match request.method() {
+        &Method::HEAD => &Method::GET,
+        method => method,
+    };
+    match (method, request.uri().path()) {
         (&Method::POST, "/-/reload") => {
             let bearer = request
                 .headers()
