@@ -263,9 +263,9 @@ fn the_demo_prints_its_page_first() {
 
 /// Issue 10, item 6: text logs carried ANSI colour codes into files and journald. Colour
 /// now only on a terminal (stderr here is a file), or when asked for; and every GET
-/// endpoint answers HEAD with its headers and no body.
+/// endpoint answers HEAD with its headers and no body; `/metrics` is gzipped when asked.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn logs_have_colour_only_on_a_terminal_or_when_asked_and_head_works() {
+async fn logs_have_colour_only_on_a_terminal_or_when_asked_head_and_gzip_work() {
     let node = SimNode::start(
         "127.0.0.1:0".parse().unwrap(),
         NodeSpec::healthy("nova-a", "r", 0.5),
@@ -311,6 +311,45 @@ async fn logs_have_colour_only_on_a_terminal_or_when_asked_and_head_works() {
             "HEAD {path} sent a body"
         );
     }
+
+    // gzip when asked (as Prometheus asks), plain otherwise; the same exposition either way.
+    let gzipped = client
+        .get(format!("{}/metrics", plain.base))
+        .header("accept-encoding", "gzip")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    assert_eq!(gzipped.headers()["vary"], "accept-encoding");
+    assert_eq!(
+        gzipped.headers()["content-type"],
+        "text/plain; version=0.0.4; charset=utf-8"
+    );
+    let compressed = gzipped.bytes().await.unwrap();
+    let mut text = String::new();
+    std::io::Read::read_to_string(
+        &mut flate2::read::GzDecoder::new(&compressed[..]),
+        &mut text,
+    )
+    .unwrap();
+    assert!(
+        text.contains("\npeerscope_cycles_total ") && text.len() > 3 * compressed.len(),
+        "{} → {}",
+        compressed.len(),
+        text.len()
+    );
+    let refused = client
+        .get(format!("{}/metrics", plain.base))
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("\npeerscope_cycles_total "));
 
     let mut coloured_args = args(&base);
     coloured_args.extend(args(&["--log-color", "always"]));

@@ -3,7 +3,8 @@
 //! Endpoints:
 //! - `GET /` — the page for people (`page.html`, embedded): the federation as this
 //!   sidecar sees it, refreshed from `/status` and `/history`.
-//! - `GET /metrics` — Prometheus text exposition 0.0.4.
+//! - `GET /metrics` — Prometheus text exposition 0.0.4, gzip-compressed when the client's
+//!   `Accept-Encoding` allows it (Prometheus' does).
 //! - `GET /healthz` — 200 while the poll loop's heartbeat advanced within 3 intervals, else 503.
 //! - `GET /readyz`  — 200 once the first poll cycle has completed, else 503.
 //! - `POST /-/reload` — reload the configuration; only from loopback, or with
@@ -27,7 +28,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
+use hyper::header::{
+    HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -196,20 +199,35 @@ async fn route(
         (&Method::GET, "/metrics") => {
             // Rendering 1,000 peers takes milliseconds: off the runtime's threads, so
             // pulls in flight are not delayed (and their latency not inflated) by a scrape.
+            let gzip = accepts_gzip(request.headers().get(ACCEPT_ENCODING));
             let rendered = tokio::task::spawn_blocking(move || {
                 let reconciliation = app.reconciler.view(now);
                 let operations = app.operations.snapshot();
-                exposition::render(
+                let text = exposition::render(
                     &app.store.view(now),
                     &reconciliation,
                     &operations,
                     &app.build,
                     &app.process_registry,
-                )
+                );
+                // Compressing is CPU work too: here, off the runtime, with the rendering.
+                gzip.then(|| gzip_bytes(text.as_bytes()))
+                    .flatten()
+                    .ok_or(text)
             })
             .await;
             match rendered {
-                Ok(text) => respond(StatusCode::OK, exposition::CONTENT_TYPE, text),
+                Ok(Err(text)) => vary(respond(StatusCode::OK, exposition::CONTENT_TYPE, text)),
+                Ok(Ok(compressed)) => {
+                    let mut response = Response::new(Full::new(Bytes::from(compressed)));
+                    let headers = response.headers_mut();
+                    headers.insert(
+                        CONTENT_TYPE,
+                        HeaderValue::from_static(exposition::CONTENT_TYPE),
+                    );
+                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    vary(response)
+                }
                 Err(error) => respond(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "text/plain",
@@ -221,7 +239,7 @@ async fn route(
             let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.into());
             response.headers_mut().insert(
                 hyper::header::CACHE_CONTROL,
-                hyper::header::HeaderValue::from_static("no-cache"),
+                HeaderValue::from_static("no-cache"),
             );
             response
         }
@@ -290,6 +308,40 @@ async fn reload_allowed(
     }
 }
 
+/// Whether an `Accept-Encoding` header allows gzip (`gzip` or `*`, with a q-value above 0).
+fn accepts_gzip(header: Option<&HeaderValue>) -> bool {
+    let Some(text) = header.and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    text.split(',').any(|entry| {
+        let mut parts = entry.split(';').map(str::trim);
+        let coding = parts.next().unwrap_or("");
+        let quality = parts
+            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()))
+            .unwrap_or(1.0);
+        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && quality > 0.0
+    })
+}
+
+/// `bytes` compressed with gzip (fast level: a scrape is compressed once and read once).
+fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(bytes.len() / 8),
+        flate2::Compression::fast(),
+    );
+    encoder.write_all(bytes).ok()?;
+    encoder.finish().ok()
+}
+
+/// Marks a response whose body depends on `Accept-Encoding`, for caches.
+fn vary(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    response
+        .headers_mut()
+        .insert(VARY, HeaderValue::from_static("accept-encoding"));
+    response
+}
+
 /// A JSON document, pretty-printed.
 fn json(document: &impl serde::Serialize) -> Response<Full<Bytes>> {
     match serde_json::to_string_pretty(document) {
@@ -326,6 +378,18 @@ fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Ful
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gzip_is_used_when_accept_encoding_allows_it() {
+        let accepts = |text: &str| accepts_gzip(Some(&HeaderValue::from_str(text).unwrap()));
+        assert!(accepts("gzip"));
+        assert!(accepts("deflate, GZIP;q=0.5"));
+        assert!(accepts("*"));
+        assert!(!accepts("identity"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts_gzip(None));
+    }
 
     #[tokio::test]
     async fn reload_needs_loopback_or_the_admin_token() {

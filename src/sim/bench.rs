@@ -126,6 +126,22 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         scrape_bytes = text.len();
     }
     scrape_millis.sort_by(f64::total_cmp);
+    // The same, as Prometheus scrapes it: gzip.
+    let mut gzip_millis = Vec::new();
+    let mut gzip_bytes = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let url = format!("{base}/metrics");
+        let response = client
+            .get(&url)
+            .header("accept-encoding", "gzip")
+            .send()
+            .await
+            .map_err(http(&url))?;
+        gzip_bytes = response.bytes().await.map_err(http(url))?.len();
+        gzip_millis.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    gzip_millis.sort_by(f64::total_cmp);
     let _ = tokio::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -164,6 +180,13 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         scrape_millis[18],
         scrape_millis[19],
         scrape_bytes / 1024
+    );
+    println!(
+        "/metrics with gzip     median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
+        gzip_millis[10],
+        gzip_millis[18],
+        gzip_millis[19],
+        gzip_bytes / 1024
     );
     Ok(())
 }
