@@ -129,7 +129,7 @@ fn peer_entry(entry: &toml::Value, index: usize, origin: &str) -> Result<PeerCon
                     .map_err(|p| ConfigError::new(origin, format!("{at}.url: {p}")))?;
                 url = Some(parsed);
             }
-            "name" if text.is_empty() => {
+            "name" if text.trim().is_empty() => {
                 return Err(ConfigError::new(
                     origin,
                     format!("{at}.name: must not be empty"),

@@ -41,6 +41,13 @@ pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> 
             .map_or("http", String::as_str);
         let prefix = group.labels.get("__path__").map_or("", String::as_str);
         let name = group.labels.get("name");
+        // Found by the peers_file fuzz target: an empty name made an empty `peer` label.
+        if name.is_some_and(|n| n.trim().is_empty()) {
+            return Err(ConfigError::new(
+                origin,
+                format!("group {index}: label `name` must not be empty"),
+            ));
+        }
         if name.is_some() && group.targets.len() > 1 {
             return Err(ConfigError::new(
                 origin,
@@ -79,5 +86,10 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.problem.contains("can name only one target"), "{err}");
+        let err = parse(br#"[{"targets": ["a:1"], "labels": {"name": ""}}]"#, "p").unwrap_err();
+        assert!(
+            err.problem.contains("label `name` must not be empty"),
+            "{err}"
+        );
     }
 }
