@@ -1,8 +1,11 @@
 //! The server's connection limit. At most [`MAX_CONNECTIONS`] are open; when one more
-//! arrives, the oldest connection that is not inside a request is closed to make room (a
-//! slowloris client, an idle keep-alive), so a flood of hostile clients cannot lock a
-//! scraper out: the scraper's connection sends its request at once and is then protected.
-//! Only when every open connection is inside a request is the new one closed instead.
+//! arrives, one that is not inside a request is closed to make room: first the oldest that
+//! never sent a whole request (a slowloris client, a flood), then the oldest idle
+//! keep-alive. So a flood of hostile clients cannot lock a scraper out: its connection
+//! sends its request at once and is protected while it runs, and between scrapes its
+//! keep-alive connection outranks every connection that never completed a request (closing
+//! it anyway would fail the scraper's next request on it). Only when every open connection
+//! is inside a request is the new one closed instead.
 //! Each such closing is counted (`peerscope_http_connections_shed_total`).
 
 use std::collections::BTreeMap;
@@ -33,6 +36,21 @@ struct Slot {
     requests_in_flight: Arc<AtomicUsize>,
 }
 
+impl Slot {
+    fn idle(&self) -> bool {
+        self.requests_in_flight.load(Ordering::Acquire) & IN_FLIGHT == 0
+    }
+
+    fn served(&self) -> bool {
+        self.requests_in_flight.load(Ordering::Acquire) & SERVED != 0
+    }
+}
+
+/// The counter's high bit: the connection has had a whole request.
+const SERVED: usize = 1 << (usize::BITS - 1);
+/// The counter's other bits: requests in flight.
+const IN_FLIGHT: usize = !SERVED;
+
 /// One admitted connection: closes when `closed()` fires, leaves the table when dropped.
 pub struct Admitted {
     id: u64,
@@ -55,11 +73,13 @@ impl Connections {
         let mut open = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let mut shed = false;
         if open.slots.len() >= limit {
-            let idle = open
-                .slots
-                .iter()
-                .find(|(_, slot)| slot.requests_in_flight.load(Ordering::Acquire) == 0)
-                .map(|(id, _)| *id);
+            let oldest_idle = |served: bool| {
+                open.slots
+                    .iter()
+                    .find(|(_, slot)| slot.idle() && slot.served() == served)
+                    .map(|(id, _)| *id)
+            };
+            let idle = oldest_idle(false).or_else(|| oldest_idle(true));
             let Some(idle) = idle else {
                 return Admission::Refused;
             };
@@ -118,6 +138,7 @@ pub struct RequestCounter(Arc<AtomicUsize>);
 
 impl RequestCounter {
     pub fn enter(&self) -> InRequest {
+        self.0.fetch_or(SERVED, Ordering::AcqRel);
         self.0.fetch_add(1, Ordering::AcqRel);
         InRequest(Arc::clone(&self.0))
     }
@@ -159,7 +180,7 @@ mod tests {
         let connections = Connections::default();
         let (oldest, _) = admitted(connections.admit(3));
         let (busy, _) = admitted(connections.admit(3));
-        let (_third, shed) = admitted(connections.admit(3));
+        let (third, shed) = admitted(connections.admit(3));
         assert!(!shed);
         // The oldest is inside a request: the next oldest idle one goes instead.
         let in_request = oldest.requests().enter();
@@ -170,8 +191,19 @@ mod tests {
         drop(busy);
         assert_eq!(connections.open(), 3);
         drop(in_request);
+        // `oldest` has served a request; `third` never sent one: it goes first.
         let (_fifth, shed) = admitted(connections.admit(3));
-        assert!(shed && oldest.close.is_cancelled());
+        assert!(shed && third.close.is_cancelled() && !oldest.close.is_cancelled());
+    }
+
+    #[test]
+    fn a_connection_that_never_sent_a_request_goes_before_an_idle_keep_alive() {
+        let connections = Connections::default();
+        let (scraper, _) = admitted(connections.admit(2));
+        drop(scraper.requests().enter()); // one scrape done; now idle between scrapes
+        let (silent, _) = admitted(connections.admit(2));
+        let (_flood, shed) = admitted(connections.admit(2));
+        assert!(shed && silent.close.is_cancelled() && !scraper.close.is_cancelled());
     }
 
     #[test]
