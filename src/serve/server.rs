@@ -180,15 +180,11 @@ async fn route(
                 return respond(
                     StatusCode::FORBIDDEN,
                     "text/plain",
-                    "reload is allowed from loopback or with the admin token\n".into(),
+                    "reload is allowed from loopback or with the admin token\n",
                 );
             }
             match app.reload.reload().await {
-                Ok(()) => respond(
-                    StatusCode::OK,
-                    "text/plain",
-                    "configuration reloaded\n".into(),
-                ),
+                Ok(()) => respond(StatusCode::OK, "text/plain", "configuration reloaded\n"),
                 Err(error) => respond(
                     StatusCode::BAD_REQUEST,
                     "text/plain",
@@ -236,7 +232,7 @@ async fn route(
             }
         }
         (&Method::GET, "/") => {
-            let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE.into());
+            let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE);
             response.headers_mut().insert(
                 hyper::header::CACHE_CONTROL,
                 HeaderValue::from_static("no-cache"),
@@ -276,12 +272,12 @@ async fn route(
         (_, "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/history") => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
-            "method not allowed\n".into(),
+            "method not allowed\n",
         ),
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /, /metrics, /healthz, /readyz, /status or /history\n".into(),
+            "not found; try /, /metrics, /healthz, /readyz, /status or /history\n",
         ),
     }
 }
@@ -366,8 +362,12 @@ fn probe(ok: bool, good: &str, bad: &str) -> Response<Full<Bytes>> {
     }
 }
 
-fn respond(status: StatusCode, content_type: &str, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+fn respond(
+    status: StatusCode,
+    content_type: &str,
+    body: impl Into<Bytes>,
+) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(body.into()));
     *response.status_mut() = status;
     if let Ok(value) = content_type.parse() {
         response.headers_mut().insert(CONTENT_TYPE, value);

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use crate::config::duration::{format_duration, parse_duration};
 use crate::sim::federation::{Faults, Federation, Options, SPEED_UP};
 use crate::sim::node::{NodeSpec, SimNode};
-use crate::sim::{cpu_seconds, free_port, http, io, status_kib, wait_ready, RunError};
+use crate::sim::{cpu_seconds, free_port, http, io, pid_of, status_kib, wait_ready, RunError};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -87,9 +87,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         .kill_on_drop(true)
         .spawn()
         .map_err(io("cannot start the sidecar"))?;
-    let pid = child
-        .id()
-        .ok_or_else(|| RunError::Measurement("the sidecar exited at once".into()))?;
+    let pid = pid_of(&child)?;
     let client = reqwest::Client::builder()
         .no_proxy()
         .build()

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::ops::checkpoint;
 use crate::sim::node::{NodeSpec, ReconcileBehavior, SimNode};
-use crate::sim::{free_port, http, io, status_kib, wait_ready, RunError};
+use crate::sim::{free_port, http, io, pid_of, status_kib, wait_ready, RunError};
 
 /// Peak resident memory every fault must stay under, in MiB.
 pub const MEMORY_BOUND_MIB: f64 = 64.0;
@@ -149,7 +149,8 @@ struct Rig {
     config: PathBuf,
     peers: PathBuf,
     local: SimNode,
-    _good: [SimNode; 2],
+    /// The good peers `b` and `c`.
+    good: [SimNode; 2],
 }
 
 impl Rig {
@@ -200,7 +201,7 @@ impl Rig {
             config,
             peers,
             local,
-            _good: good,
+            good,
         };
         rig.wait_ready().await?;
         Ok(rig)
@@ -210,14 +211,14 @@ impl Rig {
         wait_ready(&self.client, &self.base).await
     }
 
+    /// GET `path`; `None` if it did not answer within the scrape time-out.
+    async fn get(&self, path: &str) -> Option<reqwest::Response> {
+        let url = format!("{}{path}", self.base);
+        self.client.get(url).send().await.ok()
+    }
+
     async fn scrape(&self) -> Option<String> {
-        let response = self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await
-            .ok()?;
-        response.text().await.ok()
+        self.get("/metrics").await?.text().await.ok()
     }
 
     async fn value(&self, name: &str, labels: &str) -> Option<f64> {
@@ -225,13 +226,7 @@ impl Rig {
     }
 
     async fn status(&self) -> Option<serde_json::Value> {
-        let response = self
-            .client
-            .get(format!("{}/status", self.base))
-            .send()
-            .await
-            .ok()?;
-        serde_json::from_slice(&response.bytes().await.ok()?).ok()
+        serde_json::from_slice(&self.get("/status").await?.bytes().await.ok()?).ok()
     }
 
     async fn reload(&self) -> Option<(u16, String)> {
@@ -359,9 +354,7 @@ async fn spawn(
         .kill_on_drop(true)
         .spawn()
         .map_err(io("cannot start the sidecar"))?;
-    let pid = child
-        .id()
-        .ok_or_else(|| RunError::Measurement("the sidecar exited at once".into()))?;
+    let pid = pid_of(&child)?;
     Ok((child, pid, format!("http://{listen}")))
 }
 
@@ -406,7 +399,7 @@ async fn files_replaced_rapidly(
         .value("peerscope_config_reloads_total", "")
         .await
         .unwrap_or(0.0);
-    let texts = [peers_text(&rig._good, false), peers_text(&rig._good, true)];
+    let texts = [peers_text(&rig.good, false), peers_text(&rig.good, true)];
     let config_text = std::fs::read_to_string(&rig.config).map_err(io("cannot read the config"))?;
     let (peers, config, replace_for) = (rig.peers.clone(), rig.config.clone(), scale.replace_for);
     let writer = tokio::task::spawn_blocking(move || {

@@ -66,6 +66,13 @@ pub(crate) fn free_port() -> Result<std::net::SocketAddr, RunError> {
     listener.local_addr().map_err(io("free port"))
 }
 
+/// The process id of a sidecar just spawned; an error if it has already exited.
+pub(crate) fn pid_of(child: &tokio::process::Child) -> Result<u32, RunError> {
+    child
+        .id()
+        .ok_or_else(|| RunError::Measurement("the sidecar exited at once".into()))
+}
+
 /// Waits up to 60 s for the sidecar at `base` to answer `/readyz` with 200.
 pub(crate) async fn wait_ready(client: &reqwest::Client, base: &str) -> Result<(), RunError> {
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
