@@ -6,7 +6,7 @@
 //! root: the majority holds, and after `threshold` cycles the sidecar asks the node to
 //! reconcile through its API; the node heals and the divergence clears.
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -124,17 +124,20 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<()
     let address = listener.local_addr().map_err(DemoError::Listen)?;
     config.listen = address;
     let base = format!("http://{address}");
-    println!("peerscope demo: open {base}/ in a browser");
-    println!("6 simulated nodes on loopback, measured by a real sidecar beside nova-a:");
-    println!("  page     {base}/");
-    println!("  metrics  {base}/metrics");
-    println!("  status   {base}/status      (or: peerscope status --url {base})");
-    println!("  scrape   point Prometheus at {address}");
+    let mut header = format!("peerscope demo: open {base}/ in a browser\n");
+    header += "6 simulated nodes on loopback, measured by a real sidecar beside nova-a:\n";
+    header += &format!("  page     {base}/\n");
+    header += &format!("  metrics  {base}/metrics\n");
+    header += &format!("  status   {base}/status      (or: peerscope status --url {base})\n");
+    header += &format!("  scrape   point Prometheus at {address}\n");
     for (name, _, _, what) in &peer_specs {
-        println!("  {name}   {what}");
+        header += &format!("  {name}   {what}\n");
     }
-    println!("  nova-a   drifts to another root every {LOCAL_DRIFT_PERIOD}s; the sidecar asks it to reconcile (mode on)");
-    println!("Ctrl-C stops it.\n");
+    header += &format!("  nova-a   drifts to another root every {LOCAL_DRIFT_PERIOD}s; the sidecar asks it to reconcile (mode on)\n");
+    header += "Ctrl-C stops it.\n\n";
+    if !show(&header) {
+        return Ok(());
+    }
 
     let sidecar = tokio::spawn(sidecar::run(
         sidecar::Launch::fixed(config),
@@ -171,16 +174,29 @@ pub async fn run(options: DemoOptions, shutdown: CancellationToken) -> Result<()
             Ok(status) => status_table::render(&status),
             Err(error) => format!("status not available yet: {error}\n"),
         };
-        if tty {
-            print!(
+        let frame = if tty {
+            format!(
                 "\x1b[2J\x1b[H{base}   (t = {}s, Ctrl-C stops)\n\n{table}",
                 elapsed.as_secs()
-            );
+            )
         } else {
-            println!("--- t = {}s\n{table}", elapsed.as_secs());
+            format!("--- t = {}s\n{table}\n", elapsed.as_secs())
+        };
+        if !show(&frame) {
+            shutdown.cancel();
+            break;
         }
     }
     sidecar.await.map_err(DemoError::Panicked)??;
-    println!("demo stopped");
+    show("demo stopped\n");
     Ok(())
+}
+
+/// Writes `text` to stdout; false once stdout is closed (`peerscope demo | head`),
+/// which ends the demo quietly instead of a panic in `println!`.
+fn show(text: &str) -> bool {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .is_ok()
 }

@@ -60,10 +60,24 @@ pub(crate) fn status_kib(pid: u32, field: &str) -> Option<u64> {
         .ok()
 }
 
-/// A free port on 127.0.0.1 (bound, read, released).
+/// A free port on a random loopback address (bound, read, released).
+///
+/// Not 127.0.0.1: a port picked there and bound again by a child process a moment
+/// later can meanwhile be taken as the local port of any outgoing loopback
+/// connection (a CI run lost a test that way). Nothing else uses 127.x.y.z.
+pub fn free_loopback_address() -> std::io::Result<std::net::SocketAddr> {
+    let ip = std::net::Ipv4Addr::new(
+        127,
+        fastrand::u8(1..=254),
+        fastrand::u8(..),
+        fastrand::u8(1..=254),
+    );
+    std::net::TcpListener::bind((ip, 0))?.local_addr()
+}
+
+/// [`free_loopback_address`] for the simulations.
 pub(crate) fn free_port() -> Result<std::net::SocketAddr, RunError> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(io("free port"))?;
-    listener.local_addr().map_err(io("free port"))
+    free_loopback_address().map_err(io("free port"))
 }
 
 /// The process id of a sidecar just spawned; an error if it has already exited.

@@ -2,7 +2,7 @@
 //! process, scraping it, and reading figures out of the exposition text.
 #![allow(dead_code)] // each test file uses its own subset
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
@@ -14,12 +14,9 @@ pub struct Sidecar {
     _dir: tempfile::TempDir,
 }
 
-/// A free loopback address (bound, read, released).
+/// A free port on a random loopback address (bound, read, released).
 pub fn free_address() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    peerscope::sim::free_loopback_address().unwrap()
 }
 
 /// A loopback port nothing listens on.
