@@ -30,8 +30,22 @@ fn the_prometheusrule_carries_exactly_the_alerting_rules() {
     assert_eq!(
         resource["spec"]["groups"].as_sequence().unwrap(),
         &all_groups(),
-        "deploy/kubernetes/prometheusrule.yaml is stale: run python3 deploy/kubernetes/build_prometheusrule.py"
+        "deploy/kubernetes/prometheusrule.yaml is stale: run python3 deploy/build_rules.py"
     );
+}
+
+/// The shipped runbook base: docs/runbook.md in the repository named by Cargo.toml.
+fn shipped_runbook_base() -> String {
+    format!("{}/blob/main/docs/runbook.md", env!("CARGO_PKG_REPOSITORY"))
+}
+
+/// Every alert of `groups` as (name, rule).
+fn alerts(groups: &[serde_yaml::Value]) -> Vec<(String, serde_yaml::Value)> {
+    groups
+        .iter()
+        .flat_map(|group| group["rules"].as_sequence().unwrap().clone())
+        .filter_map(|rule| Some((rule["alert"].as_str()?.to_owned(), rule)))
+        .collect()
 }
 
 #[test]
@@ -39,37 +53,103 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
     let runbook =
         std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/runbook.md"))
             .unwrap();
-    let mut count = 0;
-    for group in &all_groups() {
+    let groups = all_groups();
+    for group in &groups {
         for rule in group["rules"].as_sequence().unwrap() {
-            let Some(name) = rule["alert"].as_str() else {
-                assert!(rule["record"].is_string(), "a rule is an alert or a record");
-                continue;
-            };
-            assert!(rule["labels"]["severity"].is_string(), "{name}: severity");
-            for key in ["summary", "description", "runbook_url"] {
-                assert!(
-                    rule["annotations"][key]
-                        .as_str()
-                        .is_some_and(|s| !s.is_empty()),
-                    "{name}: {key}"
-                );
-            }
-            let anchor = rule["annotations"]["runbook_url"]
-                .as_str()
-                .unwrap()
-                .rsplit('#')
-                .next()
-                .unwrap();
-            assert_eq!(anchor, name.to_lowercase(), "{name}: runbook anchor");
             assert!(
-                runbook.contains(&format!("## {name}")),
-                "docs/runbook.md has no section for {name}"
+                rule["alert"].is_string() || rule["record"].is_string(),
+                "a rule is an alert or a record"
             );
-            count += 1;
         }
     }
-    assert_eq!(count, 17);
+    let alerts = alerts(&groups);
+    for (name, rule) in &alerts {
+        let severity = rule["labels"]["severity"].as_str();
+        assert!(
+            matches!(severity, Some("critical" | "warning" | "info")),
+            "{name}: severity {severity:?}"
+        );
+        for key in ["summary", "description", "runbook_url"] {
+            assert!(
+                rule["annotations"][key]
+                    .as_str()
+                    .is_some_and(|s| !s.is_empty()),
+                "{name}: {key}"
+            );
+        }
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str().unwrap(),
+            format!("{}#{}", shipped_runbook_base(), name.to_lowercase()),
+            "{name}: runbook_url is the shipped base + its anchor"
+        );
+        assert!(
+            runbook.contains(&format!("\n## {name}\n")),
+            "docs/runbook.md has no section for {name}"
+        );
+    }
+    assert_eq!(alerts.len(), 16);
+    // Issue 10: page only where a human must act now.
+    let paging: Vec<&str> = alerts
+        .iter()
+        .filter(|(_, rule)| rule["labels"]["severity"] == "critical")
+        .map(|(name, _)| name.as_str())
+        .collect();
+    assert_eq!(
+        paging,
+        [
+            "PeerscopeFederationDegraded",
+            "PeerscopeLocalNodeInMinority"
+        ]
+    );
+}
+
+/// Issue 10: `runbook_url` comes from one configurable base. The build script rebases
+/// every alert of every file onto the base given, and the result is still valid rules.
+#[test]
+fn the_rules_can_be_built_with_another_runbook_base() {
+    let out = tempfile::tempdir().unwrap();
+    let base = "https://wiki.example/ops/peerscope-runbook";
+    let status = std::process::Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/build_rules.py"))
+        .args(["--runbook-base", base, "--out"])
+        .arg(out.path())
+        .status()
+        .expect("python3 runs deploy/build_rules.py");
+    assert!(status.success());
+    let mut built = Vec::new();
+    for file in RULE_FILES {
+        let path = out.path().join(Path::new(file).file_name().unwrap());
+        let text = std::fs::read_to_string(&path).unwrap();
+        built.extend(
+            serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()["groups"]
+                .as_sequence()
+                .unwrap()
+                .clone(),
+        );
+        let check = std::process::Command::new("promtool")
+            .args(["check", "rules"])
+            .arg(&path)
+            .output()
+            .expect("promtool is installed (.ci/test installs it)");
+        assert!(
+            check.status.success(),
+            "{}",
+            String::from_utf8_lossy(&check.stdout)
+        );
+    }
+    let alerts = alerts(&built);
+    assert_eq!(alerts.len(), 16);
+    for (name, rule) in &alerts {
+        assert_eq!(
+            rule["annotations"]["runbook_url"].as_str().unwrap(),
+            format!("{base}#{}", name.to_lowercase())
+        );
+    }
+    let resource: serde_yaml::Value = serde_yaml::from_str(
+        &std::fs::read_to_string(out.path().join("prometheusrule.yaml")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(resource["spec"]["groups"].as_sequence().unwrap(), &built);
 }
 
 #[test]
@@ -110,4 +190,78 @@ fn dashboards_have_fixed_unique_uids_and_no_import_inputs() {
             "{file}: use $__rate_interval in rates"
         );
     }
+}
+
+/// Every document of a multi-document YAML file.
+fn documents(path: &str) -> Vec<serde_yaml::Value> {
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|document| serde::Deserialize::deserialize(document).unwrap())
+        .collect()
+}
+
+fn of_kind<'a>(documents: &'a [serde_yaml::Value], kind: &str) -> Vec<&'a serde_yaml::Value> {
+    documents.iter().filter(|d| d["kind"] == kind).collect()
+}
+
+/// Issue 10: one scrape mechanism per Kubernetes example (annotations and a ServiceMonitor
+/// together scrape every sidecar twice), the two examples' Pods the same otherwise, and
+/// no probe through which a starting sidecar takes the node out of its Service.
+#[test]
+fn each_kubernetes_example_has_one_scrape_mechanism_and_no_readiness_gate() {
+    let annotations = documents("deploy/kubernetes/pod-annotations.yaml");
+    let operator = documents("deploy/kubernetes/prometheus-operator.yaml");
+    let config = documents("deploy/kubernetes/configmap.yaml");
+    assert_eq!(of_kind(&config, "ConfigMap").len(), 1);
+
+    let by_annotations = of_kind(&annotations, "Deployment")[0].clone();
+    let pod_annotations = &by_annotations["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(pod_annotations["prometheus.io/scrape"], "true");
+    assert!(of_kind(&annotations, "ServiceMonitor").is_empty());
+    assert!(of_kind(&annotations, "Service")
+        .iter()
+        .all(|s| s["metadata"]["annotations"].is_null()));
+
+    let mut by_operator = of_kind(&operator, "Deployment")[0].clone();
+    assert_eq!(of_kind(&operator, "ServiceMonitor").len(), 1);
+    for resource in &operator {
+        let text = serde_yaml::to_string(resource).unwrap();
+        assert!(!text.contains("prometheus.io/"), "{text}");
+    }
+    // Annotations apart, the same Deployment.
+    by_operator["spec"]["template"]["metadata"]["annotations"] = pod_annotations.clone();
+    assert_eq!(by_operator, by_annotations);
+
+    let containers = by_annotations["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap();
+    let sidecar = containers
+        .iter()
+        .find(|c| c["name"] == "peerscope")
+        .unwrap();
+    assert!(sidecar["readinessProbe"].is_null() && sidecar["startupProbe"].is_null());
+    assert_eq!(sidecar["livenessProbe"]["httpGet"]["path"], "/healthz");
+}
+
+/// Issue 10: the image says what it is (OCI labels), in step with Cargo.toml.
+#[test]
+fn the_dockerfile_caches_dependencies_and_carries_oci_labels() {
+    let text =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/Dockerfile"))
+            .unwrap();
+    for (label, value) in [
+        ("title", "\"peerscope\"".to_owned()),
+        ("version", format!("\"{}\"", env!("CARGO_PKG_VERSION"))),
+        ("licenses", format!("\"{}\"", env!("CARGO_PKG_LICENSE"))),
+        ("source", format!("\"{}\"", env!("CARGO_PKG_REPOSITORY"))),
+        ("revision", "\"$REVISION\"".to_owned()),
+    ] {
+        let line = format!("org.opencontainers.image.{label}={value}");
+        assert!(text.contains(&line), "deploy/Dockerfile lacks {line}");
+    }
+    // The dependency layer: manifests first, one build, then the sources.
+    let manifests = text.find("COPY Cargo.toml Cargo.lock").unwrap();
+    let sources = text.find("COPY src ./src").unwrap();
+    let first_build = text.find("cargo build").unwrap();
+    assert!(manifests < first_build && first_build < sources);
 }

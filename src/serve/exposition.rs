@@ -178,6 +178,8 @@ fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
     }
     out.family(&f::RECONCILE_BACKOFF_SECONDS);
     out.sample(&[], r.backoff_remaining_seconds);
+    out.family(&f::RECONCILE_CONSECUTIVE_FAILURES);
+    out.sample(&[], f64::from(r.consecutive_failures));
 }
 
 fn render_operations(out: &mut Writer, operations: &OperationsState) {

@@ -226,6 +226,12 @@ pub const RECONCILE_BACKOFF_SECONDS: Family = Family {
     labels: &[],
     help: "Seconds until a failed reconciliation may be retried; 0 when not backing off.",
 };
+pub const RECONCILE_CONSECUTIVE_FAILURES: Family = Family {
+    name: "peerscope_reconcile_consecutive_failures",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Reconciliation requests in a row that failed or had no effect; 0 when the node accepts one.",
+};
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: Family = Family {
     name: "peerscope_config_last_reload_successful",
     kind: Kind::Gauge,
@@ -327,6 +333,7 @@ pub const ALL: &[&Family] = &[
     &RECONCILE_IN_PROGRESS,
     &RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS,
     &RECONCILE_BACKOFF_SECONDS,
+    &RECONCILE_CONSECUTIVE_FAILURES,
     &CONFIG_LAST_RELOAD_SUCCESSFUL,
     &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     &CONFIG_RELOADS_TOTAL,
