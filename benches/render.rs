@@ -7,7 +7,7 @@ use peerscope::act::Reconciler;
 use peerscope::config::{self, Sources};
 use peerscope::pull::contract::decode_summary;
 use peerscope::pull::outcome::PullOutcome;
-use peerscope::serve::exposition::{render, BuildInfo};
+use peerscope::serve::exposition::{render, BuildInfo, Format, Rendering};
 use peerscope::store::Store;
 use tokio::time::Instant;
 
@@ -53,7 +53,8 @@ fn main() {
             let started = std::time::Instant::now();
             let view = store.view(Instant::now());
             view_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, &registry);
+            let rendering = Rendering { format: Format::Text, started_at: 0.0 };
+            let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, &registry, rendering);
             render_ms.push(started.elapsed().as_secs_f64() * 1e3);
             bytes = text.len();
         }

@@ -10,15 +10,18 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::act::{self, Reconciler};
+use crate::config::web::WebSettings;
 use crate::config::Config;
 use crate::cycle::run_poll_loop;
 use crate::ops::checkpoint::{self, CheckpointError, Checkpointer};
 use crate::ops::operations::Operations;
 use crate::ops::reload::{self, Loader, Reloader};
 use crate::pull::poller::Poller;
+use crate::serve::access::BasicAuth;
 use crate::serve::exposition::BuildInfo;
 use crate::serve::server::{serve, App};
 use crate::store::Store;
+use crate::timeline::unix_seconds;
 
 /// What the sidecar starts from.
 pub struct Launch {
@@ -97,6 +100,7 @@ pub async fn run(
         ))
         .map_err(SidecarError::ProcessCollector)?;
     let (reload_handle, reload_triggers) = reload::channel();
+    let web = WebSettings::new(config.web.clone());
     let reloader = Reloader {
         loader: launch.loader,
         current: config.clone(),
@@ -104,6 +108,7 @@ pub async fn run(
         store: store.clone(),
         reconciler: reconciler.clone(),
         operations: operations.clone(),
+        web: web.clone(),
         stalled_load: None,
     };
     reloader.record_initial(launch.config_file.map(|f| f.display().to_string()));
@@ -113,7 +118,10 @@ pub async fn run(
         operations: operations.clone(),
         reload: reload_handle,
         admin_token_file: config.admin_token_file.clone(),
+        web,
+        basic_auth: BasicAuth::default(),
         build: BuildInfo::current(),
+        started_at: unix_seconds(std::time::SystemTime::now()),
         process_registry,
     });
     tracing::info!(

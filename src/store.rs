@@ -38,6 +38,7 @@ struct Settings {
     body_limit: usize,
     max_concurrent_pulls: usize,
     per_peer: PerPeer,
+    created_samples: bool,
 }
 
 /// What the store keeps across a restart: per peer, its identity, window and streak
@@ -115,6 +116,8 @@ struct Target {
     polls_total: u64,
     failures_total: [u64; FailureReason::ALL.len()],
     durations: Histogram,
+    /// When the counters above started from zero (they are not checkpointed).
+    counters_created_at: SystemTime,
     up: bool,
     last_success: Option<(Instant, SystemTime)>,
     last_error: Option<PullError>,
@@ -513,6 +516,7 @@ impl Store {
             federation,
             observation: state.observation.clone(),
             per_peer: settings.per_peer,
+            created_samples: settings.created_samples,
             cycles_completed: state.cycles_completed,
         }
     }
@@ -537,6 +541,7 @@ impl From<&Config> for Settings {
             body_limit: config.body_limit,
             max_concurrent_pulls: config.max_concurrent_pulls,
             per_peer: config.metrics.per_peer,
+            created_samples: config.metrics.created_samples,
         }
     }
 }
@@ -659,6 +664,7 @@ impl Target {
             polls_total: 0,
             failures_total: [0; FailureReason::ALL.len()],
             durations: Histogram::default(),
+            counters_created_at: SystemTime::now(),
             up: false,
             last_success: None,
             last_error: None,
@@ -734,6 +740,7 @@ impl Target {
             up: self.up,
             live: self.is_live(now, live_max_age),
             polls_total: self.polls_total,
+            counters_created_at: unix_seconds(self.counters_created_at),
             failures_total: self.failures_total,
             durations: self.durations.clone(),
             last_success_timestamp_seconds: self.last_success.map(|(_, wall)| unix_seconds(wall)),

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::{args, free_address, until, Sidecar};
+use common::{args, free_address, start_prometheus, until, Sidecar};
 use peerscope::sim::federation::{write_fast_rules, Daemon, Webhook};
 use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
 use serde_json::Value;
@@ -104,32 +104,13 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
             .to_string()
     })
     .collect();
-    let prometheus_address = free_address();
-    std::fs::write(
-        dir.path().join("prometheus.yml"),
-        format!(
+    let (_prometheus, api) = start_prometheus(
+        dir.path(),
+        &format!(
             "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nrule_files: [{rules}]\nalerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager_address}']\nscrape_configs:\n  - job_name: peerscope\n    static_configs:\n      - targets: ['{sidecar_address}']\n",
             rules = rules.join(", ")
         ),
-    )
-    .unwrap();
-    let _prometheus = Daemon::start(
-        "prometheus",
-        &[
-            format!(
-                "--config.file={}",
-                dir.path().join("prometheus.yml").display()
-            ),
-            format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("prom-data").display()
-            ),
-            format!("--web.listen-address={prometheus_address}"),
-        ],
-        &dir.path().join("prometheus.log"),
-    )
-    .unwrap();
-    let api = format!("http://{prometheus_address}/api/v1");
+    );
     let query = |expr: String| {
         let api = api.clone();
         async move {

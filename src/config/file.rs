@@ -7,7 +7,7 @@ use std::path::Path;
 use super::keys::{self, Value};
 use super::parse::base_url;
 use super::{ConfigError, PeerConfig};
-use crate::outside::file::read_text_bounded;
+use crate::outside::file::{directory_of, read_text_bounded};
 
 /// What the file sets.
 #[derive(Default)]
@@ -27,11 +27,7 @@ pub fn read(path: &Path) -> Result<FileValues, ConfigError> {
     let origin = path.display().to_string();
     let text = read_text_bounded(path, FILE_LIMIT)
         .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    parse(&text, &origin, directory)
+    parse(&text, &origin, directory_of(path))
 }
 
 /// Parses a configuration file's text; `origin` names it in errors, and relative paths

@@ -99,6 +99,16 @@ pub static KEYS: &[Key] = &[
         value: Value::Scalar(|c, t| observers_per_peer(t).map(|v| c.observers_per_peer = v)),
     },
     Key {
+        name: "metrics.created_samples",
+        flag: None,
+        seed_variables: &[],
+        default: DefaultValue::Text("false"),
+        doc: "`true`: OpenMetrics scrapes carry a `_created` sample per counter and histogram (Prometheus before 2.50 stores each as one more series)",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("true", true), ("false", false)]).map(|v| c.metrics.created_samples = v)
+        }),
+    },
+    Key {
         name: "metrics.per_peer",
         flag: None,
         seed_variables: &[],
@@ -271,6 +281,14 @@ pub static KEYS: &[Key] = &[
         default: DefaultValue::Absent,
         doc: "token that lets a non-loopback caller `POST /-/reload`",
         value: Value::Path(|c, p| c.admin_token_file = Some(p)),
+    },
+    Key {
+        name: "web_config_file",
+        flag: Some("web.config.file"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        doc: "web configuration (exporter-toolkit format): TLS and basic auth for every endpoint",
+        value: Value::Path(|c, p| c.web_config_file = Some(p)),
     },
     Key {
         name: "reconcile.mode",

@@ -14,6 +14,7 @@ mod file;
 pub mod keys;
 pub mod parse;
 pub mod peers_file;
+pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
@@ -143,6 +144,10 @@ pub struct Config {
     pub log_max_files: usize,
     /// File holding the token that lets a non-loopback caller `POST /-/reload`.
     pub admin_token_file: Option<PathBuf>,
+    /// The exporter-toolkit web configuration file (TLS, basic auth), if any.
+    pub web_config_file: Option<PathBuf>,
+    /// What that file says, loaded and checked with the rest (plain HTTP without it).
+    pub web: web::WebConfig,
 }
 
 /// `[checkpoint]`: where and how often the state is saved.
@@ -227,6 +232,8 @@ pub enum PerPeer {
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct MetricsConfig {
     pub per_peer: PerPeer,
+    /// `_created` samples in OpenMetrics scrapes.
+    pub created_samples: bool,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
@@ -457,6 +464,9 @@ impl Builder {
             let listed = peers_file::read(path)?;
             self.config.peers.extend(listed);
         }
+        if let Some(path) = &self.config.web_config_file {
+            self.config.web = web::read(path)?;
+        }
         check_rules(&self.config, &self.origins)?;
         Ok(Explained {
             config: self.config,
@@ -587,6 +597,8 @@ impl Config {
             log_rotation: LogRotation::default(),
             log_max_files: 0,
             admin_token_file: None,
+            web_config_file: None,
+            web: web::WebConfig::default(),
         }
     }
 }

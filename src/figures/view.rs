@@ -20,6 +20,9 @@ pub struct View {
     /// Which per-peer series `/metrics` carries.
     #[serde(skip)]
     pub per_peer: PerPeer,
+    /// Whether OpenMetrics scrapes carry `_created` samples (`metrics.created_samples`).
+    #[serde(skip)]
+    pub created_samples: bool,
     /// Completed poll cycles since start.
     pub cycles_completed: u64,
 }
@@ -35,6 +38,9 @@ pub struct TargetView {
     /// A pull succeeded within `live_max_age`.
     pub live: bool,
     pub polls_total: u64,
+    /// When its counters started from zero (Unix seconds): OpenMetrics' `_created`.
+    #[serde(skip)]
+    pub counters_created_at: f64,
     #[serde(serialize_with = "serialize_failures")]
     pub failures_total: [u64; FailureReason::ALL.len()],
     #[serde(skip)]

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::act::{ReconcileCheckpoint, Reconciler};
 use crate::ops::operations::{fnv1a_hex, Operations};
-use crate::outside::file::{read_bounded, ReadError};
+use crate::outside::file::{directory_of, read_bounded, ReadError};
 use crate::store::{Store, StoreCheckpoint};
 use crate::timeline::{unix_seconds, Anchor};
 
@@ -127,7 +127,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointError> {
             source,
         }
     };
-    let directory = parent(path);
+    let directory = directory_of(path);
     let name = path
         .file_name()
         .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
@@ -147,13 +147,6 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointError> {
     File::open(directory)
         .and_then(|d| d.sync_all())
         .map_err(io("sync directory"))
-}
-
-fn parent(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    }
 }
 
 /// What starting from a checkpoint found.
@@ -214,7 +207,7 @@ fn remove_old_moved_aside(path: &Path, kept: usize) {
         return;
     };
     let prefix = format!("{name}.corrupt-");
-    let Ok(entries) = std::fs::read_dir(parent(path)) else {
+    let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
         return;
     };
     let mut moved: Vec<(u128, PathBuf)> = entries
@@ -240,7 +233,7 @@ fn remove_stale_temporaries(path: &Path) {
         return;
     };
     let prefix = format!(".{name}.tmp-");
-    let Ok(entries) = std::fs::read_dir(parent(path)) else {
+    let Ok(entries) = std::fs::read_dir(directory_of(path)) else {
         return;
     };
     for entry in entries.flatten() {
@@ -261,7 +254,7 @@ pub struct CheckpointLock {
 pub fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
     let shown = path.display().to_string();
     let lock_path = PathBuf::from(format!("{shown}.lock"));
-    std::fs::create_dir_all(parent(path)).map_err(|source| CheckpointError::Io {
+    std::fs::create_dir_all(directory_of(path)).map_err(|source| CheckpointError::Io {
         path: shown.clone(),
         action: "create the directory",
         source,

@@ -1,6 +1,7 @@
 //! The sidecar's own operations — configuration loads and reloads, checkpoint restores and
 //! writes — counted for `/metrics` and described for `/status`.
 
+use crate::config::web::WebConfig;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle; cheap to clone.
@@ -37,6 +38,8 @@ pub struct ConfigStatus {
     pub last_reload_successful: bool,
     pub last_reload_success_at: f64,
     pub last_error: Option<String>,
+    /// The web configuration in force: TLS settings and user names (never hashes).
+    pub web: WebConfig,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]

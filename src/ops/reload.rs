@@ -14,9 +14,10 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::act::Reconciler;
+use crate::config::web::WebSettings;
 use crate::config::{Config, ConfigError};
 use crate::ops::operations::{fnv1a_hex, Operations};
-use crate::outside::file::Pending;
+use crate::outside::file::{directory_of, Pending};
 use crate::store::Store;
 use crate::timeline::unix_seconds;
 
@@ -67,6 +68,8 @@ pub struct Reloader {
     pub store: Store,
     pub reconciler: Reconciler,
     pub operations: Operations,
+    /// The web configuration the server uses; replaced by each applied reload.
+    pub web: WebSettings,
     /// A load that outlived [`LOAD_TIME_LIMIT`] and has not finished yet.
     pub stalled_load: Option<Pending<Result<Config, ConfigError>>>,
 }
@@ -126,6 +129,7 @@ impl Reloader {
         let mut operations = self.operations.lock();
         operations.config.source = source;
         operations.config.hash = config_hash(&self.current);
+        operations.config.web = self.current.web.clone();
         operations.config.loaded_at = unix_seconds(SystemTime::now());
         operations.config.last_reload_successful = true;
         operations.config.last_reload_success_at = operations.config.loaded_at;
@@ -256,6 +260,8 @@ impl Reloader {
                 }
                 self.store.reconfigure(&new);
                 self.reconciler.reconfigure(new.reconcile.clone());
+                self.web.replace(new.web.clone());
+                status.web = new.web.clone();
                 status.reloads_total += 1;
                 status.last_reload_successful = true;
                 status.last_reload_success_at = now;
@@ -302,16 +308,20 @@ impl Reloader {
                 return None;
             }
         };
+        // The web configuration's certificates too: a renewal there reloads.
+        let tls_files = self.current.web.tls.iter().flat_map(|tls| {
+            [&tls.cert_file, &tls.key_file]
+                .into_iter()
+                .chain(tls.client_ca_file.as_ref())
+        });
         let files = self
             .config_file
             .iter()
-            .chain(self.current.peers_file.iter());
-        let mut directories: Vec<PathBuf> = files
-            .map(|file| match file.parent() {
-                Some(parent) if !parent.as_os_str().is_empty() => parent.to_path_buf(),
-                _ => PathBuf::from("."),
-            })
-            .collect();
+            .chain(self.current.peers_file.iter())
+            .chain(self.current.web_config_file.iter())
+            .chain(tls_files);
+        let mut directories: Vec<PathBuf> =
+            files.map(|file| directory_of(file).to_path_buf()).collect();
         directories.sort();
         directories.dedup();
         for directory in directories {

@@ -26,6 +26,15 @@ pub enum ReadError {
     TooLarge { limit: u64 },
 }
 
+/// The directory `path` is in: `.` for a bare file name. Relative paths written in a
+/// file are taken from there.
+pub fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
 /// Reads a whole regular file of at most `limit` bytes.
 ///
 /// The file is opened with `O_NONBLOCK` so a FIFO cannot block the open, and its type is

@@ -1,9 +1,17 @@
-//! `/metrics`: the Prometheus text exposition (format 0.0.4), rendered at scrape time from
-//! a [`View`], so a peer that left the configuration has no series by construction.
-//! Every family comes from the table in [`crate::serve::families`].
+//! `/metrics`: the Prometheus text exposition (format 0.0.4) or OpenMetrics 1.0 text, as
+//! the scraper asks ([`negotiate`]), rendered at scrape time from a [`View`], so a peer
+//! that left the configuration has no series by construction. Every family comes from
+//! the table in [`crate::serve::families`].
+//!
+//! OpenMetrics differs in three ways here: a counter family is named without `_total` in
+//! its HELP and TYPE lines (its samples keep it), the text ends with `# EOF`, and — with
+//! `metrics.created_samples` — each counter and histogram carries `_created`: when it
+//! started from zero (a peer's counters when the peer was added; the sidecar's at start).
 
 use std::fmt::Write;
 
+use hyper::header::HeaderValue;
+use prometheus::proto::{MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::act::{ReconcileView, RequestFailure};
@@ -14,10 +22,71 @@ use crate::figures::view::{PeerView, TargetView, View};
 use crate::ops::operations::OperationsState;
 use crate::pull::contract::REPORTED_FIELDS;
 use crate::pull::failure::FailureReason;
-use crate::serve::families::{self as f, Family};
+use crate::serve::families::{self as f, Family, Kind};
 
-/// The exact content type of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// The two exposition formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Prometheus text 0.0.4: the default.
+    Text,
+    /// OpenMetrics 1.0.0 text, when the scraper prefers it (Prometheus does).
+    OpenMetrics,
+}
+
+impl Format {
+    /// The exact content type of the exposition.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Format::Text => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+}
+
+/// The format an `Accept` header prefers: OpenMetrics 1.0.0 when it is asked for with a
+/// q-value at least that of text 0.0.4 (Prometheus sends
+/// `application/openmetrics-text;version=1.0.0,…,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`);
+/// text otherwise, and for anything this server does not speak.
+pub fn negotiate(accept: Option<&HeaderValue>) -> Format {
+    let Some(accept) = accept.and_then(|h| h.to_str().ok()) else {
+        return Format::Text;
+    };
+    let (mut open_metrics, mut text) = (0.0_f64, 0.0_f64);
+    for range in accept.split(',') {
+        let mut parts = range.split(';').map(str::trim);
+        let media = parts.next().unwrap_or("").to_ascii_lowercase();
+        let (mut q, mut version) = (1.0_f64, None);
+        for parameter in parts {
+            if let Some((name, value)) = parameter.split_once('=') {
+                match name.trim().to_ascii_lowercase().as_str() {
+                    "q" => q = value.trim().parse().unwrap_or(0.0),
+                    "version" => version = Some(value.trim().to_owned()),
+                    _ => {}
+                }
+            }
+        }
+        match (media.as_str(), version.as_deref()) {
+            ("application/openmetrics-text", None | Some("1.0.0")) => {
+                open_metrics = open_metrics.max(q);
+            }
+            ("text/plain", None | Some("0.0.4")) => text = text.max(q),
+            _ => {}
+        }
+    }
+    if open_metrics > 0.0 && open_metrics >= text {
+        Format::OpenMetrics
+    } else {
+        Format::Text
+    }
+}
+
+/// How one scrape is rendered.
+#[derive(Clone, Copy, Debug)]
+pub struct Rendering {
+    pub format: Format,
+    /// Unix time the sidecar's own counters started from zero (its start).
+    pub started_at: f64,
+}
 
 /// Build facts exported as `peerscope_build_info`.
 #[derive(Clone, Debug)]
@@ -42,15 +111,23 @@ pub fn render(
     operations: &OperationsState,
     build: &BuildInfo,
     process: &Registry,
+    rendering: Rendering,
 ) -> String {
+    let open_metrics = rendering.format == Format::OpenMetrics;
+    let created = open_metrics && view.created_samples;
     let mut out = Writer {
         text: String::with_capacity(4096 + view.peers.len() * 4096),
         family: None,
         header_pending: false,
+        open_metrics,
+        created: None,
     };
-    render_peers(&mut out, &view.peers, view.per_peer);
-    render_federation(&mut out, view);
+    render_peers(&mut out, &view.peers, view.per_peer, created);
+    out.created = created.then_some(view.node.counters_created_at);
     render_node(&mut out, &view.node);
+    // The sidecar's own counters start at zero with the process.
+    out.created = created.then_some(rendering.started_at);
+    render_federation(&mut out, view);
     render_reconcile(&mut out, reconcile);
     render_operations(&mut out, operations);
     out.family(&f::CYCLES_TOTAL);
@@ -62,29 +139,88 @@ pub fn render(
     );
 
     let mut text = out.text;
-    let mut process_text = Vec::new();
-    match TextEncoder::new().encode(&process.gather(), &mut process_text) {
-        Ok(()) => text.push_str(&String::from_utf8_lossy(&process_text)),
-        Err(error) => tracing::warn!(%error, "process metrics could not be encoded"),
+    let process_families = process.gather();
+    if open_metrics {
+        render_process_open_metrics(&mut text, &process_families, out.created);
+        text.push_str("# EOF\n");
+    } else {
+        let mut process_text = Vec::new();
+        match TextEncoder::new().encode(&process_families, &mut process_text) {
+            Ok(()) => text.push_str(&String::from_utf8_lossy(&process_text)),
+            Err(error) => tracing::warn!(%error, "process metrics could not be encoded"),
+        }
     }
     text
 }
 
+/// The standard `process_*` families (gauges and one counter) in OpenMetrics text: the
+/// prometheus crate's encoder writes 0.0.4 only.
+fn render_process_open_metrics(text: &mut String, families: &[MetricFamily], created: Option<f64>) {
+    for family in families {
+        let (kind, name) = match family.get_field_type() {
+            MetricType::COUNTER => (
+                "counter",
+                family
+                    .name()
+                    .strip_suffix("_total")
+                    .unwrap_or(family.name()),
+            ),
+            MetricType::GAUGE => ("gauge", family.name()),
+            other => {
+                tracing::debug!(
+                    family = family.name(),
+                    ?other,
+                    "process family of an unexpected type left out"
+                );
+                continue;
+            }
+        };
+        let _ = writeln!(text, "# HELP {name} {}", escape_help(family.help()));
+        let _ = writeln!(text, "# TYPE {name} {kind}");
+        for metric in family.get_metric() {
+            let labels: Vec<(&str, &str)> = metric
+                .get_label()
+                .iter()
+                .map(|l| (l.name(), l.value()))
+                .collect();
+            if kind == "counter" {
+                write_line(
+                    text,
+                    name,
+                    "_total",
+                    &labels,
+                    metric.get_counter().get_value(),
+                );
+                if let Some(created) = created {
+                    write_line(text, name, "_created", &labels, created);
+                }
+            } else {
+                write_line(text, name, "", &labels, metric.get_gauge().get_value());
+            }
+        }
+    }
+}
+
 /// Per observed peer: 43 series in `full` mode once it has answered (with every reported
 /// field), 16 in `lean` — what a verdict needs (README, "Series per sidecar").
-fn render_peers(out: &mut Writer, peers: &[PeerView], mode: PerPeer) {
+/// `created`: whether counters and histograms carry `_created` (each peer's own time).
+fn render_peers(out: &mut Writer, peers: &[PeerView], mode: PerPeer, created: bool) {
     let full = mode == PerPeer::Full;
-    gauge_per_peer(out, peers, &f::PEER_POLLS_TOTAL, |p| {
-        Some(p.target.polls_total as f64)
-    });
+    out.family(&f::PEER_POLLS_TOTAL);
+    for p in peers {
+        out.created = created.then_some(p.target.counters_created_at);
+        out.sample(&[("peer", &p.target.label)], p.target.polls_total as f64);
+    }
     out.family(&f::PEER_POLL_FAILURES_TOTAL);
     for p in peers {
+        out.created = created.then_some(p.target.counters_created_at);
         failure_samples(out, Some(&p.target.label), &p.target.failures_total);
     }
     out.family(&f::PEER_POLL_DURATION_SECONDS);
     let bounds: Vec<String> = BUCKETS.iter().map(f64::to_string).collect();
     for p in peers.iter().filter(|_| full) {
         let (label, t) = (p.target.label.as_str(), &p.target);
+        out.created = created.then_some(t.counters_created_at);
         let cumulative = t.durations.cumulative();
         for (bound, count) in bounds.iter().zip(cumulative) {
             out.series("_bucket", &[("peer", label), ("le", bound)], count as f64);
@@ -277,6 +413,9 @@ struct Writer {
     text: String,
     family: Option<&'static Family>,
     header_pending: bool,
+    open_metrics: bool,
+    /// The `_created` of the counter and histogram samples that follow, if they carry one.
+    created: Option<f64>,
 }
 
 impl Writer {
@@ -306,35 +445,72 @@ impl Writer {
             family.name,
             family.labels
         );
+        // OpenMetrics names a counter family without `_total`; its samples keep it.
+        let base = match family.kind {
+            Kind::Counter if self.open_metrics => {
+                family.name.strip_suffix("_total").unwrap_or(family.name)
+            }
+            _ => family.name,
+        };
         if self.header_pending {
             self.header_pending = false;
             let _ = writeln!(
                 self.text,
-                "# HELP {name} {help}\n# TYPE {name} {kind}",
-                name = family.name,
-                help = family.help,
+                "# HELP {base} {help}\n# TYPE {base} {kind}",
+                help = escape_help(family.help),
                 kind = family.kind.as_str()
             );
         }
-        self.text.push_str(family.name);
-        self.text.push_str(suffix);
-        if !labels.is_empty() {
-            self.text.push('{');
-            for (i, (key, value)) in labels.iter().enumerate() {
-                if i > 0 {
-                    self.text.push(',');
-                }
-                self.text.push_str(key);
-                self.text.push_str("=\"");
-                escape_label_value(&mut self.text, value);
-                self.text.push('"');
-            }
-            self.text.push('}');
+        write_line(&mut self.text, family.name, suffix, labels, value);
+        // `_created` closes a counter's sample, and a histogram's after `_count`.
+        let closes_point = match family.kind {
+            Kind::Counter => suffix.is_empty(),
+            Kind::Histogram => suffix == "_count",
+            Kind::Gauge => false,
+        };
+        if let Some(created) = self.created.filter(|_| self.open_metrics && closes_point) {
+            let labels: Vec<(&str, &str)> = labels
+                .iter()
+                .copied()
+                .filter(|(name, _)| *name != "le")
+                .collect();
+            write_line(&mut self.text, base, "_created", &labels, created);
         }
-        self.text.push(' ');
-        write_value(&mut self.text, value);
-        self.text.push('\n');
     }
+}
+
+/// One sample line: `name{suffix}{labels} value`.
+fn write_line(text: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], value: f64) {
+    text.push_str(name);
+    text.push_str(suffix);
+    if !labels.is_empty() {
+        text.push('{');
+        for (i, (key, value)) in labels.iter().enumerate() {
+            if i > 0 {
+                text.push(',');
+            }
+            text.push_str(key);
+            text.push_str("=\"");
+            escape_label_value(text, value);
+            text.push('"');
+        }
+        text.push('}');
+    }
+    text.push(' ');
+    write_value(text, value);
+    text.push('\n');
+}
+
+/// HELP text: backslash and newline escaped (both formats), and `"` (OpenMetrics; text
+/// 0.0.4 readers take `\"` as it is, and no help of ours has one).
+fn escape_help(help: &str) -> std::borrow::Cow<'_, str> {
+    if !help.contains(['\\', '\n', '"']) {
+        return help.into();
+    }
+    help.replace('\\', "\\\\")
+        .replace('\n', "\\n")
+        .replace('"', "\\\"")
+        .into()
 }
 
 fn escape_label_value(out: &mut String, value: &str) {
@@ -375,6 +551,8 @@ mod tests {
             text: String::new(),
             family: None,
             header_pending: false,
+            open_metrics: false,
+            created: None,
         }
     }
 
@@ -392,6 +570,64 @@ mod tests {
                 f::PEER_UP.help,
                 f::NOVELTY.help
             )
+        );
+    }
+
+    #[test]
+    fn the_scraper_chooses_the_format() {
+        let of = |accept: &'static str| negotiate(Some(&HeaderValue::from_static(accept)));
+        assert_eq!(negotiate(None), Format::Text);
+        assert_eq!(
+            of("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+            Format::OpenMetrics
+        );
+        assert_eq!(of("application/openmetrics-text"), Format::OpenMetrics);
+        assert_eq!(
+            of("text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5"),
+            Format::Text
+        );
+        assert_eq!(
+            of("application/openmetrics-text;version=0.0.1"),
+            Format::Text,
+            "a version we do not write"
+        );
+        assert_eq!(of("application/openmetrics-text;q=0"), Format::Text);
+        assert_eq!(of("*/*"), Format::Text);
+        assert_eq!(of("application/json"), Format::Text);
+    }
+
+    #[test]
+    fn open_metrics_names_counter_families_without_total_and_closes_points_with_created() {
+        let mut out = writer();
+        out.open_metrics = true;
+        out.created = Some(1700000000.5);
+        out.family(&f::PEER_POLLS_TOTAL);
+        out.sample(&[("peer", "b")], 3.0);
+        out.family(&f::PEER_UP);
+        out.sample(&[("peer", "b")], 1.0);
+        out.family(&f::PEER_POLL_DURATION_SECONDS);
+        out.series("_bucket", &[("peer", "b"), ("le", "+Inf")], 2.0);
+        out.series("_sum", &[("peer", "b")], 0.5);
+        out.series("_count", &[("peer", "b")], 2.0);
+        let lines: Vec<&str> = out
+            .text
+            .lines()
+            .filter(|l| !l.starts_with("# HELP"))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "# TYPE peerscope_peer_polls counter",
+                "peerscope_peer_polls_total{peer=\"b\"} 3",
+                "peerscope_peer_polls_created{peer=\"b\"} 1700000000.5",
+                "# TYPE peerscope_peer_up gauge",
+                "peerscope_peer_up{peer=\"b\"} 1",
+                "# TYPE peerscope_peer_poll_duration_seconds histogram",
+                "peerscope_peer_poll_duration_seconds_bucket{peer=\"b\",le=\"+Inf\"} 2",
+                "peerscope_peer_poll_duration_seconds_sum{peer=\"b\"} 0.5",
+                "peerscope_peer_poll_duration_seconds_count{peer=\"b\"} 2",
+                "peerscope_peer_poll_duration_seconds_created{peer=\"b\"} 1700000000.5",
+            ]
         );
     }
 

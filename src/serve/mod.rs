@@ -1,6 +1,8 @@
 //! The sidecar's HTTP surface: the table of metric families, the exposition rendered from
-//! it, the server and its endpoints, and the human table of `/status`.
+//! it, the server and its endpoints, who may reach them (TLS, basic auth), and the human
+//! table of `/status`.
 
+pub mod access;
 pub mod connections;
 pub mod exposition;
 pub mod families;

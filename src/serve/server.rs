@@ -14,7 +14,9 @@
 //! - `GET /history` — JSON: each cycle's peers live, novelty and divergence ratio over
 //!   the last window (for the page's plots).
 //!
-//! Every `GET` endpoint answers `HEAD` too.
+//! Every `GET` endpoint answers `HEAD` too. With a web configuration file
+//! (`--web.config.file`, `access.rs`), every endpoint is served over TLS and/or behind
+//! basic auth (`401` without valid credentials).
 //!
 //! Limits against clients that misbehave: request headers within 10 s and 16 KiB
 //! (else `431` or a closed connection), and at most 512 connections (`connections.rs`).
@@ -26,10 +28,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, CONTENT_ENCODING, CONTENT_TYPE, VARY,
+    HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -39,12 +43,14 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::act::{ReconcileView, Reconciler};
+use crate::config::web::{WebConfig, WebSettings};
 use crate::figures::view::{HistoryPoint, View};
 use crate::ops::operations::{Operations, OperationsState};
 use crate::ops::reload::ReloadHandle;
 use crate::outside::file::read_token;
+use crate::serve::access::{self, BasicAuth, Stream};
 use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
-use crate::serve::exposition::{self, BuildInfo};
+use crate::serve::exposition::{self, BuildInfo, Rendering};
 use crate::store::Store;
 use crate::timeline::Anchor;
 
@@ -67,7 +73,12 @@ pub struct App {
     pub reload: ReloadHandle,
     /// File holding the token that lets a non-loopback caller reload.
     pub admin_token_file: Option<PathBuf>,
+    /// TLS and basic auth in force (replaced by reloads).
+    pub web: WebSettings,
+    pub basic_auth: BasicAuth,
     pub build: BuildInfo,
+    /// Unix time the sidecar started: its own counters' OpenMetrics `_created`.
+    pub started_at: f64,
     /// Holds the `process_*` collector; passed in, never global.
     pub process_registry: prometheus::Registry,
 }
@@ -125,23 +136,39 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
                 continue;
             }
         };
+        let web = app.web.current();
         let app = Arc::clone(&app);
         let requests = admitted.requests();
+        let set_up_with = Arc::clone(&web);
         let service = hyper::service::service_fn(move |request| {
             let app = Arc::clone(&app);
+            let set_up_with = Arc::clone(&set_up_with);
             let in_request = requests.enter();
             async move {
-                let response = route(app, remote, &request).await;
+                let response = guarded_route(app, &set_up_with, remote, &request).await;
                 drop(in_request);
                 Ok::<_, Infallible>(response)
             }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
-            .max_buf_size(MAX_REQUEST_BUFFER)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let connection = match web.tls.clone() {
+            // Plain HTTP is watched at once: a request already sent when shutdown begins
+            // is still answered.
+            None => Either::Left(graceful.watch(http1(Stream::Left(stream), service))),
+            // TLS first: its handshake counts against the same time limit as request
+            // headers, so a silent client cannot hold the slot.
+            Some(tls) => {
+                let watcher = graceful.watcher();
+                Either::Right(async move {
+                    match access::handshake(stream, &tls, HEADER_READ_TIMEOUT).await {
+                        Ok(stream) => watcher.watch(http1(stream, service)).await,
+                        Err(reason) => {
+                            tracing::debug!(%remote, %reason, "connection closed");
+                            Ok(())
+                        }
+                    }
+                })
+            }
+        };
         tokio::spawn(async move {
             tokio::select! {
                 ended = connection => if let Err(error) = ended {
@@ -156,6 +183,74 @@ pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationT
         () = graceful.shutdown() => tracing::info!("HTTP server stopped"),
         () = tokio::time::sleep(SHUTDOWN_GRACE) => tracing::warn!("HTTP requests still running after {SHUTDOWN_GRACE:?}; closing"),
     }
+}
+
+/// One HTTP/1.1 connection over `stream`, with the limits against clients that misbehave.
+fn http1<S>(
+    stream: Stream,
+    service: S,
+) -> hyper::server::conn::http1::Connection<TokioIo<Stream>, S>
+where
+    S: hyper::service::Service<
+        Request<Incoming>,
+        Response = Response<Full<Bytes>>,
+        Error = Infallible,
+    >,
+    S::Future: Send + 'static,
+{
+    hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .max_buf_size(MAX_REQUEST_BUFFER)
+        .serve_connection(TokioIo::new(stream), service)
+}
+
+/// [`route`] behind the web configuration in force: basic auth (when it names users)
+/// before any endpoint, and its extra headers on every answer. A connection set up under
+/// other TLS settings (`set_up_with`, before a reload) is closed after this answer, so
+/// the client's next request comes on a connection that meets the new ones.
+async fn guarded_route(
+    app: Arc<App>,
+    set_up_with: &WebConfig,
+    remote: SocketAddr,
+    request: &Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let web = app.web.current();
+    let mut response = if web.users.is_empty()
+        || app
+            .basic_auth
+            .allows(&web.users, request.headers().get(AUTHORIZATION))
+            .await
+    {
+        route(app, remote, request).await
+    } else {
+        tracing::debug!(%remote, path = request.uri().path(), "refused a request without valid basic auth");
+        let mut refused = respond(
+            StatusCode::UNAUTHORIZED,
+            "text/plain",
+            "this peerscope needs a user and password (HTTP basic auth)\n",
+        );
+        refused.headers_mut().insert(
+            WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"peerscope\""),
+        );
+        refused
+    };
+    for (name, value) in &web.headers {
+        // Checked when the file was loaded; a failure here cannot happen.
+        if let (Ok(name), Ok(value)) = (
+            hyper::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    if web.tls != set_up_with.tls {
+        response
+            .headers_mut()
+            .insert(CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
 }
 
 async fn route(
@@ -196,6 +291,11 @@ async fn route(
             // Rendering 1,000 peers takes milliseconds: off the runtime's threads, so
             // pulls in flight are not delayed (and their latency not inflated) by a scrape.
             let gzip = accepts_gzip(request.headers().get(ACCEPT_ENCODING));
+            let rendering = Rendering {
+                format: exposition::negotiate(request.headers().get(ACCEPT)),
+                started_at: app.started_at,
+            };
+            let content_type = rendering.format.content_type();
             let rendered = tokio::task::spawn_blocking(move || {
                 let reconciliation = app.reconciler.view(now);
                 let operations = app.operations.snapshot();
@@ -205,6 +305,7 @@ async fn route(
                     &operations,
                     &app.build,
                     &app.process_registry,
+                    rendering,
                 );
                 // Compressing is CPU work too: here, off the runtime, with the rendering.
                 gzip.then(|| gzip_bytes(text.as_bytes()))
@@ -213,14 +314,11 @@ async fn route(
             })
             .await;
             match rendered {
-                Ok(Err(text)) => vary(respond(StatusCode::OK, exposition::CONTENT_TYPE, text)),
+                Ok(Err(text)) => vary(respond(StatusCode::OK, content_type, text)),
                 Ok(Ok(compressed)) => {
                     let mut response = Response::new(Full::new(Bytes::from(compressed)));
                     let headers = response.headers_mut();
-                    headers.insert(
-                        CONTENT_TYPE,
-                        HeaderValue::from_static(exposition::CONTENT_TYPE),
-                    );
+                    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
                     headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
                     vary(response)
                 }

@@ -115,31 +115,18 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     let rss = measured(status_kib(pid, "VmRSS:").map(|k| k as f64), "VmRSS")?;
     let peak = measured(status_kib(pid, "VmHWM:").map(|k| k as f64), "VmHWM")?;
 
-    let mut scrape_millis = Vec::new();
-    let mut scrape_bytes = 0;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let text = scrape(&client, &base).await?;
-        scrape_millis.push(started.elapsed().as_secs_f64() * 1000.0);
-        scrape_bytes = text.len();
+    // /metrics as each kind of scraper takes it: text or OpenMetrics (Prometheus), plain
+    // or gzip (Prometheus asks for gzip).
+    let mut scrapes = Vec::new();
+    for (format, accept) in [
+        ("text 0.0.4 ", "text/plain;version=0.0.4"),
+        ("OpenMetrics", "application/openmetrics-text;version=1.0.0"),
+    ] {
+        for gzip in [false, true] {
+            let timed = time_scrapes(&client, &base, accept, gzip).await?;
+            scrapes.push((format, gzip, timed));
+        }
     }
-    scrape_millis.sort_by(f64::total_cmp);
-    // The same, as Prometheus scrapes it: gzip.
-    let mut gzip_millis = Vec::new();
-    let mut gzip_bytes = 0;
-    for _ in 0..20 {
-        let started = Instant::now();
-        let url = format!("{base}/metrics");
-        let response = client
-            .get(&url)
-            .header("accept-encoding", "gzip")
-            .send()
-            .await
-            .map_err(http(&url))?;
-        gzip_bytes = response.bytes().await.map_err(http(url))?.len();
-        gzip_millis.push(started.elapsed().as_secs_f64() * 1000.0);
-    }
-    gzip_millis.sort_by(f64::total_cmp);
     let _ = tokio::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -172,21 +159,42 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         rss / 1024.0,
         peak / 1024.0
     );
-    println!(
-        "/metrics               median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
-        scrape_millis[10],
-        scrape_millis[18],
-        scrape_millis[19],
-        scrape_bytes / 1024
-    );
-    println!(
-        "/metrics with gzip     median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
-        gzip_millis[10],
-        gzip_millis[18],
-        gzip_millis[19],
-        gzip_bytes / 1024
-    );
+    for (format, gzip, (millis, bytes)) in scrapes {
+        println!(
+            "/metrics {format} {} median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
+            if gzip { "gzip " } else { "plain" },
+            millis[10],
+            millis[18],
+            millis[19],
+            bytes / 1024
+        );
+    }
     Ok(())
+}
+
+/// 20 scrapes of `/metrics` with `accept`, gzip-compressed or not: their times in
+/// milliseconds (sorted) and the bytes of the last answer as transferred.
+async fn time_scrapes(
+    client: &reqwest::Client,
+    base: &str,
+    accept: &str,
+    gzip: bool,
+) -> Result<(Vec<f64>, usize), RunError> {
+    let url = format!("{base}/metrics");
+    let mut millis = Vec::new();
+    let mut bytes = 0;
+    for _ in 0..20 {
+        let started = Instant::now();
+        let mut request = client.get(&url).header("accept", accept);
+        if gzip {
+            request = request.header("accept-encoding", "gzip");
+        }
+        let response = request.send().await.map_err(http(&url))?;
+        bytes = response.bytes().await.map_err(http(&url))?.len();
+        millis.push(started.elapsed().as_secs_f64() * 1000.0);
+    }
+    millis.sort_by(f64::total_cmp);
+    Ok((millis, bytes))
 }
 
 /// The i-th loopback address, 127.1.x.y, so that every simulated node is its own host.

@@ -198,3 +198,26 @@ where
 pub fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
+
+/// A real Prometheus (Debian's package) on a free loopback address, with `config` as its
+/// `prometheus.yml` and its data in `dir`; stopped when dropped. Returns it and the base
+/// URL of its HTTP API (`…/api/v1`).
+pub fn start_prometheus(
+    dir: &std::path::Path,
+    config: &str,
+) -> (peerscope::sim::federation::Daemon, String) {
+    let address = free_address();
+    let config_file = dir.join("prometheus.yml");
+    std::fs::write(&config_file, config).unwrap();
+    let daemon = peerscope::sim::federation::Daemon::start(
+        "prometheus",
+        &[
+            format!("--config.file={}", config_file.display()),
+            format!("--storage.tsdb.path={}", dir.join("prom-data").display()),
+            format!("--web.listen-address={address}"),
+        ],
+        &dir.join("prometheus.log"),
+    )
+    .expect("prometheus starts (Debian package `prometheus`; the test command installs it)");
+    (daemon, format!("http://{address}/api/v1"))
+}

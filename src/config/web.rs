@@ -1,0 +1,396 @@
+//! The web configuration file (`--web.config.file`), in the format of the Prometheus
+//! exporter-toolkit that node_exporter and blackbox_exporter read: TLS for the server
+//! (with client certificates if asked) and HTTP basic auth with bcrypt hashes, for every
+//! endpoint. It is loaded with the rest of the configuration, so a reload applies it and
+//! a bad file (or certificate) is refused while the one in force stays.
+//!
+//! ```yaml
+//! tls_server_config:
+//!   cert_file: server.crt          # relative paths: from this file's directory
+//!   key_file: server.key
+//!   client_auth_type: RequireAndVerifyClientCert   # or NoClientCert, VerifyClientCertIfGiven
+//!   client_ca_file: clients-ca.crt
+//!   min_version: TLS12             # or TLS13
+//! http_server_config:
+//!   headers: {Strict-Transport-Security: max-age=31536000}
+//! basic_auth_users:
+//!   prometheus: $2y$10$...         # bcrypt, e.g. `htpasswd -nBC 10 prometheus`
+//! ```
+//!
+//! What exporter-toolkit has and peerscope does not (refused by name, never ignored):
+//! `cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`, `max_version`,
+//! `client_allowed_sans`, TLS 1.0/1.1, and the client auth types that take a certificate
+//! without verifying it. The server speaks HTTP/1.1 only, so `http2` is accepted and has
+//! no effect.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use rustls::server::WebPkiClientVerifier;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use super::ConfigError;
+use crate::outside::file::{directory_of, read_bounded, read_text_bounded};
+
+/// The largest web configuration file, certificate or key file read, in bytes.
+pub const FILE_LIMIT: u64 = 1 << 20;
+
+/// The web configuration in force: no TLS and no users when there is no file.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct WebConfig {
+    pub tls: Option<TlsServer>,
+    /// User → bcrypt hash. Only the names are ever shown.
+    #[serde(rename = "basic_auth_users", serialize_with = "names_only")]
+    pub users: BTreeMap<String, String>,
+    /// Extra headers on every response (`http_server_config.headers`).
+    pub headers: Vec<(String, String)>,
+}
+
+/// TLS for the server, ready to accept with.
+#[derive(Clone, serde::Serialize)]
+pub struct TlsServer {
+    pub cert_file: PathBuf,
+    pub key_file: PathBuf,
+    pub client_ca_file: Option<PathBuf>,
+    pub client_auth_type: ClientAuth,
+    pub min_version: &'static str,
+    /// SHA-256 of the certificate, key and client CA files: a renewed certificate at the
+    /// same path is a changed configuration (and reloads), without showing any of it.
+    pub files_sha256: String,
+    #[serde(skip)]
+    pub server_config: Arc<rustls::ServerConfig>,
+}
+
+impl PartialEq for TlsServer {
+    fn eq(&self, other: &Self) -> bool {
+        // The rustls configuration is built from exactly these.
+        (
+            &self.cert_file,
+            &self.key_file,
+            &self.client_ca_file,
+            self.client_auth_type,
+            self.min_version,
+            &self.files_sha256,
+        ) == (
+            &other.cert_file,
+            &other.key_file,
+            &other.client_ca_file,
+            other.client_auth_type,
+            other.min_version,
+            &other.files_sha256,
+        )
+    }
+}
+
+impl fmt::Debug for TlsServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TlsServer")
+            .field("cert_file", &self.cert_file)
+            .field("client_auth_type", &self.client_auth_type)
+            .field("min_version", &self.min_version)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Which client certificates the server asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub enum ClientAuth {
+    NoClientCert,
+    /// A certificate is optional, but one that is sent must verify against the client CA.
+    VerifyClientCertIfGiven,
+    RequireAndVerifyClientCert,
+}
+
+fn names_only<S: serde::Serializer>(
+    users: &BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    s.collect_seq(users.keys())
+}
+
+/// The web configuration in force, shared by the server (which reads it for every
+/// connection and request) and the reloader (which replaces it).
+#[derive(Clone, Default)]
+pub struct WebSettings(Arc<RwLock<Arc<WebConfig>>>);
+
+impl WebSettings {
+    pub fn new(config: WebConfig) -> Self {
+        WebSettings(Arc::new(RwLock::new(Arc::new(config))))
+    }
+
+    pub fn current(&self) -> Arc<WebConfig> {
+        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn replace(&self, config: WebConfig) {
+        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileText {
+    tls_server_config: Option<TlsText>,
+    http_server_config: Option<HttpText>,
+    basic_auth_users: Option<BTreeMap<String, String>>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TlsText {
+    cert_file: Option<PathBuf>,
+    key_file: Option<PathBuf>,
+    client_auth_type: Option<String>,
+    client_ca_file: Option<PathBuf>,
+    min_version: Option<String>,
+    // Known to exporter-toolkit, not supported here: refused by name below.
+    cipher_suites: Option<serde_yaml::Value>,
+    curve_preferences: Option<serde_yaml::Value>,
+    prefer_server_cipher_suites: Option<serde_yaml::Value>,
+    max_version: Option<serde_yaml::Value>,
+    client_allowed_sans: Option<serde_yaml::Value>,
+    cert: Option<serde_yaml::Value>,
+    key: Option<serde_yaml::Value>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HttpText {
+    http2: Option<bool>,
+    headers: Option<BTreeMap<String, String>>,
+}
+
+/// Reads the web configuration file at `path` and everything it names; errors name the
+/// file and the key.
+pub fn read(path: &Path) -> Result<WebConfig, ConfigError> {
+    let origin = path.display().to_string();
+    let text = read_text_bounded(path, FILE_LIMIT)
+        .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
+    parse(&text, directory_of(path)).map_err(|problem| ConfigError::new(&origin, problem))
+}
+
+/// Parses the file's text; relative paths in it are taken from `directory`.
+pub fn parse(text: &str, directory: &Path) -> Result<WebConfig, String> {
+    // An empty file is a valid one: plain HTTP, no users (as exporter-toolkit has it).
+    let file: Option<FileText> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let Some(file) = file else {
+        return Ok(WebConfig::default());
+    };
+    let mut config = WebConfig::default();
+    if let Some(tls) = file.tls_server_config {
+        config.tls = Some(tls_server(tls, directory)?);
+    }
+    for (user, hash) in file.basic_auth_users.unwrap_or_default() {
+        if user.is_empty() || user.contains(':') {
+            return Err(format!(
+                "basic_auth_users: user {user:?} must be non-empty and without ':'"
+            ));
+        }
+        if hash.parse::<bcrypt::HashParts>().is_err() {
+            return Err(format!(
+                "basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$; e.g. from `htpasswd -nBC 10 {user}`)"
+            ));
+        }
+        config.users.insert(user, hash);
+    }
+    if let Some(http) = file.http_server_config {
+        let _ = http.http2; // HTTP/1.1 only: either value is fine
+        for (name, value) in http.headers.unwrap_or_default() {
+            if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || hyper::header::HeaderValue::from_str(&value).is_err()
+            {
+                return Err(format!(
+                    "http_server_config.headers: {name:?}: {value:?} is not a valid header"
+                ));
+            }
+            config.headers.push((name, value));
+        }
+    }
+    Ok(config)
+}
+
+fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
+    for (name, given) in [
+        ("cipher_suites", tls.cipher_suites.is_some()),
+        ("curve_preferences", tls.curve_preferences.is_some()),
+        (
+            "prefer_server_cipher_suites",
+            tls.prefer_server_cipher_suites.is_some(),
+        ),
+        ("max_version", tls.max_version.is_some()),
+        ("client_allowed_sans", tls.client_allowed_sans.is_some()),
+        ("cert", tls.cert.is_some()),
+        ("key", tls.key.is_some()),
+    ] {
+        if given {
+            return Err(format!(
+                "tls_server_config.{name} is not supported by peerscope (rustls chooses the cipher suites and curves; certificates come from cert_file and key_file)"
+            ));
+        }
+    }
+    let within = |path: PathBuf| {
+        if path.is_relative() {
+            directory.join(path)
+        } else {
+            path
+        }
+    };
+    let (Some(cert_file), Some(key_file)) = (tls.cert_file, tls.key_file) else {
+        return Err("tls_server_config needs both cert_file and key_file".to_owned());
+    };
+    let (cert_file, key_file) = (within(cert_file), within(key_file));
+    let client_ca_file = tls.client_ca_file.map(within);
+    let client_auth_type = match tls.client_auth_type.as_deref().unwrap_or("NoClientCert") {
+        "NoClientCert" => ClientAuth::NoClientCert,
+        "VerifyClientCertIfGiven" => ClientAuth::VerifyClientCertIfGiven,
+        "RequireAndVerifyClientCert" => ClientAuth::RequireAndVerifyClientCert,
+        other @ ("RequestClientCert" | "RequireAnyClientCert") => {
+            return Err(format!("tls_server_config.client_auth_type {other} takes a client certificate without verifying it; peerscope supports NoClientCert, VerifyClientCertIfGiven and RequireAndVerifyClientCert"));
+        }
+        other => {
+            return Err(format!("tls_server_config.client_auth_type {other:?} is none of NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"));
+        }
+    };
+    let versions: &[&'static rustls::SupportedProtocolVersion] =
+        match tls.min_version.as_deref().unwrap_or("TLS12") {
+            "TLS12" => &[&rustls::version::TLS13, &rustls::version::TLS12],
+            "TLS13" => &[&rustls::version::TLS13],
+            other => {
+                return Err(format!(
+                    "tls_server_config.min_version {other:?}: peerscope supports TLS12 and TLS13"
+                ))
+            }
+        };
+    let min_version = if versions.len() == 1 {
+        "TLS13"
+    } else {
+        "TLS12"
+    };
+
+    let cert_bytes = read_file("tls_server_config.cert_file", &cert_file)?;
+    let key_bytes = read_file("tls_server_config.key_file", &key_file)?;
+    let certs = CertificateDer::pem_slice_iter(&cert_bytes)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_file.display()))?;
+    if certs.is_empty() {
+        return Err(format!(
+            "tls_server_config.cert_file {}: no PEM certificate in it",
+            cert_file.display()
+        ));
+    }
+    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
+        .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_file.display()))?;
+
+    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
+    digest.update(&cert_bytes);
+    digest.update(&key_bytes);
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("tls_server_config: {e}"))?;
+    let builder = match client_auth_type {
+        ClientAuth::NoClientCert => builder.with_no_client_auth(),
+        verify => {
+            let Some(ca_file) = &client_ca_file else {
+                return Err(format!(
+                    "tls_server_config.client_auth_type {verify:?} needs client_ca_file"
+                ));
+            };
+            let ca_bytes = read_file("tls_server_config.client_ca_file", ca_file)?;
+            digest.update(&ca_bytes);
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(&ca_bytes) {
+                let cert = cert.map_err(|e| {
+                    format!(
+                        "tls_server_config.client_ca_file {}: {e}",
+                        ca_file.display()
+                    )
+                })?;
+                roots.add(cert).map_err(|e| {
+                    format!(
+                        "tls_server_config.client_ca_file {}: {e}",
+                        ca_file.display()
+                    )
+                })?;
+            }
+            let verifier =
+                WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
+            let verifier = if verify == ClientAuth::VerifyClientCertIfGiven {
+                verifier.allow_unauthenticated()
+            } else {
+                verifier
+            };
+            let verifier = verifier.build().map_err(|e| {
+                format!(
+                    "tls_server_config.client_ca_file {}: {e}",
+                    ca_file.display()
+                )
+            })?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let mut server_config = builder.with_single_cert(certs, key).map_err(|e| {
+        format!("tls_server_config: the key does not fit the certificate, or is unusable: {e}")
+    })?;
+    server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let files_sha256 = digest
+        .finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    Ok(TlsServer {
+        cert_file,
+        key_file,
+        client_ca_file,
+        client_auth_type,
+        min_version,
+        files_sha256,
+        server_config: Arc::new(server_config),
+    })
+}
+
+fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, String> {
+    read_bounded(path, FILE_LIMIT).map_err(|e| format!("{key}: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_file_is_plain_http_and_unknown_or_unsupported_keys_are_refused_by_name() {
+        assert_eq!(parse("", Path::new(".")).unwrap(), WebConfig::default());
+        let unknown = parse("tls_server_config:\n  cert_flie: x\n", Path::new(".")).unwrap_err();
+        assert!(unknown.contains("cert_flie"), "{unknown}");
+        let unsupported = parse(
+            "tls_server_config:\n  cert_file: a\n  key_file: b\n  cipher_suites: [TLS_AES_128_GCM_SHA256]\n",
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            unsupported.contains("cipher_suites is not supported"),
+            "{unsupported}"
+        );
+        let hash = parse("basic_auth_users:\n  alice: secret\n", Path::new(".")).unwrap_err();
+        assert!(hash.contains("alice: not a bcrypt hash"), "{hash}");
+    }
+
+    #[test]
+    fn users_show_only_their_names() {
+        let hash = bcrypt::hash("secret", 4).unwrap();
+        let config = parse(
+            &format!("basic_auth_users:\n  alice: {hash}\n"),
+            Path::new("."),
+        )
+        .unwrap();
+        let shown = serde_json::to_string(&config).unwrap();
+        assert_eq!(
+            shown,
+            r#"{"tls":null,"basic_auth_users":["alice"],"headers":[]}"#
+        );
+    }
+}
