@@ -163,7 +163,7 @@ def peer_detail():
                (f'histogram_quantile(0.5, sum by (le) (rate(peerscope_peer_poll_duration_seconds_bucket{{{P}}}[$__rate_interval])))', "histogram p50"),
                (f'histogram_quantile(0.99, sum by (le) (rate(peerscope_peer_poll_duration_seconds_bucket{{{P}}}[$__rate_interval])))', "histogram p99")],
               unit="s", w=12),
-        panel(L, "timeseries", "Failures by reason", "Failed pulls per second: timeout, connect, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
+        panel(L, "timeseries", "Failures by reason", "Failed pulls per second: timeout, connect, tls, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
               [(f'sum by (reason) (rate(peerscope_peer_poll_failures_total{{{P}}}[$__rate_interval]))', "{{reason}}")], unit="reqps", w=12),
         panel(L, "timeseries", "Divergence", "Whether the peer's root differs from the local node's, and for how many cycles.",
               [(f'peerscope_peer_state_divergent{{{P}}}', "divergent"), (f'peerscope_peer_divergence_streak{{{P}}}', "streak")], w=12),

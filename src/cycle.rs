@@ -92,7 +92,9 @@ pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &A
                 .acquire_owned()
                 .await
                 .expect("the semaphore is never closed");
-            let outcome = poller.pull(&target.summary_url, limits).await;
+            let outcome = poller
+                .pull(&target.summary_url, &target.transport, limits)
+                .await;
             (is_node, target, outcome)
         });
     }

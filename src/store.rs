@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use tokio::time::Instant;
 
+use crate::config::transport::Transport;
 use crate::config::{Config, ObserversPerPeer, PeerConfig, PerPeer, QualityWeights};
 use crate::figures::decision::{Facts, PeerFacts};
 use crate::figures::divergence::{self, Relation};
@@ -112,6 +113,8 @@ struct Target {
     label: String,
     url: Url,
     summary_url: Url,
+    /// How it is reached (TLS settings, `Authorization`); plain for the local node.
+    transport: Arc<Transport>,
     window: Window,
     polls_total: u64,
     failures_total: [u64; FailureReason::ALL.len()],
@@ -252,6 +255,9 @@ impl Store {
                 Some(index) => {
                     let mut peer = old.swap_remove(index);
                     peer.target.label = wanted.label.clone();
+                    if peer.target.transport != wanted.transport {
+                        peer.target.set_transport(&wanted.transport);
+                    }
                     if resized {
                         peer.target
                             .window
@@ -658,6 +664,7 @@ impl Target {
         Target {
             id,
             summary_url: summary_url(&url),
+            transport: Arc::default(),
             label,
             url,
             window: Window::new(settings.window, settings.interval),
@@ -673,11 +680,20 @@ impl Target {
         }
     }
 
+    /// Takes `transport` for the pulls to come; switching verification off is said loudly.
+    fn set_transport(&mut self, transport: &Arc<Transport>) {
+        if transport.access.insecure_skip_verify == Some(true) {
+            tracing::warn!(peer = %self.label, "insecure_skip_verify: this peer's TLS certificate is NOT verified; anyone on the path can impersonate it");
+        }
+        self.transport = Arc::clone(transport);
+    }
+
     fn pull_target(&self) -> PullTarget {
         PullTarget {
             id: self.id,
             label: self.label.clone(),
             summary_url: self.summary_url.clone(),
+            transport: Arc::clone(&self.transport),
         }
     }
 
@@ -763,8 +779,10 @@ impl Peer {
     }
 
     fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
+        let mut target = Target::new(id, config.label.clone(), config.url.clone(), settings);
+        target.set_transport(&config.transport);
         Peer {
-            target: Target::new(id, config.label.clone(), config.url.clone(), settings),
+            target,
             role: Role::Observed { rank: None },
             streak: 0,
             relation: Relation::Unknown,

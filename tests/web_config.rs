@@ -8,39 +8,10 @@ mod common;
 use std::path::Path;
 use std::time::Duration;
 
-use common::{args, free_address, start_prometheus, until, Sidecar};
+use common::{args, free_address, start_prometheus, until, Authority, Sidecar};
 use peerscope::sim::node::{NodeSpec, SimNode};
-use rcgen::{BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::Value;
-
-/// A certificate authority of the test, and certificates it signs.
-struct Authority {
-    params: CertificateParams,
-    key: KeyPair,
-    pem: String,
-}
-
-impl Authority {
-    fn new(name: &str) -> Authority {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let pem = params.clone().self_signed(&key).unwrap().pem();
-        Authority { params, key, pem }
-    }
-
-    /// (certificate PEM, key PEM) for `name`, for a server or a client.
-    fn issue(&self, name: &str, usage: ExtendedKeyUsagePurpose) -> (String, String) {
-        let key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
-        params.distinguished_name.push(DnType::CommonName, name);
-        params.extended_key_usages = vec![usage];
-        let issuer = self.params.clone().self_signed(&self.key).unwrap();
-        let cert = params.signed_by(&key, &issuer, &self.key).unwrap();
-        (cert.pem(), key.serialize_pem())
-    }
-}
 
 fn write(dir: &Path, name: &str, text: &str) -> String {
     let path = dir.join(name);

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use super::keys::{self, Value};
 use super::parse::base_url;
+use super::transport::{self, PeerAccess};
 use super::{ConfigError, PeerConfig};
 use crate::outside::file::{directory_of, read_text_bounded};
 
@@ -87,7 +88,7 @@ fn add(
             let peers = entries
                 .iter()
                 .enumerate()
-                .map(|(index, entry)| peer_entry(entry, index, origin))
+                .map(|(index, entry)| peer_entry(entry, index, origin, directory))
                 .collect::<Result<_, _>>()?;
             values.peers = Some(peers);
         }
@@ -96,26 +97,46 @@ fn add(
             .push((key.name, scalar_text(value, name, origin)?)),
         Value::Path(_) => {
             let text = scalar_text(value, name, origin)?;
-            let resolved = match Path::new(&text) {
-                relative if !text.is_empty() && relative.is_relative() => {
-                    directory.join(relative).display().to_string()
-                }
-                _ => text,
-            };
-            values.scalars.push((key.name, resolved));
+            values.scalars.push((key.name, within(directory, text)));
         }
     }
     Ok(())
 }
 
-fn peer_entry(entry: &toml::Value, index: usize, origin: &str) -> Result<PeerConfig, ConfigError> {
+/// A path written in the file: relative ones are taken from the file's directory.
+fn within(directory: &Path, text: String) -> String {
+    match Path::new(&text) {
+        relative if !text.is_empty() && relative.is_relative() => {
+            directory.join(relative).display().to_string()
+        }
+        _ => text,
+    }
+}
+
+fn peer_entry(
+    entry: &toml::Value,
+    index: usize,
+    origin: &str,
+    directory: &Path,
+) -> Result<PeerConfig, ConfigError> {
     let at = format!("peers[{index}]");
     let table = entry
         .as_table()
         .ok_or_else(|| ConfigError::new(origin, format!("{at}: must be a table with `url`")))?;
     let mut url = None;
     let mut name = None;
+    let mut access = PeerAccess::default();
     for (key, value) in table {
+        if transport::KEYS.contains(&key.as_str()) {
+            let mut text = scalar_text(value, &format!("{at}.{key}"), origin)?;
+            if key.ends_with("_file") {
+                text = within(directory, text);
+            }
+            access
+                .set(key, &text)
+                .map_err(|p| ConfigError::new(origin, format!("{at}.{key}: {p}")))?;
+            continue;
+        }
         let text = value
             .as_str()
             .ok_or_else(|| ConfigError::new(origin, format!("{at}.{key}: must be a string")))?;
@@ -141,7 +162,10 @@ fn peer_entry(entry: &toml::Value, index: usize, origin: &str) -> Result<PeerCon
         }
     }
     let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
-    Ok(PeerConfig::new(url, name))
+    Ok(PeerConfig {
+        access,
+        ..PeerConfig::new(url, name)
+    })
 }
 
 /// A scalar as the text every other source would give.

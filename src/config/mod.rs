@@ -14,12 +14,14 @@ mod file;
 pub mod keys;
 pub mod parse;
 pub mod peers_file;
+pub mod transport;
 pub mod web;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use reqwest::Url;
@@ -62,13 +64,25 @@ pub struct PeerConfig {
     /// The base URL; the summary path is appended to it.
     #[serde(serialize_with = "serialize_url")]
     pub url: Url,
+    /// How to reach it as its `[[peers]]` table says (unset: `[pull]`'s).
+    #[serde(skip)]
+    pub access: transport::PeerAccess,
+    /// How it is reached: its own settings over `[pull]`'s, built when the
+    /// configuration loads.
+    #[serde(skip_serializing_if = "transport::Transport::is_plain")]
+    pub transport: Arc<transport::Transport>,
 }
 
 impl PeerConfig {
     /// A peer at `url`, labelled `name` or else by its URL without scheme.
     pub fn new(url: Url, name: Option<String>) -> Self {
         let label = name.unwrap_or_else(|| url_without_scheme(&url));
-        PeerConfig { label, url }
+        PeerConfig {
+            label,
+            url,
+            access: transport::PeerAccess::default(),
+            transport: Arc::default(),
+        }
     }
 }
 
@@ -144,6 +158,8 @@ pub struct Config {
     pub log_max_files: usize,
     /// File holding the token that lets a non-loopback caller `POST /-/reload`.
     pub admin_token_file: Option<PathBuf>,
+    /// `[pull]`: how every peer is reached unless its `[[peers]]` table says otherwise.
+    pub pull: transport::PeerAccess,
     /// The exporter-toolkit web configuration file (TLS, basic auth), if any.
     pub web_config_file: Option<PathBuf>,
     /// What that file says, loaded and checked with the rest (plain HTTP without it).
@@ -467,6 +483,21 @@ impl Builder {
         if let Some(path) = &self.config.web_config_file {
             self.config.web = web::read(path)?;
         }
+        // Peers with the same settings share one transport (and so one TLS client).
+        let mut built: BTreeMap<transport::PeerAccess, Arc<transport::Transport>> = BTreeMap::new();
+        for peer in &mut self.config.peers {
+            let access = peer.access.over(&self.config.pull);
+            peer.transport = match built.get(&access) {
+                Some(transport) => Arc::clone(transport),
+                None => {
+                    let transport = Arc::new(transport::build(&access).map_err(|problem| {
+                        ConfigError::new(format!("peer {}", peer.label), problem)
+                    })?);
+                    built.insert(access, Arc::clone(&transport));
+                    transport
+                }
+            };
+        }
         check_rules(&self.config, &self.origins)?;
         Ok(Explained {
             config: self.config,
@@ -597,6 +628,7 @@ impl Config {
             log_rotation: LogRotation::default(),
             log_max_files: 0,
             admin_token_file: None,
+            pull: transport::PeerAccess::default(),
             web_config_file: None,
             web: web::WebConfig::default(),
         }

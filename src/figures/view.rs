@@ -177,7 +177,7 @@ impl serde::Serialize for PullError {
 }
 
 fn serialize_failures<S: Serializer>(
-    failures: &[u64; 9],
+    failures: &[u64; FailureReason::ALL.len()],
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     let mut map = serializer.serialize_map(Some(failures.len()))?;

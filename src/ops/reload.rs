@@ -314,12 +314,19 @@ impl Reloader {
                 .into_iter()
                 .chain(tls.client_ca_file.as_ref())
         });
+        // And the peers' CA, certificates and credentials: a rotation there reloads too.
+        let peer_files = self
+            .current
+            .peers
+            .iter()
+            .flat_map(|peer| peer.transport.access.files());
         let files = self
             .config_file
             .iter()
             .chain(self.current.peers_file.iter())
             .chain(self.current.web_config_file.iter())
-            .chain(tls_files);
+            .chain(tls_files)
+            .chain(peer_files);
         let mut directories: Vec<PathBuf> =
             files.map(|file| directory_of(file).to_path_buf()).collect();
         directories.sort();

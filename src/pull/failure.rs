@@ -14,6 +14,9 @@ pub enum FailureReason {
     Timeout,
     /// The TCP connection could not be made, or broke before a whole answer arrived.
     Connect,
+    /// The TLS handshake failed: the certificate did not verify (unknown CA, wrong name,
+    /// expired), or the peer refused ours (mTLS).
+    Tls,
     /// The node answered with a status other than 2xx (and not a redirect).
     HttpStatus,
     /// The node answered with a redirect; redirects are never followed.
@@ -32,9 +35,10 @@ pub enum FailureReason {
 
 impl FailureReason {
     /// Every reason, in the order they are exported.
-    pub const ALL: [FailureReason; 9] = [
+    pub const ALL: [FailureReason; 10] = [
         FailureReason::Timeout,
         FailureReason::Connect,
+        FailureReason::Tls,
         FailureReason::HttpStatus,
         FailureReason::Redirect,
         FailureReason::BodyTooLarge,
@@ -49,6 +53,7 @@ impl FailureReason {
         match self {
             FailureReason::Timeout => "timeout",
             FailureReason::Connect => "connect",
+            FailureReason::Tls => "tls",
             FailureReason::HttpStatus => "http_status",
             FailureReason::Redirect => "redirect",
             FailureReason::BodyTooLarge => "body_too_large",

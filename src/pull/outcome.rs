@@ -1,6 +1,9 @@
 //! What a cycle pulls and what one pull produced: the plan handed to the poll loop, the
 //! outcome handed back to the store, and the pacing that bounds them.
 
+use std::sync::Arc;
+
+use crate::config::transport::Transport;
 use std::time::{Duration, SystemTime};
 
 use reqwest::Url;
@@ -32,6 +35,8 @@ pub struct PullTarget {
     /// The label at the time the plan was made (for logs and tests; never a key).
     pub label: String,
     pub summary_url: Url,
+    /// TLS settings and `Authorization` header for this node (plain for the local node).
+    pub transport: Arc<Transport>,
 }
 
 /// What a cycle pulls: the local node and every configured peer, in configuration order.

@@ -1,21 +1,44 @@
-//! Pulling a node's summary over HTTP: one shared client, a total time limit per pull, the
-//! body cap enforced while streaming, redirects never followed, every failure classified.
+//! Pulling a node's summary over HTTP: one shared client (and one more per distinct TLS
+//! setting, `config::transport`), a total time limit per pull, the body cap enforced while
+//! streaming, redirects never followed, every failure classified.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::{ACCEPT, LOCATION};
+use reqwest::header::{ACCEPT, AUTHORIZATION, LOCATION};
 use reqwest::Url;
 use tokio::time::Instant;
 
 use crate::config::duration::format_duration;
+use crate::config::transport::Transport;
 use crate::pull::contract::decode_summary;
 use crate::pull::failure::{FailureReason, PullError};
 use crate::pull::outcome::PullOutcome;
 
-/// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull.
+/// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull
+/// without TLS settings of its own, and one per distinct TLS setting.
 #[derive(Clone)]
 pub struct Poller {
     client: reqwest::Client,
+    connect_timeout: Duration,
+    /// Clients for peers with TLS settings, by [`Transport::fingerprint`].
+    tls_clients: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+}
+
+/// Clients for TLS settings no longer in force are dropped all at once beyond this many.
+const TLS_CLIENTS: usize = 64;
+
+fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
+        // else must not reroute (or leak) its pulls.
+        .no_proxy()
+        .connect_timeout(connect_timeout)
+        .tcp_nodelay(true)
+        .pool_max_idle_per_host(1)
+        .user_agent(concat!("peerscope/", env!("CARGO_PKG_VERSION")))
 }
 
 /// The bounds of one pull (they may change on reload).
@@ -31,23 +54,38 @@ impl Poller {
     /// A poller; `connect_timeout` bounds connection set-up (each pull is bounded whole by
     /// its own limits too).
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
-            // else must not reroute (or leak) its pulls.
-            .no_proxy()
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(1)
-            .user_agent(concat!("peerscope/", env!("CARGO_PKG_VERSION")))
-            .build()?;
-        Ok(Poller { client })
+        Ok(Poller {
+            client: client_builder(connect_timeout).build()?,
+            connect_timeout,
+            tls_clients: Arc::default(),
+        })
+    }
+
+    /// The client for `transport`: the shared one, or the one built for its TLS settings.
+    fn client_for(&self, transport: &Transport) -> Result<reqwest::Client, PullError> {
+        let Some(tls) = &transport.tls else {
+            return Ok(self.client.clone());
+        };
+        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let key = transport.fingerprint();
+        if let Some(client) = clients.get(&key) {
+            return Ok(client.clone());
+        }
+        let client = client_builder(self.connect_timeout)
+            .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
+            .build()
+            .map_err(|e| PullError::new(FailureReason::Tls, format!("cannot set up TLS: {e}")))?;
+        if clients.len() >= TLS_CLIENTS {
+            clients.clear();
+        }
+        clients.insert(key, client.clone());
+        Ok(client)
     }
 
     /// Pulls and decodes one summary. Never fails: a failure is part of the outcome.
-    pub async fn pull(&self, url: &Url, limits: Limits) -> PullOutcome {
+    pub async fn pull(&self, url: &Url, transport: &Transport, limits: Limits) -> PullOutcome {
         let started = Instant::now();
-        let fetch = self.fetch(url, limits.body_limit);
+        let fetch = self.fetch(url, transport, limits.body_limit);
         let result = match tokio::time::timeout(limits.timeout, fetch).await {
             Ok(Ok(body)) => decode_summary(&body),
             Ok(Err(error)) => Err(error),
@@ -67,14 +105,20 @@ impl Poller {
         }
     }
 
-    async fn fetch(&self, url: &Url, body_limit: usize) -> Result<Vec<u8>, PullError> {
-        let mut response = self
-            .client
+    async fn fetch(
+        &self,
+        url: &Url,
+        transport: &Transport,
+        body_limit: usize,
+    ) -> Result<Vec<u8>, PullError> {
+        let mut request = self
+            .client_for(transport)?
             .get(url.clone())
-            .header(ACCEPT, "application/json")
-            .send()
-            .await
-            .map_err(transport_error)?;
+            .header(ACCEPT, "application/json");
+        if let Some(authorization) = &transport.authorization {
+            request = request.header(AUTHORIZATION, authorization.clone());
+        }
+        let mut response = request.send().await.map_err(transport_error)?;
         let status = response.status();
         // Only these point elsewhere; 304 (and 300, with no single target) are statuses.
         if matches!(status.as_u16(), 301 | 302 | 303 | 307 | 308) {
@@ -115,10 +159,14 @@ impl Poller {
     }
 }
 
-/// Classifies a client error: a timeout, or else a connection that could not be made or broke.
+/// Classifies a client error: a timeout, a TLS handshake that failed (an unknown CA, a
+/// name mismatch, a client certificate refused…), or else a connection that could not be
+/// made or broke.
 fn transport_error(error: reqwest::Error) -> PullError {
     let reason = if error.is_timeout() {
         FailureReason::Timeout
+    } else if is_tls(&error) {
+        FailureReason::Tls
     } else {
         FailureReason::Connect
     };
@@ -127,10 +175,30 @@ fn transport_error(error: reqwest::Error) -> PullError {
     while let Some(source) = cause.source() {
         cause = source;
     }
-    let detail = if error.is_connect() {
+    let detail = if reason == FailureReason::Tls {
+        format!("TLS: {cause}")
+    } else if error.is_connect() {
         format!("cannot connect: {cause}")
     } else {
         format!("connection failed: {cause}")
     };
     PullError::new(reason, detail)
+}
+
+/// Whether a rustls error is among the causes. An io::Error hides its inner error from
+/// `source()` (and the connector nests one io::Error in another), so those are opened.
+fn is_tls(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cause = Some(error);
+    while let Some(error) = cause {
+        if error.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        cause = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    false
 }

@@ -201,8 +201,8 @@ fn render_process_open_metrics(text: &mut String, families: &[MetricFamily], cre
     }
 }
 
-/// Per observed peer: 43 series in `full` mode once it has answered (with every reported
-/// field), 16 in `lean` — what a verdict needs (README, "Series per sidecar").
+/// Per observed peer: 44 series in `full` mode once it has answered (with every reported
+/// field), 17 in `lean` — what a verdict needs (README, "Series per sidecar").
 /// `created`: whether counters and histograms carry `_created` (each peer's own time).
 fn render_peers(out: &mut Writer, peers: &[PeerView], mode: PerPeer, created: bool) {
     let full = mode == PerPeer::Full;
@@ -377,7 +377,11 @@ fn gauge_per_peer(
     }
 }
 
-fn failure_samples(out: &mut Writer, peer: Option<&str>, failures: &[u64; 9]) {
+fn failure_samples(
+    out: &mut Writer,
+    peer: Option<&str>,
+    failures: &[u64; FailureReason::ALL.len()],
+) {
     for (reason, count) in FailureReason::ALL.iter().zip(failures) {
         match peer {
             Some(peer) => out.sample(

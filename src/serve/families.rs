@@ -43,7 +43,7 @@ pub const PEER_POLL_FAILURES_TOTAL: Family = Family {
     name: "peerscope_peer_poll_failures_total",
     kind: Kind::Counter,
     labels: &["peer", "reason"],
-    help: "Failed pulls of the peer's summary, by reason.",
+    help: "Failed pulls of the peer's summary, by reason: timeout, connect, tls, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
 };
 pub const PEER_POLL_DURATION_SECONDS: Family = Family {
     name: "peerscope_peer_poll_duration_seconds",
@@ -182,7 +182,7 @@ pub const NODE_POLL_FAILURES_TOTAL: Family = Family {
     name: "peerscope_node_poll_failures_total",
     kind: Kind::Counter,
     labels: &["reason"],
-    help: "Failed pulls of the local node's summary, by reason.",
+    help: "Failed pulls of the local node's summary, by reason: timeout, connect, tls, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
 };
 pub const NODE_REPORTED_VALUE: Family = Family {
     name: "peerscope_node_reported_value",

@@ -112,6 +112,8 @@ impl NodeSpec {
 
 struct Shared {
     spec: Mutex<NodeSpec>,
+    /// The `Authorization` a summary request must carry (else 401), if any.
+    required_authorization: Mutex<Option<String>>,
     requests: AtomicU64,
     reconcile_requests: Mutex<Vec<ReceivedRequest>>,
     started: Instant,
@@ -120,6 +122,7 @@ struct Shared {
 /// A running simulated node. Stops when dropped.
 pub struct SimNode {
     address: SocketAddr,
+    scheme: &'static str,
     shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
@@ -127,17 +130,38 @@ pub struct SimNode {
 impl SimNode {
     /// Starts a node listening on `address` (port 0 picks a free port).
     pub async fn start(address: SocketAddr, spec: NodeSpec) -> std::io::Result<SimNode> {
+        SimNode::serve(address, spec, None).await
+    }
+
+    /// Starts a node that serves HTTPS with `tls` (its certificate, and client
+    /// certificates if `tls` asks for them).
+    pub async fn start_tls(
+        address: SocketAddr,
+        spec: NodeSpec,
+        tls: Arc<rustls::ServerConfig>,
+    ) -> std::io::Result<SimNode> {
+        SimNode::serve(address, spec, Some(tls)).await
+    }
+
+    async fn serve(
+        address: SocketAddr,
+        spec: NodeSpec,
+        tls: Option<Arc<rustls::ServerConfig>>,
+    ) -> std::io::Result<SimNode> {
         let listener = TcpListener::bind(address).await?;
         let address = listener.local_addr()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
             spec: Mutex::new(spec),
+            required_authorization: Mutex::new(None),
             requests: AtomicU64::new(0),
             reconcile_requests: Mutex::new(Vec::new()),
             started: Instant::now(),
         });
-        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared)));
+        let task = tokio::spawn(accept_loop(listener, Arc::clone(&shared), tls));
         Ok(SimNode {
             address,
+            scheme,
             shared,
             task,
         })
@@ -145,7 +169,12 @@ impl SimNode {
 
     /// The node's base URL.
     pub fn url(&self) -> String {
-        format!("http://{}", self.address)
+        format!("{}://{}", self.scheme, self.address)
+    }
+
+    /// From now on, summary requests without exactly this `Authorization` get 401.
+    pub fn require_authorization(&self, value: Option<&str>) {
+        *self.shared.required_authorization.lock().expect("poisoned") = value.map(str::to_owned);
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -200,7 +229,11 @@ impl Drop for SimNode {
     }
 }
 
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
+async fn accept_loop(
+    listener: TcpListener,
+    shared: Arc<Shared>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -226,10 +259,20 @@ async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             }
         });
         // Connections live in the JoinSet so that aborting the node ends them too.
+        let tls = tls.clone();
         connections.spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match tls {
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                }
+                Some(tls) => {
+                    // A failed handshake (an unknown client certificate…) just ends it.
+                    if let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    }
+                }
+            }
         });
         while connections.try_join_next().is_some() {}
     }
@@ -244,6 +287,20 @@ async fn answer(shared: &Shared, request: Request<Incoming>) -> Response<Body> {
     }
     if request.uri().path() != SUMMARY_PATH {
         return plain(StatusCode::NOT_FOUND, "not found");
+    }
+    let required = shared
+        .required_authorization
+        .lock()
+        .expect("poisoned")
+        .clone();
+    if let Some(required) = required {
+        let given = request
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        if given != Some(required.as_str()) {
+            return plain(StatusCode::UNAUTHORIZED, "authorization required");
+        }
     }
     let spec = shared.spec.lock().expect("poisoned").clone();
     let summary = || summary_json(&spec, shared.started.elapsed());

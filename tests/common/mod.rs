@@ -221,3 +221,36 @@ pub fn start_prometheus(
     .expect("prometheus starts (Debian package `prometheus`; the test command installs it)");
     (daemon, format!("http://{address}/api/v1"))
 }
+
+/// A certificate authority of the test, and certificates it signs.
+pub struct Authority {
+    params: rcgen::CertificateParams,
+    key: rcgen::KeyPair,
+    pub pem: String,
+}
+
+impl Authority {
+    pub fn new(name: &str) -> Authority {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        let pem = params.clone().self_signed(&key).unwrap().pem();
+        Authority { params, key, pem }
+    }
+
+    /// (certificate PEM, key PEM) for `name`, for a server or a client.
+    pub fn issue(&self, name: &str, usage: rcgen::ExtendedKeyUsagePurpose) -> (String, String) {
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages = vec![usage];
+        let issuer = self.params.clone().self_signed(&self.key).unwrap();
+        let cert = params.signed_by(&key, &issuer, &self.key).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+}
