@@ -152,3 +152,67 @@ async fn the_page_shows_the_federation_and_follows_a_fault_in_a_real_browser() {
     assert!(driver.wait().unwrap().success());
     let _ = std::fs::remove_file(&shot);
 }
+
+/// Issue 11, item 2 (with issue 10's web configuration): the page works over TLS behind
+/// basic auth — a browser without credentials gets 401, one with them sees every peer,
+/// and no fetch of the page fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_works_over_tls_behind_basic_auth_in_a_real_browser() {
+    let browser_dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    assert!(
+        Path::new("/usr/bin/chromium").exists()
+            && browser_dir.join("node_modules/playwright-core").exists(),
+        "needs Debian's chromium and playwright-core (bash .ci/test installs both)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let authority = common::Authority::new("page test CA");
+    let (cert, key) = authority.issue("localhost", rcgen::ExtendedKeyUsagePurpose::ServerAuth);
+    std::fs::write(dir.path().join("server.pem"), cert).unwrap();
+    std::fs::write(dir.path().join("server.key"), key).unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "tls_server_config:\n  cert_file: server.pem\n  key_file: server.key\nbasic_auth_users:\n  operator: {}\n",
+            bcrypt::hash("page-pass", 4).unwrap()
+        ),
+    )
+    .unwrap();
+    let any = common::free_address();
+    let local = SimNode::start(any, NodeSpec::healthy("nova-a", "root-1", 0.5))
+        .await
+        .unwrap();
+    let peer = SimNode::start(
+        common::free_address(),
+        NodeSpec::healthy("nova-b", "root-1", 0.3),
+    )
+    .await
+    .unwrap();
+    let sidecar = Sidecar::spawn(&args(&[
+        "--node",
+        &local.url(),
+        "--peer",
+        &format!("nova-b={}", peer.url()),
+        "--interval",
+        "1s",
+        "--timeout",
+        "500ms",
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]));
+    let url = format!("{}/", sidecar.base.replace("http://", "https://"));
+    let output = Command::new("node")
+        .arg(browser_dir.join("secure.mjs"))
+        .args([&url, "operator", "page-pass", "1"])
+        .output()
+        .expect("node runs");
+    let said = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{said}{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        sidecar.log()
+    );
+    let lines: Vec<&str> = said.lines().collect();
+    assert_eq!(lines, ["ANONYMOUS 401", "ROWS 1", "ERRORS []"]);
+}

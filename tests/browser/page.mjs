@@ -14,18 +14,14 @@
 // With a prefix (`/peerscope`), requests under it are rewritten to the sidecar's own
 // paths, as a reverse proxy serving the page at /peerscope/ would.
 import readline from "node:readline";
-import { chromium } from "playwright-core";
+import { launch } from "./launch.mjs";
 
 const [url, prefix, expected, screenshot] = process.argv.slice(2);
 const say = (line) => process.stdout.write(line + "\n");
 const input = readline.createInterface({ input: process.stdin });
 const lines = input[Symbol.asyncIterator]();
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   const errors = [];
