@@ -14,6 +14,7 @@ mod file;
 pub mod keys;
 pub mod parse;
 pub mod peers_file;
+pub mod pem;
 pub mod transport;
 pub mod web;
 

@@ -14,10 +14,10 @@ use std::sync::Arc;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
 use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, ServerName, UnixTime};
 
-use crate::outside::file::{read_bounded, TOKEN_LIMIT};
+use super::pem::PemFiles;
+use crate::outside::file::TOKEN_LIMIT;
 
 /// What the configuration says of reaching one peer (or, in `[pull]`, every peer).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -181,20 +181,14 @@ pub fn build(access: &PeerAccess) -> Result<Transport, String> {
     if *access == PeerAccess::default() {
         return Ok(Transport::default());
     }
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    let mut read = |key: &str, path: &PathBuf, limit: u64| {
-        let bytes = read_bounded(path, limit).map_err(|e| format!("{key}: {e}"))?;
-        digest.update(&(bytes.len() as u64).to_le_bytes());
-        digest.update(&bytes);
-        Ok::<_, String>(bytes)
-    };
+    let mut files = PemFiles::default();
     let authorization = match &access.authorization_credentials_file {
         None if access.authorization_type.is_some() => {
             return Err("authorization_type needs authorization_credentials_file".to_owned());
         }
         None => None,
         Some(path) => {
-            let bytes = read("authorization_credentials_file", path, TOKEN_LIMIT)?;
+            let bytes = files.read("authorization_credentials_file", path, TOKEN_LIMIT)?;
             let credentials = String::from_utf8(bytes)
                 .map_err(|_| "authorization_credentials_file: not UTF-8 text".to_owned())?;
             // One trailing newline (as editors and `echo` write) is not part of it.
@@ -226,18 +220,11 @@ pub fn build(access: &PeerAccess) -> Result<Transport, String> {
         || access.server_name.is_some()
         || access.insecure_skip_verify.is_some();
     let tls = if needs_tls {
-        Some(Arc::new(client_config(access, &mut read)?))
+        Some(Arc::new(client_config(access, &mut files)?))
     } else {
         None
     };
-    let files_sha256 = Some(
-        digest
-            .finish()
-            .as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect(),
-    );
+    let files_sha256 = Some(files.sha256());
     Ok(Transport {
         access: access.clone(),
         files_sha256,
@@ -246,33 +233,18 @@ pub fn build(access: &PeerAccess) -> Result<Transport, String> {
     })
 }
 
-/// The largest certificate, key or CA file read, in bytes.
-const PEM_LIMIT: u64 = 1 << 20;
-
 fn client_config(
     access: &PeerAccess,
-    read: &mut impl FnMut(&str, &PathBuf, u64) -> Result<Vec<u8>, String>,
+    files: &mut PemFiles,
 ) -> Result<rustls::ClientConfig, String> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut roots = rustls::RootCertStore::empty();
-    match &access.ca_file {
-        Some(path) if access.insecure_skip_verify != Some(true) => {
-            let bytes = read("ca_file", path, PEM_LIMIT)?;
-            for cert in CertificateDer::pem_slice_iter(&bytes) {
-                let cert = cert.map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| format!("ca_file {}: {e}", path.display()))?;
-            }
-            if roots.is_empty() {
-                return Err(format!(
-                    "ca_file {}: no PEM certificate in it",
-                    path.display()
-                ));
-            }
-        }
-        _ => roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
-    }
+    // With verification off, the public roots only serve to check handshake signatures.
+    let roots = match &access.ca_file {
+        Some(path) if access.insecure_skip_verify != Some(true) => files.roots("ca_file", path)?,
+        _ => rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        },
+    };
     let webpki =
         WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
             .build()
@@ -296,19 +268,8 @@ fn client_config(
     match (&access.cert_file, &access.key_file) {
         (None, None) => Ok(builder.with_no_client_auth()),
         (Some(cert_file), Some(key_file)) => {
-            let cert_bytes = read("cert_file", cert_file, PEM_LIMIT)?;
-            let key_bytes = read("key_file", key_file, PEM_LIMIT)?;
-            let certs = CertificateDer::pem_slice_iter(&cert_bytes)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("cert_file {}: {e}", cert_file.display()))?;
-            if certs.is_empty() {
-                return Err(format!(
-                    "cert_file {}: no PEM certificate in it",
-                    cert_file.display()
-                ));
-            }
-            let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-                .map_err(|e| format!("key_file {}: {e}", key_file.display()))?;
+            let certs = files.certificates("cert_file", cert_file)?;
+            let key = files.private_key("key_file", key_file)?;
             builder.with_client_auth_cert(certs, key).map_err(|e| {
                 format!(
                     "cert_file/key_file: the key does not fit the certificate, or is unusable: {e}"

@@ -29,13 +29,12 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
 use rustls::server::WebPkiClientVerifier;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
+use super::pem::PemFiles;
 use super::ConfigError;
-use crate::outside::file::{directory_of, read_bounded, read_text_bounded};
+use crate::outside::file::{directory_of, read_text_bounded};
 
-/// The largest web configuration file, certificate or key file read, in bytes.
+/// The largest web configuration file read, in bytes.
 pub const FILE_LIMIT: u64 = 1 << 20;
 
 /// The web configuration in force: no TLS and no users when there is no file.
@@ -270,23 +269,9 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
         "TLS12"
     };
 
-    let cert_bytes = read_file("tls_server_config.cert_file", &cert_file)?;
-    let key_bytes = read_file("tls_server_config.key_file", &key_file)?;
-    let certs = CertificateDer::pem_slice_iter(&cert_bytes)
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("tls_server_config.cert_file {}: {e}", cert_file.display()))?;
-    if certs.is_empty() {
-        return Err(format!(
-            "tls_server_config.cert_file {}: no PEM certificate in it",
-            cert_file.display()
-        ));
-    }
-    let key = PrivateKeyDer::from_pem_slice(&key_bytes)
-        .map_err(|e| format!("tls_server_config.key_file {}: {e}", key_file.display()))?;
-
-    let mut digest = ring::digest::Context::new(&ring::digest::SHA256);
-    digest.update(&cert_bytes);
-    digest.update(&key_bytes);
+    let mut files = PemFiles::default();
+    let certs = files.certificates("tls_server_config.cert_file", &cert_file)?;
+    let key = files.private_key("tls_server_config.key_file", &key_file)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&provider))
         .with_protocol_versions(versions)
@@ -299,23 +284,7 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
                     "tls_server_config.client_auth_type {verify:?} needs client_ca_file"
                 ));
             };
-            let ca_bytes = read_file("tls_server_config.client_ca_file", ca_file)?;
-            digest.update(&ca_bytes);
-            let mut roots = rustls::RootCertStore::empty();
-            for cert in CertificateDer::pem_slice_iter(&ca_bytes) {
-                let cert = cert.map_err(|e| {
-                    format!(
-                        "tls_server_config.client_ca_file {}: {e}",
-                        ca_file.display()
-                    )
-                })?;
-                roots.add(cert).map_err(|e| {
-                    format!(
-                        "tls_server_config.client_ca_file {}: {e}",
-                        ca_file.display()
-                    )
-                })?;
-            }
+            let roots = files.roots("tls_server_config.client_ca_file", ca_file)?;
             let verifier =
                 WebPkiClientVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider));
             let verifier = if verify == ClientAuth::VerifyClientCertIfGiven {
@@ -336,12 +305,7 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
         format!("tls_server_config: the key does not fit the certificate, or is unusable: {e}")
     })?;
     server_config.alpn_protocols = vec![b"http/1.1".to_vec()];
-    let files_sha256 = digest
-        .finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let files_sha256 = files.sha256();
     Ok(TlsServer {
         cert_file,
         key_file,
@@ -351,10 +315,6 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
         files_sha256,
         server_config: Arc::new(server_config),
     })
-}
-
-fn read_file(key: &str, path: &Path) -> Result<Vec<u8>, String> {
-    read_bounded(path, FILE_LIMIT).map_err(|e| format!("{key}: {e}"))
 }
 
 #[cfg(test)]
