@@ -136,6 +136,7 @@ pub async fn run(
     let acting = tokio::spawn(act::run(
         reconciler,
         store.clone(),
+        poller.clone(),
         cycles_seen,
         shutdown.clone(),
     ));

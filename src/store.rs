@@ -12,6 +12,7 @@ use tokio::time::Instant;
 
 use crate::config::transport::Transport;
 use crate::config::{Config, ObserversPerPeer, PeerConfig, PerPeer, QualityWeights};
+use crate::figures::confirmation::Membership;
 use crate::figures::decision::{Facts, PeerFacts};
 use crate::figures::divergence::{self, Relation};
 use crate::figures::histogram::Histogram;
@@ -86,6 +87,11 @@ struct State {
     observation: ObservationView,
     /// Per cycle: when, peers live, novelty, divergence ratio (see [`Store::history`]).
     history: VecDeque<(Instant, usize, f64, f64)>,
+    /// Positions in `peers` of the members other than this node: what confirmation draws
+    /// from (SPEC §6), by position in this list.
+    members: Vec<usize>,
+    /// Bumped whenever `members` or the roles change; draws of an older one are void.
+    generation: u64,
 }
 
 /// The most cycles of headline figures kept for the page's plot.
@@ -162,6 +168,8 @@ impl Store {
             observers_per_peer: config.observers_per_peer,
             observation: ObservationView::default(),
             history: VecDeque::new(),
+            members: Vec::new(),
+            generation: 0,
         };
         for peer in &config.peers {
             let id = state.new_id();
@@ -299,6 +307,34 @@ impl Store {
     /// The local node's base URL.
     pub fn node_url(&self) -> Url {
         self.lock().node.url.clone()
+    }
+
+    /// The member list a confirmation draws from.
+    pub fn membership(&self) -> Membership {
+        let state = self.lock();
+        let k = state.observation.observers_per_peer;
+        Membership {
+            generation: state.generation,
+            others: state.members.len(),
+            sampled: state.observation.not_observed > 0,
+            budget: 2 * k,
+        }
+    }
+
+    /// The members at `positions` of the member list of `generation`; `None` when the list
+    /// has changed since.
+    pub fn members_at(&self, generation: u64, positions: &[usize]) -> Option<Vec<PullTarget>> {
+        let state = self.lock();
+        if state.generation != generation {
+            return None;
+        }
+        positions
+            .iter()
+            .map(|&p| {
+                let index = *state.members.get(p)?;
+                Some(state.peers[index].target.pull_target())
+            })
+            .collect()
     }
 
     /// What the next cycle pulls.
@@ -471,6 +507,9 @@ impl Store {
             local_root,
             live_peers,
             peers,
+            local_node_id: state.node.node_id.clone(),
+            sampled: state.observation.not_observed > 0,
+            probe: None,
         }
     }
 
@@ -597,6 +636,10 @@ fn assign_roles(state: &mut State) {
     for (peer, role) in state.peers.iter_mut().zip(roles) {
         peer.role = role;
     }
+    state.members = (0..state.peers.len())
+        .filter(|&i| state.peers[i].role != Role::Myself)
+        .collect();
+    state.generation += 1;
     let count = |role: fn(&Role) -> bool| state.peers.iter().filter(|p| role(&p.role)).count();
     state.observation = ObservationView {
         pending: me.is_none() && k > 0,

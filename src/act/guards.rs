@@ -12,9 +12,13 @@ use serde_json::json;
 use tokio::time::Instant;
 
 use crate::config::{Mode, Policy, ReconcileConfig};
+use crate::figures::confirmation::{Membership, SequentialTest};
 use crate::figures::decision::{self, Decision, Facts, Suppression, Target};
 use crate::outside::text::printable;
 use crate::timeline::{from_unix, later, unix_seconds, Anchor};
+
+use super::confirmation::{ConfirmationView, Confirmer, Draws, Sample};
+use crate::figures::confirmation::Verdict;
 
 /// Why a request failed (`reconcile_failures_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -112,6 +116,8 @@ pub struct ReconcileView {
     /// The body a dry run would have sent.
     pub dry_run_request: Option<serde_json::Value>,
     pub history: Vec<HistoryEntry>,
+    /// The confirmation on random members (sampled observation) and its evidence.
+    pub confirmation: ConfirmationView,
 }
 
 /// What the reconciler keeps across a restart (times as Unix seconds), so that a restart
@@ -168,12 +174,17 @@ pub struct Guards {
     ids: fastrand::Rng,
     /// Backoff jitter, separate from `ids` so tests can predict it.
     jitter: fastrand::Rng,
+    /// Confirmation before acting, under sampled observation.
+    confirmer: Confirmer,
 }
 
 impl Guards {
-    /// Fresh guards; `ids` makes request ids and `jitter` spreads backoff delays.
-    pub fn new(ids: fastrand::Rng, jitter: fastrand::Rng) -> Self {
+    /// Fresh guards; `ids` makes request ids (and seeds the confirmation's draws) and
+    /// `jitter` spreads backoff delays.
+    pub fn new(mut ids: fastrand::Rng, jitter: fastrand::Rng) -> Self {
+        let draws = fastrand::Rng::with_seed(ids.u64(..));
         Guards {
+            confirmer: Confirmer::new(SequentialTest::DEFAULT, draws),
             episode: None,
             in_flight: false,
             busy_until: None,
@@ -201,9 +212,21 @@ impl Guards {
         &mut self,
         config: &ReconcileConfig,
         facts: &Facts,
+        membership: &Membership,
         now: Anchor,
     ) -> Option<Outgoing> {
         let at = now.instant;
+        let with_probe;
+        let facts = match self.confirmer.probe_facts() {
+            Some(probe) if facts.sampled => {
+                with_probe = Facts {
+                    probe: Some(probe.clone()),
+                    ..facts.clone()
+                };
+                &with_probe
+            }
+            _ => facts,
+        };
         while self
             .sent
             .front()
@@ -223,6 +246,8 @@ impl Guards {
             max_per_hour: config.max_per_hour,
             rejected_roots: Some(&self.rejected_roots),
         };
+        let local_root = facts.local_root.as_deref().unwrap_or_default();
+        let confirmer = &mut self.confirmer;
         let mut decision = decision::decide(
             config.mode,
             config.policy,
@@ -230,7 +255,22 @@ impl Guards {
             facts,
             &state,
             at,
+            |target| confirmer.standing(&target.root, local_root, membership, at, config.cooldown),
         );
+        if !matches!(decision, Decision::Suppressed(Suppression::Confirming, _)) {
+            // Nothing to confirm this cycle (no divergence, or a guard holds): stop drawing.
+            self.confirmer.abandon();
+        }
+        if let Decision::Request(target) | Decision::Suppressed(Suppression::DryRun, Some(target)) =
+            &mut decision
+        {
+            // Members seen holding the target in the confirmation are sources too.
+            for source in self.confirmer.sampled_sources(&target.root) {
+                if !target.sources.iter().any(|s| s.url == source.url) {
+                    target.sources.push(source.clone());
+                }
+            }
+        }
 
         // Accepted before, cooled down, and still diverging towards the same root: it had
         // no effect. Count it, start a new episode, and retry only after a backoff.
@@ -265,7 +305,7 @@ impl Guards {
                 self.suppressed_total[reason.index()] += 1;
                 if let (Suppression::DryRun, Some(target)) = (reason, target) {
                     let (request_id, new_episode) = self.episode_towards(&target.root);
-                    let body = request_body(&request_id, facts, &target, true);
+                    let body = self.request_body(&request_id, facts, &target, true, at);
                     if new_episode {
                         tracing::info!(%request_id, target_root = %printable(&target.root), "dry run: would request reconciliation");
                         let detail = "not sent (mode dry-run)".to_owned();
@@ -280,7 +320,7 @@ impl Guards {
                 self.in_flight = true;
                 self.sent.push_back(at);
                 self.requests_total += 1;
-                let body = request_body(&request_id, facts, &target, false);
+                let body = self.request_body(&request_id, facts, &target, false, at);
                 tracing::info!(%request_id, target_root = %printable(&target.root), sources = target.sources.len(), "requesting reconciliation");
                 Some(Outgoing {
                     request_id,
@@ -375,7 +415,33 @@ impl Guards {
             suppressed_total: self.suppressed_total,
             dry_run_request: self.dry_run_request.clone(),
             history: self.history.iter().cloned().collect(),
+            confirmation: self.confirmer.view(now),
         }
+    }
+
+    /// What to pull beside this interval's cycle: the probe, when a sampled sidecar may
+    /// act (`majority` policy, mode not `off`), and the running confirmation's draws.
+    pub fn draws(&mut self, config: &ReconcileConfig, membership: &Membership) -> Draws {
+        let probing = config.mode != Mode::Off && config.policy == Policy::Majority;
+        self.confirmer.draws(membership, probing)
+    }
+
+    /// See [`Confirmer::record_draws`].
+    pub fn record_draws(
+        &mut self,
+        config: &ReconcileConfig,
+        generation: u64,
+        samples: Vec<Sample>,
+        local_node_id: Option<&str>,
+        now: Instant,
+    ) -> Verdict {
+        self.confirmer
+            .record_draws(generation, samples, local_node_id, now, config.cooldown)
+    }
+
+    /// See [`Confirmer::record_probe`].
+    pub fn record_probe(&mut self, generation: u64, sample: Sample, local_root: Option<&str>) {
+        self.confirmer.record_probe(generation, sample, local_root);
     }
 
     /// What survives a restart, with times as Unix seconds.
@@ -478,6 +544,31 @@ fn summarise(decision: &Decision) -> DecisionSummary {
     }
 }
 
+impl Guards {
+    /// The body of `contracts/reconcile_request@1.yaml`, with the confirmation's evidence
+    /// when the target was confirmed on random members.
+    fn request_body(
+        &self,
+        request_id: &str,
+        facts: &Facts,
+        target: &Target,
+        dry_run: bool,
+        now: Instant,
+    ) -> serde_json::Value {
+        let mut body = request_body(request_id, facts, target, dry_run);
+        if facts.sampled {
+            let evidence = self.confirmer.view(now);
+            body["confirmation"] = json!({
+                "voters": evidence.voters,
+                "sampled": evidence.sampled,
+                "for_target": evidence.for_target,
+                "statistic": evidence.statistic,
+            });
+        }
+        body
+    }
+}
+
 /// The body of `contracts/reconcile_request@1.yaml`.
 fn request_body(
     request_id: &str,
@@ -515,6 +606,13 @@ mod tests {
     use crate::figures::decision::PeerFacts;
 
     const JITTER_SEED: u64 = 7;
+    /// Every member observed: the figures' majority rule decides, nothing to confirm.
+    const FULL_MESH: Membership = Membership {
+        generation: 0,
+        others: 2,
+        sampled: false,
+        budget: 0,
+    };
     const MS: Duration = Duration::from_millis(1);
 
     fn config() -> ReconcileConfig {
@@ -548,6 +646,7 @@ mod tests {
             local_root: Some(local.to_owned()),
             live_peers: 2,
             peers: vec![peer(1), peer(2)],
+            ..Facts::default()
         }
     }
 
@@ -562,11 +661,11 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn one_request_at_a_time_until_the_node_answers() {
         let (config, mut guards) = (config(), guards());
-        let first = guards.evaluate(&config, &facts("old", "new"), Anchor::now());
+        let first = guards.evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now());
         assert!(first.is_some());
         tokio::time::advance(Duration::from_secs(3600)).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::InFlight), 1);
         assert!(guards.view(&config, Instant::now()).in_progress);
@@ -581,7 +680,7 @@ mod tests {
         let mut ids = Vec::new();
         for failures in 1..=8u32 {
             let outgoing = guards
-                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
                 .unwrap_or_else(|| panic!("attempt {failures} was not sent"));
             ids.push(outgoing.request_id.clone());
             guards.record(&config, &outgoing, failed(), Anchor::now());
@@ -598,7 +697,7 @@ mod tests {
             tokio::time::advance(expected - MS).await;
             assert!(
                 guards
-                    .evaluate(&config, &facts("old", "new"), Anchor::now())
+                    .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
                     .is_none(),
                 "retried before the backoff of {expected:?} ended"
             );
@@ -638,18 +737,18 @@ mod tests {
     async fn success_cools_down_and_a_persisting_divergence_counts_as_no_effect() {
         let (config, mut guards) = (config(), guards());
         let outgoing = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert!(guards.record(&config, &outgoing, Answer::Accepted(200), Anchor::now()));
         tokio::time::advance(config.cooldown - MS).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::Cooldown), 1);
 
         tokio::time::advance(MS).await; // the cooldown is over; the node still holds "old"
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(guards.failures_total[RequestFailure::NoEffect.index()], 1);
         let mut replay = fastrand::Rng::with_seed(JITTER_SEED);
@@ -660,7 +759,7 @@ mod tests {
 
         tokio::time::advance(backoff).await;
         let retry = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert_ne!(
             retry.request_id, outgoing.request_id,
@@ -672,12 +771,12 @@ mod tests {
     async fn a_healed_node_ends_the_wait_for_an_effect() {
         let (config, mut guards) = (config(), guards());
         let outgoing = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         guards.record(&config, &outgoing, Answer::Accepted(202), Anchor::now());
         tokio::time::advance(config.cooldown).await;
         assert!(guards
-            .evaluate(&config, &facts("new", "new"), Anchor::now())
+            .evaluate(&config, &facts("new", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(guards.failures_total, [0; RequestFailure::ALL.len()]);
         assert_eq!(guards.view(&config, Instant::now()).decision.kind, "idle");
@@ -692,24 +791,24 @@ mod tests {
         let mut guards = guards();
         for _ in 0..2 {
             let outgoing = guards
-                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
                 .unwrap();
             guards.record(&config, &outgoing, failed(), Anchor::now());
             tokio::time::advance(Duration::from_secs(1)).await;
         }
         // Two sent at 0 s and 1 s: the third waits until the first is an hour old.
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::RateLimit), 1);
         tokio::time::advance(Duration::from_secs(3600 - 2) - MS).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::RateLimit), 2);
         tokio::time::advance(MS).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_some());
     }
 
@@ -717,17 +816,17 @@ mod tests {
     async fn already_running_waits_one_backoff_base_without_a_failure() {
         let (config, mut guards) = (config(), guards());
         let outgoing = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert!(!guards.record(&config, &outgoing, Answer::AlreadyRunning, Anchor::now()));
         tokio::time::advance(config.backoff_base - MS).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::InFlight), 1);
         tokio::time::advance(MS).await;
         let again = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert_eq!(again.request_id, outgoing.request_id);
         assert_eq!(guards.failures_total, [0; RequestFailure::ALL.len()]);
@@ -738,18 +837,18 @@ mod tests {
     async fn a_rejected_root_is_never_retried_and_a_new_root_is_a_new_episode() {
         let (config, mut guards) = (config(), guards());
         let outgoing = guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         let rejected = Answer::Failed(RequestFailure::Rejected, "answered 422".into());
         guards.record(&config, &outgoing, rejected, Anchor::now());
         tokio::time::advance(Duration::from_secs(24 * 3600)).await;
         assert!(guards
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         assert_eq!(suppressed(&guards, Suppression::RejectedTarget), 1);
         assert_eq!(guards.consecutive_failures, 0, "a rejection is no backoff");
         let other = guards
-            .evaluate(&config, &facts("old", "newer"), Anchor::now())
+            .evaluate(&config, &facts("old", "newer"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert_eq!(other.target_root, "newer");
         assert_ne!(other.request_id, outgoing.request_id);
@@ -762,7 +861,7 @@ mod tests {
         let mut guards = guards();
         for _ in 0..3 {
             assert!(guards
-                .evaluate(&config, &facts("old", "new"), Anchor::now())
+                .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
                 .is_none());
         }
         let view = guards.view(&config, Instant::now());
@@ -779,7 +878,7 @@ mod tests {
     async fn a_restart_from_a_checkpoint_keeps_the_backoff_and_the_episode() {
         let (config, mut before) = (config(), guards());
         let outgoing = before
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         before.record(&config, &outgoing, failed(), Anchor::now());
         let backoff = before
@@ -805,11 +904,11 @@ mod tests {
             backoff - 5.0
         );
         assert!(after
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .is_none());
         tokio::time::advance(Duration::from_secs_f64(remaining) + MS).await;
         let retry = after
-            .evaluate(&config, &facts("old", "new"), Anchor::now())
+            .evaluate(&config, &facts("old", "new"), &FULL_MESH, Anchor::now())
             .unwrap();
         assert_eq!(
             retry.request_id, outgoing.request_id,

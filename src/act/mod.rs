@@ -4,13 +4,17 @@
 //! SPEC §6. In three parts:
 //! - [`guards`]: the state machine — cooldown, backoff with jitter, the hourly cap, 409,
 //!   rejected roots, "no effect", the request id per episode — pure, over `now`;
+//! - [`confirmation`]: under sampled observation, the target confirmed on random members
+//!   of the whole membership before a request (episodes, budget, holds, the probe) — pure;
 //! - [`client`]: the HTTP request and the classification of the node's answer;
-//! - [`actor`]: the loop that ties them to the poll cycles.
+//! - [`actor`]: the loop that ties them to the poll cycles and pulls the confirmation's
+//!   members.
 //!
 //! [`Reconciler`] is the shared handle the actor, the server and the checkpointer hold.
 
 pub mod actor;
 pub mod client;
+pub mod confirmation;
 pub mod guards;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +22,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::time::Instant;
 
 use crate::config::ReconcileConfig;
+use crate::figures::confirmation::{Membership, Verdict};
 use crate::figures::decision::Facts;
 use crate::timeline::Anchor;
 
 pub use actor::run;
+pub use confirmation::{Draws, Sample};
 pub use guards::{
     Answer, DecisionSummary, HistoryEntry, Outgoing, ReconcileCheckpoint, ReconcileView,
     RequestFailure,
@@ -62,9 +68,38 @@ impl Reconciler {
     }
 
     /// See [`guards::Guards::evaluate`].
-    pub fn evaluate(&self, facts: &Facts, now: Anchor) -> Option<Outgoing> {
+    pub fn evaluate(
+        &self,
+        facts: &Facts,
+        membership: &Membership,
+        now: Anchor,
+    ) -> Option<Outgoing> {
         let config = self.config();
-        self.lock().evaluate(&config, facts, now)
+        self.lock().evaluate(&config, facts, membership, now)
+    }
+
+    /// See [`guards::Guards::draws`].
+    pub fn draws(&self, membership: &Membership) -> Draws {
+        let config = self.config();
+        self.lock().draws(&config, membership)
+    }
+
+    /// See [`guards::Guards::record_draws`].
+    pub fn record_draws(
+        &self,
+        generation: u64,
+        samples: Vec<Sample>,
+        local_node_id: Option<&str>,
+        now: Instant,
+    ) -> Verdict {
+        let config = self.config();
+        self.lock()
+            .record_draws(&config, generation, samples, local_node_id, now)
+    }
+
+    /// See [`guards::Guards::record_probe`].
+    pub fn record_probe(&self, generation: u64, sample: Sample, local_root: Option<&str>) {
+        self.lock().record_probe(generation, sample, local_root);
     }
 
     /// See [`guards::Guards::record`].

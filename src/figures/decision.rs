@@ -1,6 +1,11 @@
 //! Whether to ask the local node to reconcile (SPEC §6), as pure functions of a snapshot:
 //! no I/O, no clock — `now` comes in. Returns a request (target root and sources) or the
 //! one reason it is suppressed.
+//!
+//! The decision in order: the policy picks a target from what this sidecar observes
+//! ([`choose_target`]); the guards may hold it back; then, under the `majority` policy
+//! with sampled observation, the target must be confirmed on random members of the whole
+//! membership ([`Standing`], `act::confirmation`) before a request is sent.
 
 use std::collections::BTreeMap;
 
@@ -22,10 +27,14 @@ pub enum Suppression {
     Disabled,
     /// The node rejected (4xx) a request towards this target root before.
     RejectedTarget,
+    /// The target is being confirmed on random members of the whole membership.
+    Confirming,
+    /// The confirmation refuted the target or could not decide; held back for a while.
+    Unconfirmed,
 }
 
 impl Suppression {
-    pub const ALL: [Suppression; 9] = [
+    pub const ALL: [Suppression; 11] = [
         Suppression::Cooldown,
         Suppression::Backoff,
         Suppression::InFlight,
@@ -35,6 +44,8 @@ impl Suppression {
         Suppression::DryRun,
         Suppression::Disabled,
         Suppression::RejectedTarget,
+        Suppression::Confirming,
+        Suppression::Unconfirmed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -48,6 +59,8 @@ impl Suppression {
             Suppression::DryRun => "dry_run",
             Suppression::Disabled => "disabled",
             Suppression::RejectedTarget => "rejected_target",
+            Suppression::Confirming => "confirming",
+            Suppression::Unconfirmed => "unconfirmed",
         }
     }
 
@@ -79,6 +92,24 @@ pub struct Facts {
     pub live_peers: usize,
     /// Live peers with a known, fresh root.
     pub peers: Vec<PeerFacts>,
+    /// The local node's node_id, when known: a member reporting it is the local node.
+    pub local_node_id: Option<String>,
+    /// Whether `peers` is a sample of the membership (sampled observation, SPEC §9): then
+    /// their majority proves nothing, and a target must be confirmed before acting.
+    pub sampled: bool,
+    /// The roaming probe's member, when it diverges from the local node (sampled only).
+    pub probe: Option<PeerFacts>,
+}
+
+/// Where the confirmation of a target stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Standing {
+    /// Confirmed to hold a strict majority of the whole membership: act.
+    Confirmed,
+    /// Random members are being pulled.
+    Confirming,
+    /// Refuted, or undecided: not now.
+    Unconfirmed,
 }
 
 /// The root to reconcile towards, and who holds it (best quality first).
@@ -137,6 +168,35 @@ pub fn choose_target(
         groups.entry(&peer.root).or_default().push(peer);
     }
     let group = match policy {
+        // A sample fixed by the hash: its majority means nothing. Any divergence that
+        // lasted `threshold` cycles, the probe's included, names a candidate; the
+        // confirmation on random members decides.
+        Policy::Majority if facts.sampled => {
+            for probe in facts.probe.iter().filter(|p| p.root != local_root) {
+                if !facts.peers.iter().any(|p| p.url == probe.url) {
+                    groups.entry(&probe.root).or_default().push(probe);
+                }
+            }
+            let ready = groups
+                .into_iter()
+                .map(|(root, group)| {
+                    let ready: Vec<&PeerFacts> = group
+                        .into_iter()
+                        .filter(|p| p.streak >= threshold)
+                        .collect();
+                    (root, ready)
+                })
+                .filter(|(_, ready)| !ready.is_empty());
+            let Some((_, group)) = ready.max_by(|(ra, a), (rb, b)| {
+                a.len()
+                    .cmp(&b.len())
+                    .then(total_quality(a).total_cmp(&total_quality(b)))
+                    .then(rb.cmp(ra))
+            }) else {
+                return Ok(None);
+            };
+            group
+        }
         Policy::Majority => {
             // The largest group; ties go to the higher total quality, then the smaller root.
             let Some((_, group)) = groups.into_iter().max_by(|(ra, a), (rb, b)| {
@@ -185,7 +245,9 @@ fn total_quality(group: &[&PeerFacts]) -> f64 {
     group.iter().map(|p| p.quality).sum()
 }
 
-/// The whole decision: the policy, then the guards in a fixed order.
+/// The whole decision: the policy, then the guards in a fixed order, then — under the
+/// `majority` policy with sampled observation — the confirmation, asked of `confirm` only
+/// when nothing else holds the request back (so no member is pulled in vain).
 pub fn decide(
     mode: Mode,
     policy: Policy,
@@ -193,6 +255,7 @@ pub fn decide(
     facts: &Facts,
     guards: &GuardState<'_>,
     now: Instant,
+    confirm: impl FnOnce(&Target) -> Standing,
 ) -> Decision {
     let target = match choose_target(policy, threshold, facts) {
         Ok(None) => return Decision::Idle,
@@ -215,6 +278,12 @@ pub fn decide(
         Some(Suppression::Backoff)
     } else if guards.requests_last_hour >= guards.max_per_hour {
         Some(Suppression::RateLimit)
+    } else if policy == Policy::Majority && facts.sampled {
+        match confirm(&target) {
+            Standing::Confirmed => (mode == Mode::DryRun).then_some(Suppression::DryRun),
+            Standing::Confirming => Some(Suppression::Confirming),
+            Standing::Unconfirmed => Some(Suppression::Unconfirmed),
+        }
     } else if mode == Mode::DryRun {
         Some(Suppression::DryRun)
     } else {
@@ -250,6 +319,7 @@ mod tests {
             local_root: local.map(str::to_owned),
             live_peers: peers.len(),
             peers,
+            ..Facts::default()
         }
     }
 
@@ -264,6 +334,7 @@ mod tests {
                 ..GuardState::default()
             },
             Instant::now(),
+            |_| Standing::Confirmed,
         )
     }
 
@@ -460,7 +531,9 @@ mod tests {
             (Mode::DryRun, base, Suppression::DryRun),
         ];
         for (mode, guards, expected) in cases {
-            match decide(mode, Policy::Majority, 3, &f, &guards, now) {
+            match decide(mode, Policy::Majority, 3, &f, &guards, now, |_| {
+                Standing::Confirmed
+            }) {
                 Decision::Suppressed(reason, Some(target)) => {
                     assert_eq!(reason, expected);
                     assert_eq!(target.root, "x");
@@ -476,8 +549,136 @@ mod tests {
             ..base
         };
         assert!(matches!(
-            decide(Mode::On, Policy::Majority, 3, &f, &expired, now),
+            decide(
+                Mode::On,
+                Policy::Majority,
+                3,
+                &f,
+                &expired,
+                now,
+                |_| unreachable!()
+            ),
             Decision::Request(_)
+        ));
+    }
+
+    fn sampled(local: &str, peers: Vec<PeerFacts>, probe: Option<PeerFacts>) -> Facts {
+        Facts {
+            sampled: true,
+            probe,
+            ..facts(Some(local), peers)
+        }
+    }
+
+    #[test]
+    fn a_sampled_sidecar_confirms_any_lasting_divergence_before_acting() {
+        // One of three observed peers diverges: no majority of the sample, yet a candidate.
+        let f = sampled(
+            "a",
+            vec![
+                peer("b", "a", 0, 1.0),
+                peer("c", "a", 0, 1.0),
+                peer("d", "x", 3, 0.7),
+            ],
+            None,
+        );
+        let mut asked = Vec::new();
+        let mut decide_with = |standing: Standing| {
+            decide(
+                Mode::On,
+                Policy::Majority,
+                3,
+                &f,
+                &GuardState {
+                    max_per_hour: 6,
+                    ..GuardState::default()
+                },
+                Instant::now(),
+                |target: &Target| {
+                    asked.push(target.root.clone());
+                    standing
+                },
+            )
+        };
+        assert!(matches!(
+            decide_with(Standing::Confirming),
+            Decision::Suppressed(Suppression::Confirming, Some(_))
+        ));
+        assert!(matches!(
+            decide_with(Standing::Unconfirmed),
+            Decision::Suppressed(Suppression::Unconfirmed, Some(_))
+        ));
+        assert_eq!(request_root(&decide_with(Standing::Confirmed)), Some("x"));
+        assert_eq!(asked, ["x", "x", "x"]);
+        // Not yet `threshold` cycles: nothing to confirm.
+        let young = sampled("a", vec![peer("d", "x", 2, 0.7)], None);
+        assert_eq!(on(&young, Policy::Majority), Decision::Idle);
+    }
+
+    #[test]
+    fn the_probe_names_a_candidate_the_observed_sample_missed() {
+        let f = sampled(
+            "a",
+            vec![peer("b", "a", 0, 1.0)],
+            Some(peer("z", "x", 3, 0.0)),
+        );
+        let Decision::Request(target) = on(&f, Policy::Majority) else {
+            panic!("{:?}", on(&f, Policy::Majority))
+        };
+        assert_eq!(target.root, "x");
+        assert_eq!(target.sources[0].peer, "z");
+    }
+
+    #[test]
+    fn guards_hold_a_request_back_before_any_member_is_pulled_to_confirm_it() {
+        let f = sampled("a", vec![peer("d", "x", 5, 0.7)], None);
+        let now = Instant::now();
+        let guards = GuardState {
+            max_per_hour: 6,
+            cooldown_until: Some(now + Duration::from_secs(1)),
+            ..GuardState::default()
+        };
+        let decision = decide(Mode::On, Policy::Majority, 3, &f, &guards, now, |_| {
+            panic!("confirmation asked while cooling down")
+        });
+        assert!(matches!(
+            decision,
+            Decision::Suppressed(Suppression::Cooldown, _)
+        ));
+        let decision = decide(Mode::Off, Policy::Majority, 3, &f, &guards, now, |_| {
+            panic!("confirmation asked while disabled")
+        });
+        assert!(matches!(
+            decision,
+            Decision::Suppressed(Suppression::Disabled, _)
+        ));
+    }
+
+    #[test]
+    fn dry_run_confirms_exactly_as_on() {
+        let f = sampled("a", vec![peer("d", "x", 5, 0.7)], None);
+        let run = |mode, standing| {
+            let guards = GuardState {
+                max_per_hour: 6,
+                ..GuardState::default()
+            };
+            decide(
+                mode,
+                Policy::Majority,
+                3,
+                &f,
+                &guards,
+                Instant::now(),
+                |_| standing,
+            )
+        };
+        assert!(matches!(
+            run(Mode::DryRun, Standing::Confirming),
+            Decision::Suppressed(Suppression::Confirming, _)
+        ));
+        assert!(matches!(
+            run(Mode::DryRun, Standing::Confirmed),
+            Decision::Suppressed(Suppression::DryRun, _)
         ));
     }
 }

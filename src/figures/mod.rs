@@ -3,6 +3,7 @@
 //! and the [`view::View`] snapshot that `/metrics` and `/status` are made from.
 //! No I/O and no clock reads here: `now` always comes in.
 
+pub mod confirmation;
 pub mod decision;
 pub mod divergence;
 pub mod histogram;

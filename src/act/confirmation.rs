@@ -1,0 +1,692 @@
+//! Confirmation before acting (SPEC §6): before a request towards root R is sent, R must
+//! be shown to hold a strict majority of the whole membership on members drawn uniformly
+//! at random without replacement from the full member list — not the rendezvous sample
+//! this sidecar observes. This is the state machine around the test of
+//! [`crate::figures::confirmation`]: one episode per (target root, local root, member
+//! list), its draws spread over intervals under a budget of 2·K per interval, and a hold
+//! after a refuted or undecided episode so that a node of the majority does not pull
+//! without end.
+//!
+//! It also keeps the roaming probe: one random member pulled each interval beside the
+//! observed ones. At K = 8 a sidecar may observe only one or two peers; if they all share
+//! its root it would never see that it is in the minority. The probe stays on a member
+//! while that member diverges (its streak grows like an observed peer's) and moves on
+//! when it agrees or fails.
+//!
+//! Pure: the actor pulls; `now` and the random generator come in.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::figures::confirmation::{Membership, SequentialTest, Tally, Verdict};
+use crate::figures::decision::{PeerFacts, Standing};
+use crate::timeline::later;
+
+/// One member pulled for the confirmation or the probe.
+#[derive(Clone, Debug)]
+pub struct Sample {
+    /// Its position in the member list of the draws' generation.
+    pub member: usize,
+    pub peer: String,
+    pub url: String,
+    /// `None` when the pull failed.
+    pub node_id: Option<String>,
+    /// `None` when the pull failed or the summary carried no state root.
+    pub root: Option<String>,
+}
+
+/// What the actor pulls this interval beside the cycle: positions in the member list.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Draws {
+    pub generation: u64,
+    pub probe: Option<usize>,
+    pub confirmation: Vec<usize>,
+}
+
+impl Draws {
+    pub fn is_empty(&self) -> bool {
+        self.probe.is_none() && self.confirmation.is_empty()
+    }
+}
+
+/// Outcomes of finished episodes, in the order of `reconcile_confirmations_total{outcome}`.
+pub const OUTCOMES: [&str; 3] = ["confirmed", "refuted", "undecided"];
+
+/// Sampled holders of the target kept as sources of the request.
+const SOURCES_KEPT: usize = 16;
+/// Distinct roots counted one by one in `/status`; the rest are added up as "other".
+const ROOTS_SHOWN: usize = 8;
+/// Roots held back after a refuted or undecided episode.
+const HOLDS_KEPT: usize = 16;
+
+/// The evidence of the current (or last) episode, for `/status`, `/metrics` and the
+/// request body.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct ConfirmationView {
+    /// `idle`, `confirming`, `confirmed`, `refuted` or `undecided`.
+    pub state: &'static str,
+    pub target_root: Option<String>,
+    pub local_root: Option<String>,
+    /// Voters: the local node and every distinct member (duplicates found are taken out).
+    pub voters: usize,
+    /// Distinct members drawn and pulled so far.
+    pub sampled: usize,
+    pub for_target: usize,
+    /// Drawn members whose pull failed (counted against the target).
+    pub failed: usize,
+    /// Drawn members that turned out to be the local node or a node already counted.
+    pub discarded: usize,
+    /// Votes per root among the sampled members (at most 8 roots; the rest as `other`).
+    pub votes: BTreeMap<String, usize>,
+    /// The test statistic: votes for the target minus the rest.
+    pub statistic: i64,
+    pub confirm_at: i64,
+    pub refute_at: i64,
+    pub max_draws: usize,
+    /// Proven bound on confirming a root that holds at most 40 %.
+    pub wrong_confirmation_bound: f64,
+    /// Intervals in which this episode drew members.
+    pub intervals: u32,
+    pub detail: Option<String>,
+    /// Seconds until a refuted or undecided target may be confirmed again.
+    pub hold_remaining_seconds: f64,
+    pub probe: Option<PeerFacts>,
+    #[serde(skip)]
+    pub outcomes_total: [u64; OUTCOMES.len()],
+    #[serde(skip)]
+    pub pulls_total: u64,
+    #[serde(skip)]
+    pub probe_pulls_total: u64,
+}
+
+/// Confirmation episodes, their holds and the probe.
+pub struct Confirmer {
+    test: SequentialTest,
+    episode: Option<Episode>,
+    /// Targets that were refuted or undecided, and until when they are held back.
+    holds: BTreeMap<String, Instant>,
+    probe: Option<Probe>,
+    outcomes_total: [u64; OUTCOMES.len()],
+    pulls_total: u64,
+    probe_pulls_total: u64,
+    rng: fastrand::Rng,
+}
+
+struct Episode {
+    target_root: String,
+    local_root: String,
+    generation: u64,
+    /// Members other than this node when the episode began.
+    others: usize,
+    drawn: HashSet<usize>,
+    tally: Tally,
+    failed: usize,
+    discarded: usize,
+    node_ids: HashSet<String>,
+    votes: BTreeMap<String, usize>,
+    sources: Vec<PeerFacts>,
+    intervals: u32,
+    verdict: Verdict,
+    concluded: Option<Instant>,
+    detail: Option<String>,
+}
+
+struct Probe {
+    generation: u64,
+    member: usize,
+    facts: Option<PeerFacts>,
+}
+
+impl Confirmer {
+    pub fn new(test: SequentialTest, rng: fastrand::Rng) -> Self {
+        Confirmer {
+            test,
+            episode: None,
+            holds: BTreeMap::new(),
+            probe: None,
+            outcomes_total: [0; OUTCOMES.len()],
+            pulls_total: 0,
+            probe_pulls_total: 0,
+            rng,
+        }
+    }
+
+    /// Where the confirmation of `target_root` stands, starting an episode when none runs
+    /// for it. A confirmation, and a hold after a refutation, last `valid_for`.
+    pub fn standing(
+        &mut self,
+        target_root: &str,
+        local_root: &str,
+        membership: &Membership,
+        now: Instant,
+        valid_for: Duration,
+    ) -> Standing {
+        self.holds.retain(|_, until| now < *until);
+        if let Some(episode) = &self.episode {
+            let same = episode.target_root == target_root
+                && episode.local_root == local_root
+                && episode.generation == membership.generation;
+            let fresh = episode
+                .concluded
+                .is_none_or(|at| now.saturating_duration_since(at) < valid_for);
+            match episode.verdict {
+                Verdict::Pending if same => return Standing::Confirming,
+                Verdict::Confirmed if same && fresh => return Standing::Confirmed,
+                _ => {}
+            }
+        }
+        if self.holds.contains_key(target_root) {
+            return Standing::Unconfirmed;
+        }
+        self.episode = Some(Episode {
+            target_root: target_root.to_owned(),
+            local_root: local_root.to_owned(),
+            generation: membership.generation,
+            others: membership.others,
+            drawn: HashSet::new(),
+            tally: Tally {
+                voters: membership.others + 1,
+                drawn: 0,
+                for_target: 0,
+            },
+            failed: 0,
+            discarded: 0,
+            node_ids: HashSet::new(),
+            votes: BTreeMap::new(),
+            sources: Vec::new(),
+            intervals: 0,
+            verdict: Verdict::Pending,
+            concluded: None,
+            detail: None,
+        });
+        tracing::info!(target_root = %target_root, members = membership.others, "confirming on random members before reconciling");
+        // No other member at all: the verdict is already known (a lone node never acts).
+        self.conclude_if_known(now, valid_for);
+        match self.episode.as_ref().map(|e| e.verdict) {
+            Some(Verdict::Confirmed) => Standing::Confirmed,
+            Some(Verdict::Pending) => Standing::Confirming,
+            _ => Standing::Unconfirmed,
+        }
+    }
+
+    /// Ends the episode that runs towards any root (the divergence is gone, or the
+    /// decision no longer warrants a request): its draws are not wasted on a stale target.
+    pub fn abandon(&mut self) {
+        if self
+            .episode
+            .as_ref()
+            .is_some_and(|e| e.verdict == Verdict::Pending)
+        {
+            self.episode = None;
+        }
+    }
+
+    /// What to pull this interval: the probe (when `probing`) and up to `budget` members
+    /// not drawn before in the running episode.
+    pub fn draws(&mut self, membership: &Membership, probing: bool) -> Draws {
+        let mut draws = Draws {
+            generation: membership.generation,
+            ..Draws::default()
+        };
+        if probing && membership.sampled && membership.others > 0 {
+            let keep = self
+                .probe
+                .as_ref()
+                .filter(|p| p.generation == membership.generation && p.member < membership.others);
+            let member = match keep {
+                Some(probe) => probe.member,
+                None => {
+                    let member = self.rng.usize(..membership.others);
+                    self.probe = Some(Probe {
+                        generation: membership.generation,
+                        member,
+                        facts: None,
+                    });
+                    member
+                }
+            };
+            draws.probe = Some(member);
+        } else {
+            self.probe = None;
+        }
+        if let Some(episode) = self
+            .episode
+            .as_mut()
+            .filter(|e| e.verdict == Verdict::Pending && e.generation == membership.generation)
+        {
+            let room = self.test.max_draws.saturating_sub(episode.drawn.len());
+            let count = membership.budget.min(room);
+            draws.confirmation = pick(&mut self.rng, &episode.drawn, episode.others, count);
+            episode.drawn.extend(draws.confirmation.iter().copied());
+            if !draws.confirmation.is_empty() {
+                episode.intervals += 1;
+            }
+        }
+        draws
+    }
+
+    /// Counts what the confirmation draws answered, in draw order, until a verdict; returns
+    /// the verdict of the episode afterwards.
+    pub fn record_draws(
+        &mut self,
+        generation: u64,
+        samples: Vec<Sample>,
+        local_node_id: Option<&str>,
+        now: Instant,
+        valid_for: Duration,
+    ) -> Verdict {
+        self.pulls_total += samples.len() as u64;
+        let Some(episode) = self
+            .episode
+            .as_mut()
+            .filter(|e| e.verdict == Verdict::Pending && e.generation == generation)
+        else {
+            return Verdict::Pending;
+        };
+        for sample in samples {
+            if let Some(node_id) = &sample.node_id {
+                // One node, one vote: the local node never votes, a node counted once
+                // under another URL is not counted again.
+                if Some(node_id.as_str()) == local_node_id
+                    || !episode.node_ids.insert(node_id.clone())
+                {
+                    episode.discarded += 1;
+                    episode.tally.voters = (episode.others + 1).saturating_sub(episode.discarded);
+                    continue;
+                }
+            }
+            episode.tally.drawn += 1;
+            match sample.root {
+                Some(root) if root == episode.target_root => {
+                    episode.tally.for_target += 1;
+                    count_vote(&mut episode.votes, root);
+                    if episode.sources.len() < SOURCES_KEPT {
+                        episode.sources.push(PeerFacts {
+                            peer: sample.peer,
+                            url: sample.url,
+                            node_id: sample.node_id.unwrap_or_default(),
+                            root: episode.target_root.clone(),
+                            height: None,
+                            streak: 0,
+                            quality: 0.0,
+                        });
+                    }
+                }
+                Some(root) => count_vote(&mut episode.votes, root),
+                None => episode.failed += 1,
+            }
+            if self.test.verdict(&episode.tally) != Verdict::Pending {
+                break;
+            }
+        }
+        self.conclude_if_known(now, valid_for);
+        self.episode
+            .as_ref()
+            .map_or(Verdict::Pending, |e| e.verdict)
+    }
+
+    /// Takes the probe's answer: it stays on a member that diverges from `local_root`, and
+    /// moves on from one that agrees or fails.
+    pub fn record_probe(&mut self, generation: u64, sample: Sample, local_root: Option<&str>) {
+        self.probe_pulls_total += 1;
+        let Some(probe) = self.probe.as_mut().filter(|p| p.generation == generation) else {
+            return;
+        };
+        match (sample.root, local_root) {
+            (Some(root), Some(local)) if root != local => {
+                let streak = probe
+                    .facts
+                    .as_ref()
+                    .filter(|f| f.root == root)
+                    .map_or(0, |f| f.streak);
+                probe.facts = Some(PeerFacts {
+                    peer: sample.peer,
+                    url: sample.url,
+                    node_id: sample.node_id.unwrap_or_default(),
+                    root,
+                    height: None,
+                    streak: streak + 1,
+                    quality: 0.0,
+                });
+            }
+            // The local root unknown: nothing to compare, the streak holds.
+            (Some(_), None) => {}
+            _ => self.probe = None,
+        }
+    }
+
+    /// The probe's member, when it diverges from the local node.
+    pub fn probe_facts(&self) -> Option<&PeerFacts> {
+        self.probe.as_ref()?.facts.as_ref()
+    }
+
+    /// The sampled holders of a confirmed target (sources of the request).
+    pub fn sampled_sources(&self, target_root: &str) -> &[PeerFacts] {
+        match &self.episode {
+            Some(e) if e.target_root == target_root => &e.sources,
+            _ => &[],
+        }
+    }
+
+    pub fn view(&self, now: Instant) -> ConfirmationView {
+        let mut view = ConfirmationView {
+            state: "idle",
+            confirm_at: self.test.confirm_lead as i64,
+            refute_at: -(self.test.refute_lead as i64),
+            max_draws: self.test.max_draws,
+            wrong_confirmation_bound: self.test.wrong_confirmation_bound(),
+            probe: self.probe_facts().cloned(),
+            outcomes_total: self.outcomes_total,
+            pulls_total: self.pulls_total,
+            probe_pulls_total: self.probe_pulls_total,
+            ..ConfirmationView::default()
+        };
+        if let Some(e) = &self.episode {
+            view.state = match e.verdict {
+                Verdict::Pending => "confirming",
+                Verdict::Confirmed => "confirmed",
+                Verdict::Refuted => "refuted",
+                Verdict::Undecided => "undecided",
+            };
+            view.target_root = Some(e.target_root.clone());
+            view.local_root = Some(e.local_root.clone());
+            view.voters = e.tally.voters;
+            view.sampled = e.tally.drawn;
+            view.for_target = e.tally.for_target;
+            view.failed = e.failed;
+            view.discarded = e.discarded;
+            view.votes = e.votes.clone();
+            view.statistic = e.tally.lead();
+            view.intervals = e.intervals;
+            view.detail = e.detail.clone();
+            view.hold_remaining_seconds = self.holds.get(&e.target_root).map_or(0.0, |until| {
+                until.saturating_duration_since(now).as_secs_f64()
+            });
+        }
+        view
+    }
+
+    /// Moves a running episode to its verdict, if the tally has one, and counts it.
+    fn conclude_if_known(&mut self, now: Instant, valid_for: Duration) {
+        let Some(episode) = self
+            .episode
+            .as_mut()
+            .filter(|e| e.verdict == Verdict::Pending)
+        else {
+            return;
+        };
+        let mut verdict = self.test.verdict(&episode.tally);
+        // Duplicates make their node likelier to be drawn early; past a few, the draws are
+        // no longer uniform over nodes and the bound does not hold.
+        if verdict != Verdict::Refuted && episode.discarded > 2 + episode.tally.drawn / 10 {
+            verdict = Verdict::Undecided;
+            episode.detail = Some(format!(
+                "{} of the drawn members were the local node or a node already counted: the member list is not one entry per node",
+                episode.discarded
+            ));
+        }
+        if verdict == Verdict::Pending {
+            return;
+        }
+        episode.verdict = verdict;
+        episode.concluded = Some(now);
+        let (index, held) = match verdict {
+            Verdict::Confirmed => (0, false),
+            Verdict::Refuted => (1, true),
+            _ => (2, true),
+        };
+        self.outcomes_total[index] += 1;
+        if held {
+            if self.holds.len() >= HOLDS_KEPT {
+                self.holds.pop_first();
+            }
+            self.holds
+                .insert(episode.target_root.clone(), later(now, valid_for));
+        }
+        tracing::info!(
+            target_root = %episode.target_root,
+            outcome = OUTCOMES[index],
+            sampled = episode.tally.drawn,
+            for_target = episode.tally.for_target,
+            voters = episode.tally.voters,
+            "confirmation finished"
+        );
+    }
+}
+
+fn count_vote(votes: &mut BTreeMap<String, usize>, root: String) {
+    if votes.len() < ROOTS_SHOWN || votes.contains_key(&root) {
+        *votes.entry(root).or_default() += 1;
+    } else {
+        *votes.entry("other".to_owned()).or_default() += 1;
+    }
+}
+
+/// `count` positions in `0..others` not in `drawn`, uniformly at random without
+/// replacement.
+fn pick(
+    rng: &mut fastrand::Rng,
+    drawn: &HashSet<usize>,
+    others: usize,
+    count: usize,
+) -> Vec<usize> {
+    let left = others.saturating_sub(drawn.len());
+    let count = count.min(left);
+    if (drawn.len() + count) * 2 <= others {
+        // Most positions are free: draw and redraw the few that are taken.
+        let mut picked = Vec::with_capacity(count);
+        let mut chosen = HashSet::with_capacity(count);
+        while picked.len() < count {
+            let position = rng.usize(..others);
+            if !drawn.contains(&position) && chosen.insert(position) {
+                picked.push(position);
+            }
+        }
+        picked
+    } else {
+        let mut rest: Vec<usize> = (0..others).filter(|p| !drawn.contains(p)).collect();
+        for i in 0..count {
+            let j = rng.usize(i..rest.len());
+            rest.swap(i, j);
+        }
+        rest.truncate(count);
+        rest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOLD: Duration = Duration::from_secs(300);
+
+    fn membership(others: usize) -> Membership {
+        Membership {
+            generation: 1,
+            others,
+            sampled: true,
+            budget: 16,
+        }
+    }
+
+    fn confirmer() -> Confirmer {
+        Confirmer::new(SequentialTest::DEFAULT, fastrand::Rng::with_seed(5))
+    }
+
+    /// Answers for draws: member `i` holds "new" when `holds(i)`, else "old".
+    fn answer(draws: &Draws, holds: impl Fn(usize) -> bool) -> Vec<Sample> {
+        draws
+            .confirmation
+            .iter()
+            .map(|&i| Sample {
+                member: i,
+                peer: format!("m{i}"),
+                url: format!("http://m{i}"),
+                node_id: Some(format!("node-{i}")),
+                root: Some(if holds(i) { "new" } else { "old" }.to_owned()),
+            })
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_majority_is_confirmed_within_the_budget_per_interval() {
+        let (mut c, m) = (confirmer(), membership(10_000));
+        let now = Instant::now();
+        assert_eq!(
+            c.standing("new", "old", &m, now, HOLD),
+            Standing::Confirming
+        );
+        let mut intervals = 0;
+        loop {
+            let draws = c.draws(&m, false);
+            assert!(draws.confirmation.len() <= 16);
+            intervals += 1;
+            let samples = answer(&draws, |i| i % 10 < 8); // 80 % hold "new"
+            if c.record_draws(1, samples, Some("me"), now, HOLD) != Verdict::Pending {
+                break;
+            }
+        }
+        assert_eq!(c.standing("new", "old", &m, now, HOLD), Standing::Confirmed);
+        let view = c.view(now);
+        assert_eq!(view.state, "confirmed");
+        assert!(view.statistic >= 35, "{view:?}");
+        assert_eq!(view.intervals, intervals);
+        assert_eq!(c.sampled_sources("new").len(), SOURCES_KEPT);
+        assert_eq!(view.outcomes_total, [1, 0, 0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refuted_target_is_held_back_then_confirmed_afresh() {
+        let (mut c, m) = (confirmer(), membership(1_000));
+        let now = Instant::now();
+        c.standing("new", "old", &m, now, HOLD);
+        loop {
+            let draws = c.draws(&m, false);
+            let samples = answer(&draws, |i| i % 10 < 2); // 20 %
+            if c.record_draws(1, samples, None, now, HOLD) != Verdict::Pending {
+                break;
+            }
+        }
+        assert_eq!(c.view(now).state, "refuted");
+        tokio::time::advance(HOLD - Duration::from_millis(1)).await;
+        let later = Instant::now();
+        assert_eq!(
+            c.standing("new", "old", &m, later, HOLD),
+            Standing::Unconfirmed
+        );
+        assert!(
+            c.draws(&m, false).confirmation.is_empty(),
+            "no draws while held"
+        );
+        tokio::time::advance(Duration::from_millis(1)).await;
+        assert_eq!(
+            c.standing("new", "old", &m, Instant::now(), HOLD),
+            Standing::Confirming
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_node_one_vote_and_the_local_node_never_votes() {
+        let (mut c, m) = (confirmer(), membership(5));
+        let now = Instant::now();
+        c.standing("new", "old", &m, now, HOLD);
+        let draws = c.draws(&m, false);
+        assert_eq!(draws.confirmation.len(), 5, "the whole membership");
+        // Three members answer "new" but are one node; one is the local node itself.
+        let sample = |i: usize, node: &str, root: &str| Sample {
+            member: i,
+            peer: format!("m{i}"),
+            url: format!("http://m{i}"),
+            node_id: Some(node.to_owned()),
+            root: Some(root.to_owned()),
+        };
+        let samples = vec![
+            sample(0, "b", "new"),
+            sample(1, "b", "new"),
+            sample(2, "b", "new"),
+            sample(3, "me", "old"),
+            sample(4, "c", "old"),
+        ];
+        let verdict = c.record_draws(1, samples, Some("me"), now, HOLD);
+        let view = c.view(now);
+        assert_eq!((view.discarded, view.voters, view.for_target), (3, 3, 1));
+        // Three voters (me, b, c): b alone is not a majority.
+        assert_eq!(verdict, Verdict::Refuted);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_pulls_count_against_and_a_new_member_list_starts_over() {
+        let (mut c, m) = (confirmer(), membership(4));
+        let now = Instant::now();
+        c.standing("new", "old", &m, now, HOLD);
+        let draws = c.draws(&m, false);
+        let mut samples = answer(&draws, |_| true);
+        samples[0].root = None;
+        samples[0].node_id = None;
+        samples[1].root = None;
+        samples[1].node_id = None;
+        // 2 of 5 voters for "new", 2 unreachable: not a majority of the whole membership.
+        assert_eq!(
+            c.record_draws(1, samples, None, now, HOLD),
+            Verdict::Refuted
+        );
+        assert_eq!(c.view(now).failed, 2);
+
+        let reloaded = Membership {
+            generation: 2,
+            ..membership(4)
+        };
+        assert_eq!(
+            c.standing("newer", "old", &reloaded, now, HOLD),
+            Standing::Confirming
+        );
+        let stale = c.record_draws(1, answer(&draws, |_| true), None, now, HOLD);
+        assert_eq!(
+            stale,
+            Verdict::Pending,
+            "draws of another member list are void"
+        );
+        assert_eq!(c.view(now).sampled, 0);
+    }
+
+    #[test]
+    fn draws_are_without_replacement_and_cover_the_membership() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        for others in [1, 7, 40, 1_000] {
+            let mut drawn = HashSet::new();
+            while drawn.len() < others {
+                let batch = pick(&mut rng, &drawn, others, 16);
+                assert!(!batch.is_empty());
+                for position in batch {
+                    assert!(position < others);
+                    assert!(drawn.insert(position), "{position} drawn twice");
+                }
+            }
+            assert!(pick(&mut rng, &drawn, others, 16).is_empty());
+        }
+    }
+
+    #[test]
+    fn the_probe_stays_on_a_diverging_member_and_moves_on_from_an_agreeing_one() {
+        let mut c = confirmer();
+        let m = membership(1_000);
+        let first = c.draws(&m, true).probe.unwrap();
+        let answer = |member: usize, root: &str| Sample {
+            member,
+            peer: format!("m{member}"),
+            url: format!("http://m{member}"),
+            node_id: Some(format!("n{member}")),
+            root: Some(root.to_owned()),
+        };
+        c.record_probe(1, answer(first, "new"), Some("old"));
+        assert_eq!(c.draws(&m, true).probe, Some(first));
+        c.record_probe(1, answer(first, "new"), Some("old"));
+        assert_eq!(c.probe_facts().map(|f| f.streak), Some(2));
+        c.record_probe(1, answer(first, "old"), Some("old"));
+        assert!(c.probe_facts().is_none());
+        assert_eq!(c.view(Instant::now()).probe_pulls_total, 3);
+        assert_eq!(c.draws(&m, false).probe, None, "no probe when not probing");
+    }
+}
