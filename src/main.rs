@@ -15,7 +15,7 @@ use peerscope::config::{self, Config, LogColor, LogFormat, ProcessEnvironment, S
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
 use peerscope::sidecar;
-use peerscope::sim::{bench, demo, faults};
+use peerscope::sim::{bench, confirmation, demo, faults};
 
 #[derive(Parser)]
 #[command(
@@ -75,6 +75,9 @@ enum BenchScenario {
     /// The fault campaign: the real sidecar through hostile files, clients, a hanging node
     /// API, a full or read-only checkpoint directory, SIGSTOP and kill -9; prints a table.
     Faults(faults::FaultArgs),
+    /// The reconciliation confirmation's guarantees, by simulation of the real decision
+    /// code: one node of a split federation per trial, N up to 100,000; prints the table.
+    Confirmation(confirmation::ConfirmationArgs),
 }
 
 /// `--config` and the configuration flags: one per key of the table that has a flag
@@ -204,6 +207,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => bench::run(command.sidecar).await?,
                 Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,
                 Some(BenchScenario::Faults(args)) => faults::run(args).await?,
+                Some(BenchScenario::Confirmation(args)) => confirmation::print(&args)?,
             }
             Ok(ExitCode::SUCCESS)
         }

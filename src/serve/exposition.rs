@@ -14,6 +14,7 @@ use hyper::header::HeaderValue;
 use prometheus::proto::{MetricFamily, MetricType};
 use prometheus::{Encoder, Registry, TextEncoder};
 
+use crate::act::confirmation::OUTCOMES;
 use crate::act::{ReconcileView, RequestFailure};
 use crate::config::PerPeer;
 use crate::figures::decision::Suppression;
@@ -316,6 +317,19 @@ fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
     out.sample(&[], r.backoff_remaining_seconds);
     out.family(&f::RECONCILE_CONSECUTIVE_FAILURES);
     out.sample(&[], f64::from(r.consecutive_failures));
+    let c = &r.confirmation;
+    out.family(&f::RECONCILE_CONFIRMATIONS_TOTAL);
+    for (outcome, count) in OUTCOMES.iter().zip(c.outcomes_total) {
+        out.sample(&[("outcome", outcome)], count as f64);
+    }
+    out.family(&f::RECONCILE_CONFIRMATION_PULLS_TOTAL);
+    out.sample(&[], c.pulls_total as f64);
+    out.family(&f::RECONCILE_CONFIRMATION_IN_PROGRESS);
+    out.sample(&[], bool_value(c.state == "confirming"));
+    out.family(&f::RECONCILE_CONFIRMATION_STATISTIC);
+    out.sample(&[], c.statistic as f64);
+    out.family(&f::RECONCILE_PROBE_PULLS_TOTAL);
+    out.sample(&[], c.probe_pulls_total as f64);
 }
 
 fn render_operations(out: &mut Writer, operations: &OperationsState) {

@@ -232,6 +232,36 @@ pub const RECONCILE_CONSECUTIVE_FAILURES: Family = Family {
     labels: &[],
     help: "Reconciliation requests in a row that failed or had no effect; 0 when the node accepts one.",
 };
+pub const RECONCILE_CONFIRMATIONS_TOTAL: Family = Family {
+    name: "peerscope_reconcile_confirmations_total",
+    kind: Kind::Counter,
+    labels: &["outcome"],
+    help: "Confirmations on random members of the whole membership that finished, by outcome: confirmed, refuted, undecided.",
+};
+pub const RECONCILE_CONFIRMATION_PULLS_TOTAL: Family = Family {
+    name: "peerscope_reconcile_confirmation_pulls_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Members pulled to confirm a reconciliation target (random draws from the whole membership).",
+};
+pub const RECONCILE_CONFIRMATION_IN_PROGRESS: Family = Family {
+    name: "peerscope_reconcile_confirmation_in_progress",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "1 while a reconciliation target is being confirmed on random members.",
+};
+pub const RECONCILE_CONFIRMATION_STATISTIC: Family = Family {
+    name: "peerscope_reconcile_confirmation_statistic",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "The running or last confirmation's test statistic: sampled votes for the target minus the rest (confirmed at 35, refuted at -25).",
+};
+pub const RECONCILE_PROBE_PULLS_TOTAL: Family = Family {
+    name: "peerscope_reconcile_probe_pulls_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Pulls of the roaming probe: one random member per interval beside the observed peers, so that a sampled sidecar sees a divergence its few observed peers miss.",
+};
 pub const CONFIG_LAST_RELOAD_SUCCESSFUL: Family = Family {
     name: "peerscope_config_last_reload_successful",
     kind: Kind::Gauge,
@@ -334,6 +364,11 @@ pub const ALL: &[&Family] = &[
     &RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS,
     &RECONCILE_BACKOFF_SECONDS,
     &RECONCILE_CONSECUTIVE_FAILURES,
+    &RECONCILE_CONFIRMATIONS_TOTAL,
+    &RECONCILE_CONFIRMATION_PULLS_TOTAL,
+    &RECONCILE_CONFIRMATION_IN_PROGRESS,
+    &RECONCILE_CONFIRMATION_STATISTIC,
+    &RECONCILE_PROBE_PULLS_TOTAL,
     &CONFIG_LAST_RELOAD_SUCCESSFUL,
     &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     &CONFIG_RELOADS_TOTAL,

@@ -2,6 +2,7 @@
 //! load run, the federation scale run and the fault campaign. Tests use the simulated nodes too.
 
 pub mod bench;
+pub mod confirmation;
 pub mod demo;
 pub mod faults;
 pub mod federation;
