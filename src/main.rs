@@ -15,7 +15,7 @@ use peerscope::config::{self, Config, LogColor, LogFormat, ProcessEnvironment, S
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
 use peerscope::sidecar;
-use peerscope::sim::{bench, confirmation, demo, faults};
+use peerscope::sim::{bench, confirmation, demo, faults, split};
 
 #[derive(Parser)]
 #[command(
@@ -78,6 +78,9 @@ enum BenchScenario {
     /// The reconciliation confirmation's guarantees, by simulation of the real decision
     /// code: one node of a split federation per trial, N up to 100,000; prints the table.
     Confirmation(confirmation::ConfirmationArgs),
+    /// A split federation with reconciliation on: N simulated nodes that keep their roots
+    /// and N real sidecars; prints who asked to reconcile, when, and the pulls per second.
+    Split(split::SplitArgs),
 }
 
 /// `--config` and the configuration flags: one per key of the table that has a flag
@@ -208,6 +211,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,
                 Some(BenchScenario::Faults(args)) => faults::run(args).await?,
                 Some(BenchScenario::Confirmation(args)) => confirmation::print(&args)?,
+                Some(BenchScenario::Split(args)) => split::run(args).await?,
             }
             Ok(ExitCode::SUCCESS)
         }

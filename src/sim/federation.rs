@@ -50,9 +50,21 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `program` with its output in `log`.
     pub fn start(program: &str, arguments: &[String], log: &Path) -> Result<Daemon, RunError> {
+        Daemon::start_with(program, arguments, &[], log)
+    }
+
+    /// Starts `program` with these environment variables (and no `RUST_LOG`).
+    pub fn start_with(
+        program: &str,
+        arguments: &[String],
+        environment: &[(&str, &str)],
+        log: &Path,
+    ) -> Result<Daemon, RunError> {
         let file = std::fs::File::create(log).map_err(io(format!("{}", log.display())))?;
         let child = Command::new(program)
             .args(arguments)
+            .envs(environment.iter().copied())
+            .env_remove("RUST_LOG")
             .stdout(file.try_clone().map_err(io("log file"))?)
             .stderr(file)
             .stdin(Stdio::null())
@@ -211,7 +223,7 @@ pub fn write_fast_rules(name: &str, directory: &Path) -> Result<PathBuf, RunErro
 }
 
 /// The i-th address of a loopback /16 starting at `127.<block>.0.1`.
-fn loopback(block: u8, i: usize) -> IpAddr {
+pub(crate) fn loopback(block: u8, i: usize) -> IpAddr {
     IpAddr::V4(Ipv4Addr::new(
         127,
         block,
@@ -258,7 +270,7 @@ impl Drop for Federation {
 }
 
 /// A `file_sd` member list: every member by name, at `address(i)`.
-fn member_list(names: &[String], address: impl Fn(usize) -> String) -> String {
+pub(crate) fn member_list(names: &[String], address: impl Fn(usize) -> String) -> String {
     let groups: Vec<Value> = names
         .iter()
         .enumerate()

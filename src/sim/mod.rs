@@ -7,6 +7,7 @@ pub mod demo;
 pub mod faults;
 pub mod federation;
 pub mod node;
+pub mod split;
 
 /// Why a run (the bench, a simulated federation) could not be made or measured; each
 /// variant names the step.
