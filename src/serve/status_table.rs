@@ -86,6 +86,22 @@ pub fn render(status: &Value) -> String {
                 )
             ),
         );
+        let confirmation = &reconciliation["confirmation"];
+        if confirmation["state"].as_str().is_some_and(|s| s != "idle") {
+            let _ = writeln!(
+                out,
+                "confirm {} → {}: {} of {} sampled of {} voters for it, {} failed  |  statistic {} (confirm at {}, refute at {})",
+                text(&confirmation["state"]),
+                truncate(&text(&confirmation["target_root"]), 10),
+                text(&confirmation["for_target"]),
+                text(&confirmation["sampled"]),
+                text(&confirmation["voters"]),
+                text(&confirmation["failed"]),
+                text(&confirmation["statistic"]),
+                text(&confirmation["confirm_at"]),
+                text(&confirmation["refute_at"]),
+            );
+        }
     }
     let _ = writeln!(
         out,
@@ -194,6 +210,25 @@ mod tests {
         let table = render(&status);
         let line = table.lines().nth(1).unwrap();
         assert_eq!(line, "reconcile on (majority): suppressed (cooldown) → 9f2c01d4e…  |  requests 2  |  last: success answered 200");
+        assert!(
+            !table.contains("confirm "),
+            "no confirmation, no line: {table}"
+        );
+    }
+
+    #[test]
+    fn shows_the_confirmation_evidence() {
+        let status = serde_json::json!({
+            "node": {}, "federation": {}, "peers": [],
+            "reconciliation": {"mode": "on", "policy": "majority", "requests_total": 0,
+                "decision": {"kind": "suppressed", "reason": "confirming", "target_root": "b2"},
+                "history": [],
+                "confirmation": {"state": "confirming", "target_root": "b2", "for_target": 20,
+                    "sampled": 32, "voters": 1000, "failed": 1, "statistic": 8, "confirm_at": 35, "refute_at": -25}}
+        });
+        let table = render(&status);
+        let line = table.lines().nth(2).unwrap();
+        assert_eq!(line, "confirm confirming → b2: 20 of 32 sampled of 1000 voters for it, 1 failed  |  statistic 8 (confirm at 35, refute at -25)");
     }
 
     #[test]

@@ -235,6 +235,20 @@ pub fn print(args: &ConfirmationArgs) -> Result<(), RunError> {
     let started = std::time::Instant::now();
     let rows = run(args.trials, args.seed);
     println!("{}", table(&rows));
+    let even: Vec<String> = MEMBERS
+        .iter()
+        .map(|&m| {
+            let exact = SequentialTest::DEFAULT.exact(m, m / 2);
+            format!(
+                "N = {m}: {:.3} confirmed, {:.3} undecided",
+                exact.confirmed, exact.undecided
+            )
+        })
+        .collect();
+    println!(
+        "exact, one episode, the target on exactly half of the voters (no strict majority): {}",
+        even.join("; ")
+    );
     let failed = rows.iter().filter(|r| !r.meets_bound()).count();
     println!(
         "{} points, {} trials each, seed {}, {:.1} s; rows that miss their bound: {failed}",

@@ -59,7 +59,7 @@ pub struct SplitReport {
     pub minority_asked_elsewhere: Vec<usize>,
     /// Pulls the simulated nodes served per second, over the whole run.
     pub pulls_per_second: f64,
-    /// The busiest 5-second stretch.
+    /// The busiest stretch of five intervals.
     pub peak_pulls_per_second: f64,
     /// What the same federation pulls without a split: N · (K + 1) per interval, plus the
     /// probe's N.
@@ -160,9 +160,12 @@ pub async fn run_split(options: &SplitOptions) -> Result<SplitReport, RunError> 
     }
     let last = *marks.last().expect("one mark at least");
     let seconds = last.0.duration_since(started).as_secs_f64();
+    // Marks are a second apart; a stretch of five intervals smooths the burst at each
+    // cycle's start.
+    let span = ((5.0 * args.interval.as_secs_f64()).ceil() as usize).max(1);
     let peak = marks
-        .windows(6)
-        .map(|w| (w[5].1 - w[0].1) as f64 / w[5].0.duration_since(w[0].0).as_secs_f64())
+        .windows(span + 1)
+        .map(|w| (w[span].1 - w[0].1) as f64 / w[span].0.duration_since(w[0].0).as_secs_f64())
         .fold(0.0, f64::max);
 
     let mut report = SplitReport {
@@ -225,8 +228,11 @@ pub async fn run(args: SplitArgs) -> Result<(), RunError> {
         report.minority_asked_elsewhere.len()
     );
     println!(
-        "  pulls per second, federation-wide: {:.0} over the run, {:.0} in the busiest 5 s; without a split: {:.0} (N·(K+2)/interval)",
-        report.pulls_per_second, report.peak_pulls_per_second, report.quiet_pulls_per_second
+        "  pulls per second, federation-wide: {:.0} over the run, {:.0} in the busiest five intervals; without a split: {:.0} (N·(K+2)/interval); the most a split may cost: {:.0} (N·(3K+2)/interval)",
+        report.pulls_per_second,
+        report.peak_pulls_per_second,
+        report.quiet_pulls_per_second,
+        (report.nodes * (3 * args.observers_per_peer + 2)) as f64 / args.interval.as_secs_f64()
     );
     Ok(())
 }
