@@ -177,34 +177,17 @@ pub fn choose_target(
                     groups.entry(&probe.root).or_default().push(probe);
                 }
             }
-            let ready = groups
-                .into_iter()
-                .map(|(root, group)| {
-                    let ready: Vec<&PeerFacts> = group
-                        .into_iter()
-                        .filter(|p| p.streak >= threshold)
-                        .collect();
-                    (root, ready)
-                })
-                .filter(|(_, ready)| !ready.is_empty());
-            let Some((_, group)) = ready.max_by(|(ra, a), (rb, b)| {
-                a.len()
-                    .cmp(&b.len())
-                    .then(total_quality(a).total_cmp(&total_quality(b)))
-                    .then(rb.cmp(ra))
-            }) else {
+            for group in groups.values_mut() {
+                group.retain(|p| p.streak >= threshold);
+            }
+            groups.retain(|_, group| !group.is_empty());
+            let Some(group) = largest(groups) else {
                 return Ok(None);
             };
             group
         }
         Policy::Majority => {
-            // The largest group; ties go to the higher total quality, then the smaller root.
-            let Some((_, group)) = groups.into_iter().max_by(|(ra, a), (rb, b)| {
-                a.len()
-                    .cmp(&b.len())
-                    .then(total_quality(a).total_cmp(&total_quality(b)))
-                    .then(rb.cmp(ra))
-            }) else {
+            let Some(group) = largest(groups) else {
                 return Ok(None);
             };
             if group.iter().any(|p| p.streak < threshold) {
@@ -239,6 +222,17 @@ pub fn choose_target(
         sources,
         voters,
     }))
+}
+
+/// The largest group; ties go to the higher total quality, then the smaller root.
+fn largest<'a>(groups: BTreeMap<&str, Vec<&'a PeerFacts>>) -> Option<Vec<&'a PeerFacts>> {
+    let (_, group) = groups.into_iter().max_by(|(ra, a), (rb, b)| {
+        a.len()
+            .cmp(&b.len())
+            .then(total_quality(a).total_cmp(&total_quality(b)))
+            .then(rb.cmp(ra))
+    })?;
+    Some(group)
 }
 
 fn total_quality(group: &[&PeerFacts]) -> f64 {

@@ -269,6 +269,43 @@ impl Drop for Federation {
     }
 }
 
+/// The command line of a member's sidecar: its node, the shared member list, its name, K,
+/// where it listens, its pacing, warnings only.
+pub(crate) fn sidecar_arguments(
+    node_url: &str,
+    members: &Path,
+    name: &str,
+    observers_per_peer: usize,
+    listen: SocketAddr,
+    interval: &str,
+    timeout: &str,
+) -> Vec<String> {
+    let members = members.display().to_string();
+    let (k, listen) = (observers_per_peer.to_string(), listen.to_string());
+    [
+        "run",
+        "--node",
+        node_url,
+        "--peers-file",
+        &members,
+        "--name",
+        name,
+        "--observers-per-peer",
+        &k,
+        "--listen",
+        &listen,
+        "--interval",
+        interval,
+        "--timeout",
+        timeout,
+        "--log-level",
+        "warn",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// A `file_sd` member list: every member by name, at `address(i)`.
 pub(crate) fn member_list(names: &[String], address: impl Fn(usize) -> String) -> String {
     let groups: Vec<Value> = names
@@ -306,30 +343,16 @@ impl Federation {
             let peers_file = directory.join(format!("members-{i}.json"));
             std::fs::write(&peers_file, &members).map_err(io("member list"))?;
             let listen = SocketAddr::new(loopback(3, i), 9478);
-            let arguments: Vec<String> = [
-                "run",
-                "--node",
+            let mut arguments = sidecar_arguments(
                 &nodes[i].url(),
-                "--peers-file",
-                &peers_file.display().to_string(),
-                "--name",
+                &peers_file,
                 name,
-                "--observers-per-peer",
-                &options.observers_per_peer.to_string(),
-                "--listen",
-                &listen.to_string(),
-                "--interval",
+                options.observers_per_peer,
+                listen,
                 "1s",
-                "--timeout",
                 "500ms",
-                "--live-max-age",
-                "5s",
-                "--log-level",
-                "warn",
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+            );
+            arguments.extend(["--live-max-age".to_owned(), "5s".to_owned()]);
             let log = directory.join(format!("sidecar-{i}.log"));
             let file = std::fs::File::create(&log).map_err(io("sidecar log"))?;
             let child = Command::new(&options.program)

@@ -13,7 +13,7 @@ use clap::Args;
 use tokio::time::Instant;
 
 use crate::config::duration::parse_duration;
-use crate::sim::federation::{loopback, member_list, Daemon};
+use crate::sim::federation::{loopback, member_list, sidecar_arguments, Daemon};
 use crate::sim::node::{NodeSpec, ReconcileBehavior, SimNode};
 use crate::sim::{http, io, wait_ready, RunError};
 
@@ -106,28 +106,15 @@ pub async fn run_split(options: &SplitOptions) -> Result<SplitReport, RunError> 
     let mut bases = Vec::with_capacity(n);
     for (i, name) in names.iter().enumerate() {
         let listen = SocketAddr::new(loopback(5, i), 9478);
-        let arguments: Vec<String> = [
-            "run",
-            "--node",
+        let arguments = sidecar_arguments(
             &nodes[i].url(),
-            "--peers-file",
-            &members_file.display().to_string(),
-            "--name",
+            &members_file,
             name,
-            "--observers-per-peer",
-            &args.observers_per_peer.to_string(),
-            "--listen",
-            &listen.to_string(),
-            "--interval",
+            args.observers_per_peer,
+            listen,
             &interval,
-            "--timeout",
             &timeout,
-            "--log-level",
-            "warn",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        );
         let log = directory.join(format!("sidecar-{i}.log"));
         let environment = [
             ("PEERSCOPE_RECONCILE_MODE", "on"),
