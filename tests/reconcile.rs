@@ -27,6 +27,22 @@ async fn federation(
     behavior: ReconcileBehavior,
     reconcile: &str,
 ) -> Federation {
+    let ids: Vec<String> = (0..peer_roots.len()).map(|i| format!("nova-{i}")).collect();
+    let peers: Vec<(&str, &str)> = ids
+        .iter()
+        .map(String::as_str)
+        .zip(peer_roots.iter().copied())
+        .collect();
+    federation_of(local_root, &peers, behavior, reconcile).await
+}
+
+/// As [`federation`], with each peer's `(node_id, root)` given.
+async fn federation_of(
+    local_root: &str,
+    peer_nodes: &[(&str, &str)],
+    behavior: ReconcileBehavior,
+    reconcile: &str,
+) -> Federation {
     let loopback = "127.0.0.1:0".parse().unwrap();
     let spec = NodeSpec {
         reconcile: behavior,
@@ -34,9 +50,9 @@ async fn federation(
     };
     let local = SimNode::start(loopback, spec).await.unwrap();
     let mut peers = Vec::new();
-    for (i, root) in peer_roots.iter().enumerate() {
+    for (node_id, root) in peer_nodes {
         peers.push(
-            SimNode::start(loopback, NodeSpec::healthy(&format!("nova-{i}"), root, 0.5))
+            SimNode::start(loopback, NodeSpec::healthy(node_id, root, 0.5))
                 .await
                 .unwrap(),
         );
@@ -199,6 +215,41 @@ async fn local_in_the_majority_never_asks() {
         )
         .await,
         1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_one_vote_and_the_local_node_never_votes() {
+    // Counted by URL, "other" would hold 5 of 8 votes: three URLs of nova-b, nova-c, and a
+    // URL that is the local node itself. Counted by node, it holds 2 of 5 (local, nova-b,
+    // nova-c, nova-d, nova-e): no quorum.
+    let fed = federation_of(
+        "root",
+        &[
+            ("nova-b", "other"),
+            ("nova-b", "other"),
+            ("nova-b", "other"),
+            ("nova-c", "other"),
+            ("nova-local", "other"),
+            ("nova-d", "root"),
+            ("nova-e", "root"),
+        ],
+        ReconcileBehavior::Heal,
+        "mode = \"on\"\nthreshold = 2\n",
+    )
+    .await;
+    wait_suppressed(&fed, "no_quorum", 5.0).await;
+    assert!(fed.local.reconcile_requests().is_empty());
+    let status = fed.sidecar.status().await;
+    let flagged = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| !p["identity_problem"].is_null())
+        .count();
+    assert_eq!(
+        flagged, 3,
+        "two duplicates of nova-b and the local node: {status}"
     );
 }
 
