@@ -93,6 +93,8 @@ pub async fn run(
     }
 
     let poller = Poller::new(config.timeout).map_err(SidecarError::HttpClient)?;
+    // Members drawn at random are pulled once: no connection kept to each of them.
+    let sampler = Poller::without_keep_alive(config.timeout).map_err(SidecarError::HttpClient)?;
     let process_registry = prometheus::Registry::new();
     process_registry
         .register(Box::new(
@@ -136,7 +138,7 @@ pub async fn run(
     let acting = tokio::spawn(act::run(
         reconciler,
         store.clone(),
-        poller.clone(),
+        sampler,
         cycles_seen,
         shutdown.clone(),
     ));

@@ -105,6 +105,7 @@ fn every_alert_has_severity_summary_description_and_a_runbook_section() {
 
 /// Issue 10: `runbook_url` comes from one configurable base. The build script rebases
 /// every alert of every file onto the base given, and the result is still valid rules.
+#[ignore = "needs python3 with PyYAML and promtool (Debian prometheus); run by .ci/test"]
 #[test]
 fn the_rules_can_be_built_with_another_runbook_base() {
     let out = tempfile::tempdir().unwrap();

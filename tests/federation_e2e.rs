@@ -12,6 +12,7 @@ use peerscope::sim::federation::{Faults, Federation, Options};
 const N: usize = 12;
 const K: usize = 3;
 
+#[ignore = "needs prometheus and prometheus-alertmanager (Debian); run by .ci/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanager() {
     let federation = Federation::start(&Options {

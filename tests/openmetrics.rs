@@ -68,6 +68,7 @@ async fn scrape(base: &str, accept: Option<&str>) -> (String, String) {
     (content_type, response.text().await.unwrap())
 }
 
+#[ignore = "needs prometheus (Debian) and prometheus_client (the CI venv); run by .ci/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openmetrics_when_asked_valid_for_the_reference_parser_and_a_real_prometheus() {
     let node = SimNode::start(free_address(), NodeSpec::healthy("nova-a", "r", 0.5))

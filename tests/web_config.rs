@@ -77,6 +77,7 @@ async fn target_health(api: &str, job: &str) -> Option<(String, String)> {
     })
 }
 
+#[ignore = "needs prometheus (Debian); run by .ci/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_and_basic_auth_guard_every_endpoint_for_a_real_prometheus_and_reload_to_mtls() {
     let dir = tempfile::tempdir().unwrap();

@@ -22,6 +22,8 @@ use crate::pull::outcome::PullOutcome;
 pub struct Poller {
     client: reqwest::Client,
     connect_timeout: Duration,
+    /// Whether connections are kept for the next pull of the same node.
+    keep_alive: bool,
     /// Clients for peers with TLS settings, by [`Transport::fingerprint`].
     tls_clients: Arc<Mutex<HashMap<String, reqwest::Client>>>,
 }
@@ -29,7 +31,7 @@ pub struct Poller {
 /// Clients for TLS settings no longer in force are dropped all at once beyond this many.
 const TLS_CLIENTS: usize = 64;
 
-fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
+fn client_builder(connect_timeout: Duration, keep_alive: bool) -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
@@ -37,7 +39,7 @@ fn client_builder(connect_timeout: Duration) -> reqwest::ClientBuilder {
         .no_proxy()
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(1)
+        .pool_max_idle_per_host(usize::from(keep_alive))
         .user_agent(concat!("peerscope/", env!("CARGO_PKG_VERSION")))
 }
 
@@ -54,9 +56,21 @@ impl Poller {
     /// A poller; `connect_timeout` bounds connection set-up (each pull is bounded whole by
     /// its own limits too).
     pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        Poller::build(connect_timeout, true)
+    }
+
+    /// A poller that closes each connection after its pull: for one-off pulls of members
+    /// drawn at random (reconciliation's confirmation), which would otherwise leave an idle
+    /// connection to every member drawn, on both sides, for the pool's idle timeout.
+    pub fn without_keep_alive(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+        Poller::build(connect_timeout, false)
+    }
+
+    fn build(connect_timeout: Duration, keep_alive: bool) -> Result<Self, reqwest::Error> {
         Ok(Poller {
-            client: client_builder(connect_timeout).build()?,
+            client: client_builder(connect_timeout, keep_alive).build()?,
             connect_timeout,
+            keep_alive,
             tls_clients: Arc::default(),
         })
     }
@@ -71,7 +85,7 @@ impl Poller {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = client_builder(self.connect_timeout)
+        let client = client_builder(self.connect_timeout, self.keep_alive)
             .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
             .build()
             .map_err(|e| PullError::new(FailureReason::Tls, format!("cannot set up TLS: {e}")))?;

@@ -64,6 +64,10 @@ pub struct SplitReport {
     /// What the same federation pulls without a split: N · (K + 1) per interval, plus the
     /// probe's N.
     pub quiet_pulls_per_second: f64,
+    /// Confirmation episodes that ended, over every sidecar: confirmed, refuted, undecided.
+    pub confirmations: [u64; 3],
+    /// Of the last episode of each sidecar: draws whose pull failed, and all draws.
+    pub failed_draws: (u64, u64),
 }
 
 const MAJORITY_ROOT: &str = "root-majority";
@@ -165,7 +169,30 @@ pub async fn run_split(options: &SplitOptions) -> Result<SplitReport, RunError> 
         peak_pulls_per_second: peak,
         quiet_pulls_per_second: (n * (args.observers_per_peer + 2)) as f64
             / args.interval.as_secs_f64(),
+        confirmations: [0; 3],
+        failed_draws: (0, 0),
     };
+    for base in &bases {
+        if let Ok(response) = client.get(format!("{base}/metrics")).send().await {
+            let text = response.text().await.unwrap_or_default();
+            for (i, outcome) in ["confirmed", "refuted", "undecided"].iter().enumerate() {
+                let name =
+                    format!("peerscope_reconcile_confirmations_total{{outcome=\"{outcome}\"}} ");
+                report.confirmations[i] += text
+                    .lines()
+                    .find_map(|l| l.strip_prefix(&name))
+                    .and_then(|v| v.trim().parse::<f64>().ok())
+                    .unwrap_or(0.0) as u64;
+            }
+        }
+        if let Ok(response) = client.get(format!("{base}/status")).send().await {
+            let body = response.bytes().await.unwrap_or_default();
+            let status: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let evidence = &status["reconciliation"]["confirmation"];
+            report.failed_draws.0 += evidence["failed"].as_u64().unwrap_or(0);
+            report.failed_draws.1 += evidence["sampled"].as_u64().unwrap_or(0);
+        }
+    }
     for (i, node) in nodes.iter().enumerate() {
         let requests = node.reconcile_requests();
         let Some(first) = requests.first() else {
@@ -220,6 +247,14 @@ pub async fn run(args: SplitArgs) -> Result<(), RunError> {
         report.peak_pulls_per_second,
         report.quiet_pulls_per_second,
         (report.nodes * (3 * args.observers_per_peer + 2)) as f64 / args.interval.as_secs_f64()
+    );
+    println!(
+        "  confirmations, all sidecars: {} confirmed, {} refuted, {} undecided; last episodes: {} of {} draws failed",
+        report.confirmations[0],
+        report.confirmations[1],
+        report.confirmations[2],
+        report.failed_draws.0,
+        report.failed_draws.1
     );
     Ok(())
 }
