@@ -99,7 +99,8 @@ async fn dashboards_query_real_data_and_alerts_reach_alertmanager() {
     ]
     .iter()
     .map(|name| {
-        write_fast_rules(name, dir.path())
+        let rules = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts"));
+        write_fast_rules(rules, name, dir.path())
             .unwrap()
             .display()
             .to_string()

@@ -7,21 +7,24 @@ const BEGIN: &str =
 const END: &str = "<!-- end config-table -->";
 
 #[test]
-fn the_readme_configuration_table_is_the_key_table() {
-    let readme =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+fn the_documented_configuration_table_is_the_key_table() {
+    let readme = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/docs/configuration.md"
+    ))
+    .unwrap();
     let start = readme
         .find(BEGIN)
-        .expect("README has the config-table markers")
+        .expect("docs/configuration.md has the config-table markers")
         + BEGIN.len();
     let end = start
         + readme[start..]
             .find(END)
-            .expect("README closes the config table");
+            .expect("docs/configuration.md closes the config table");
     let expected = keys::markdown_table();
     assert!(
         readme[start..end] == expected,
-        "README's configuration table differs from src/config/keys.rs; replace it with:\n{expected}"
+        "docs/configuration.md's table differs from src/config/keys.rs; replace it with:\n{expected}"
     );
 }
 

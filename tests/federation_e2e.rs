@@ -20,6 +20,7 @@ async fn one_verdict_per_fault_through_shards_a_global_prometheus_and_alertmanag
         observers_per_peer: K,
         shards: 2,
         program: PathBuf::from(env!("CARGO_BIN_EXE_peerscope")),
+        rules: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/alerts")),
     })
     .await
     .unwrap();

@@ -1,6 +1,6 @@
 //! The table of configuration keys: one entry per key, and everything else — the layering
 //! of flags, `PEERSCOPE_*` variables, the file and the seed's `NOVA_FED_*` variables, the
-//! command-line flags, the defaults, `peerscope check` and the README's configuration
+//! command-line flags, the defaults, `peerscope check` and docs/configuration.md's
 //! table — is derived from it. Adding a key is one entry here (plus its field in
 //! [`Config`] and, where it spans keys, a rule in `check_rules`).
 
@@ -24,7 +24,7 @@ pub struct Key {
     /// The seed system's variables that stand in for the key, below the file in precedence.
     pub seed_variables: &'static [&'static str],
     pub default: DefaultValue,
-    /// One line for the README and `--help`.
+    /// One line for docs/configuration.md and `--help`.
     pub doc: &'static str,
     pub value: Value,
 }
@@ -64,7 +64,7 @@ pub fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
-/// Every key, in the order the README lists them.
+/// Every key, in the order docs/configuration.md lists them.
 pub static KEYS: &[Key] = &[
     Key {
         name: "node",
@@ -351,7 +351,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("off"),
-        doc: "`off`, `dry-run` or `on` (see Reconciliation)",
+        doc: "`off`, `dry-run` or `on` (see docs/reconciliation.md)",
         value: Value::Scalar(|c, t| {
             one_of(
                 t,
@@ -461,7 +461,7 @@ pub static KEYS: &[Key] = &[
     },
 ];
 
-/// The README's configuration table, made from [`KEYS`] (a test holds the README to it).
+/// The configuration table of docs/configuration.md, made from [`KEYS`] (a test holds the page to it).
 pub fn markdown_table() -> String {
     let mut table = String::from(
         "| key (file) | variable | flag | default | meaning |\n|---|---|---|---|---|\n",

@@ -394,12 +394,27 @@ async fn reload_allowed(
         return false;
     };
     match read_token(file).await {
-        Ok(token) => bearer.strip_prefix("Bearer ") == Some(token.as_str()),
+        Ok(token) => bearer
+            .strip_prefix("Bearer ")
+            .is_some_and(|given| same_secret(given, &token)),
         Err(error) => {
             tracing::error!(%error, "cannot use the admin token file");
             false
         }
     }
+}
+
+/// Whether two secrets are equal, in time that depends on neither: both are hashed (so
+/// their lengths do not show) and the digests compared without an early exit.
+fn same_secret(given: &str, expected: &str) -> bool {
+    let digest = |text: &str| ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    let (given, expected) = (digest(given), digest(expected));
+    given
+        .as_ref()
+        .iter()
+        .zip(expected.as_ref())
+        .fold(0u8, |differ, (a, b)| differ | (a ^ b))
+        == 0
 }
 
 /// Whether an `Accept-Encoding` header allows gzip (`gzip` or `*`, with a q-value above 0).
@@ -487,6 +502,14 @@ mod tests {
         assert!(!accepts("gzip;q=0"));
         assert!(!accepts("br, deflate"));
         assert!(!accepts_gzip(None));
+    }
+
+    #[test]
+    fn secrets_are_compared_whole() {
+        assert!(same_secret("s3cr3t", "s3cr3t"));
+        assert!(!same_secret("s3cr3t", "s3cr3T"));
+        assert!(!same_secret("s3cr3", "s3cr3t"));
+        assert!(!same_secret("", "s3cr3t"));
     }
 
     #[tokio::test]

@@ -237,6 +237,9 @@ pub struct FederationArgs {
     /// How long to measure steady state before the faults.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     pub duration: Duration,
+    /// The repository's alert rules directory, loaded by the Prometheus servers.
+    #[arg(long, default_value = "alerts")]
+    pub rules: std::path::PathBuf,
 }
 
 /// Runs a whole federation (see `sim::federation`), measures it, injects a dead node, an
@@ -249,6 +252,7 @@ pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
         observers_per_peer: args.observers_per_peer,
         shards: args.shards,
         program,
+        rules: args.rules.clone(),
     })
     .await?;
     let n = args.nodes;

@@ -29,9 +29,6 @@ use crate::pull::assignment::Members;
 use crate::sim::node::{Behavior, NodeSpec, SimNode};
 use crate::sim::{cpu_seconds, free_port, http, io, status_kib, RunError};
 
-/// The rule files of the repository, read when a federation starts.
-const RULES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/alerts");
-
 /// What to start.
 #[derive(Clone, Debug)]
 pub struct Options {
@@ -40,6 +37,9 @@ pub struct Options {
     pub shards: usize,
     /// The `peerscope` binary to run as each sidecar.
     pub program: PathBuf,
+    /// The repository's `alerts/` directory, whose rule files the Prometheus servers load
+    /// (read at run time: no build-machine path is baked into the binary).
+    pub rules: PathBuf,
 }
 
 /// A child process, killed when dropped.
@@ -213,10 +213,10 @@ pub fn fast_rules(text: &str) -> String {
         .join("\n")
 }
 
-/// Writes the fast version of the repository's rule file `name` into `directory`.
-pub fn write_fast_rules(name: &str, directory: &Path) -> Result<PathBuf, RunError> {
-    let source = format!("{RULES_DIR}/{name}");
-    let text = std::fs::read_to_string(&source).map_err(io(&source))?;
+/// Writes the fast version of the rule file `name` of `rules` into `directory`.
+pub fn write_fast_rules(rules: &Path, name: &str, directory: &Path) -> Result<PathBuf, RunError> {
+    let source = rules.join(name);
+    let text = std::fs::read_to_string(&source).map_err(io(source.display().to_string()))?;
     let target = directory.join(name);
     std::fs::write(&target, fast_rules(&text)).map_err(io(target.display().to_string()))?;
     Ok(target)
@@ -392,10 +392,10 @@ impl Federation {
         )?;
 
         let shard_rules = [
-            write_fast_rules("peerscope.rules.yml", &directory)?,
-            write_fast_rules("observations.rules.yml", &directory)?,
+            write_fast_rules(&options.rules, "peerscope.rules.yml", &directory)?,
+            write_fast_rules(&options.rules, "observations.rules.yml", &directory)?,
         ];
-        let global_rules = write_fast_rules("consensus.rules.yml", &directory)?;
+        let global_rules = write_fast_rules(&options.rules, "consensus.rules.yml", &directory)?;
         let targets: Vec<String> = sidecar_addresses.iter().map(|a| format!("'{a}'")).collect();
         let alerting = format!(
             "alerting:\n  alertmanagers:\n    - static_configs:\n        - targets: ['{alertmanager_address}']\n"
