@@ -321,9 +321,13 @@ impl Store {
         }
     }
 
-    /// The members at `positions` of the member list of `generation`; `None` when the list
-    /// has changed since.
-    pub fn members_at(&self, generation: u64, positions: &[usize]) -> Option<Vec<PullTarget>> {
+    /// The members at `positions` of the member list of `generation`, with their base
+    /// URLs; `None` when the list has changed since.
+    pub fn members_at(
+        &self,
+        generation: u64,
+        positions: &[usize],
+    ) -> Option<Vec<(PullTarget, String)>> {
         let state = self.lock();
         if state.generation != generation {
             return None;
@@ -331,8 +335,8 @@ impl Store {
         positions
             .iter()
             .map(|&p| {
-                let index = *state.members.get(p)?;
-                Some(state.peers[index].target.pull_target())
+                let target = &state.peers[*state.members.get(p)?].target;
+                Some((target.pull_target(), target.url.to_string()))
             })
             .collect()
     }

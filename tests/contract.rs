@@ -22,7 +22,7 @@ fn contract(name: &str) -> Value {
         .join("contracts")
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap();
-    serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    yaml_serde::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn validator(name: &str) -> jsonschema::Validator {
@@ -279,4 +279,48 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// The pull-failure reasons are named in help texts, a contract, a dashboard and its
+/// generator: every one of those lists is `FailureReason::ALL`, in order.
+#[test]
+fn every_written_list_of_pull_failure_reasons_is_the_enum() {
+    use peerscope::serve::families;
+    let expected: Vec<&str> = FailureReason::ALL.iter().map(|r| r.as_str()).collect();
+    let listed = |text: &str, after: &str, until: char| -> Vec<String> {
+        let start = text
+            .find(after)
+            .unwrap_or_else(|| panic!("{after:?} not found"))
+            + after.len();
+        let end = start + text[start..].find(until).expect("the list ends");
+        text[start..end]
+            .split(',')
+            .map(|r| r.trim().to_owned())
+            .collect()
+    };
+    for family in [
+        families::PEER_POLL_FAILURES_TOTAL,
+        families::NODE_POLL_FAILURES_TOTAL,
+    ] {
+        assert_eq!(
+            listed(family.help, "by reason: ", '.'),
+            expected,
+            "{}",
+            family.name
+        );
+    }
+    let root = env!("CARGO_MANIFEST_DIR");
+    let read = |path: &str| std::fs::read_to_string(format!("{root}/{path}")).unwrap();
+    assert_eq!(
+        listed(&read("contracts/peer_sample@1.yaml"), "- enum: [", ']'),
+        expected,
+        "contracts/peer_sample@1.yaml"
+    );
+    for dashboard in ["dashboards/build.py", "dashboards/peerscope-peer.json"] {
+        assert_eq!(
+            listed(&read(dashboard), "Failed pulls per second: ", '.'),
+            expected,
+            "{dashboard}"
+        );
+    }
 }

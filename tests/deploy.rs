@@ -10,16 +10,16 @@ pub const RULE_FILES: [&str; 3] = [
 ];
 
 /// Every rule group of every rule file.
-fn all_groups() -> Vec<serde_yaml::Value> {
+fn all_groups() -> Vec<yaml_serde::Value> {
     RULE_FILES
         .iter()
         .flat_map(|file| yaml(file)["groups"].as_sequence().unwrap().clone())
         .collect()
 }
 
-fn yaml(path: &str) -> serde_yaml::Value {
+fn yaml(path: &str) -> yaml_serde::Value {
     let full = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
-    serde_yaml::from_str(&std::fs::read_to_string(&full).unwrap())
+    yaml_serde::from_str(&std::fs::read_to_string(&full).unwrap())
         .unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
@@ -40,7 +40,7 @@ fn shipped_runbook_base() -> String {
 }
 
 /// Every alert of `groups` as (name, rule).
-fn alerts(groups: &[serde_yaml::Value]) -> Vec<(String, serde_yaml::Value)> {
+fn alerts(groups: &[yaml_serde::Value]) -> Vec<(String, yaml_serde::Value)> {
     groups
         .iter()
         .flat_map(|group| group["rules"].as_sequence().unwrap().clone())
@@ -122,7 +122,7 @@ fn the_rules_can_be_built_with_another_runbook_base() {
         let path = out.path().join(Path::new(file).file_name().unwrap());
         let text = std::fs::read_to_string(&path).unwrap();
         built.extend(
-            serde_yaml::from_str::<serde_yaml::Value>(&text).unwrap()["groups"]
+            yaml_serde::from_str::<yaml_serde::Value>(&text).unwrap()["groups"]
                 .as_sequence()
                 .unwrap()
                 .clone(),
@@ -146,7 +146,7 @@ fn the_rules_can_be_built_with_another_runbook_base() {
             format!("{base}#{}", name.to_lowercase())
         );
     }
-    let resource: serde_yaml::Value = serde_yaml::from_str(
+    let resource: yaml_serde::Value = yaml_serde::from_str(
         &std::fs::read_to_string(out.path().join("prometheusrule.yaml")).unwrap(),
     )
     .unwrap();
@@ -194,14 +194,14 @@ fn dashboards_have_fixed_unique_uids_and_no_import_inputs() {
 }
 
 /// Every document of a multi-document YAML file.
-fn documents(path: &str) -> Vec<serde_yaml::Value> {
+fn documents(path: &str) -> Vec<yaml_serde::Value> {
     let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(path)).unwrap();
-    serde_yaml::Deserializer::from_str(&text)
+    yaml_serde::Deserializer::from_str(&text)
         .map(|document| serde::Deserialize::deserialize(document).unwrap())
         .collect()
 }
 
-fn of_kind<'a>(documents: &'a [serde_yaml::Value], kind: &str) -> Vec<&'a serde_yaml::Value> {
+fn of_kind<'a>(documents: &'a [yaml_serde::Value], kind: &str) -> Vec<&'a yaml_serde::Value> {
     documents.iter().filter(|d| d["kind"] == kind).collect()
 }
 
@@ -226,7 +226,7 @@ fn each_kubernetes_example_has_one_scrape_mechanism_and_no_readiness_gate() {
     let mut by_operator = of_kind(&operator, "Deployment")[0].clone();
     assert_eq!(of_kind(&operator, "ServiceMonitor").len(), 1);
     for resource in &operator {
-        let text = serde_yaml::to_string(resource).unwrap();
+        let text = yaml_serde::to_string(resource).unwrap();
         assert!(!text.contains("prometheus.io/"), "{text}");
     }
     // Annotations apart, the same Deployment.

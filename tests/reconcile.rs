@@ -119,7 +119,7 @@ fn schema() -> jsonschema::Validator {
         env!("CARGO_MANIFEST_DIR"),
         "/contracts/reconcile_request@1.yaml"
     );
-    let document: Value = serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let document: Value = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
     jsonschema::validator_for(&document).unwrap()
 }
 

@@ -13,7 +13,6 @@ use tokio_util::sync::CancellationToken;
 
 use crate::figures::confirmation::Verdict;
 use crate::figures::decision::Facts;
-use crate::pull::contract::SUMMARY_PATH;
 use crate::pull::poller::{Limits, Poller};
 use crate::store::Store;
 use crate::timeline::Anchor;
@@ -69,7 +68,9 @@ pub async fn run(
                 let now = Anchor::now();
                 let facts = store.reconcile_facts(now.instant);
                 if let Some(outgoing) = reconciler.evaluate(&facts, &membership, now) {
+                    // Sent now; this interval's probe waits for the next one.
                     in_flight = Some(request(&reconciler, &store, &client, outgoing));
+                    continue;
                 }
                 let draws = reconciler.draws(&membership);
                 if draws.is_empty() {
@@ -79,7 +80,8 @@ pub async fn run(
                     _ = shutdown.cancelled() => continue,
                     verdict = pull_draws(&reconciler, &store, &poller, &facts, draws) => verdict == Verdict::Confirmed,
                 };
-                // A confirmation that just finished acts now, not an interval later.
+                // A confirmation that just finished acts now, not an interval later (this
+                // cycle then counts one `confirming` suppression before its request).
                 if confirmed && in_flight.is_none() {
                     let now = Anchor::now();
                     let facts = store.reconcile_facts(now.instant);
@@ -135,11 +137,12 @@ async fn pull_draws(
     let outcomes = join_all(
         targets
             .iter()
-            .map(|t| poller.pull(&t.summary_url, &t.transport, limits)),
+            .map(|(t, _)| poller.pull(&t.summary_url, &t.transport, limits)),
     )
     .await;
-    let mut samples = positions.into_iter().zip(targets).zip(outcomes).map(
-        |((member, target), outcome)| {
+    // At most 2·K + 1 pulls at once: bounded without the cycle's semaphore.
+    let mut samples = targets.into_iter().zip(outcomes).map(
+        |((target, url), outcome)| {
             let (node_id, root) = match outcome.result {
                 Ok(summary) => (Some(summary.node_id), summary.state_root),
                 Err(error) => {
@@ -147,11 +150,9 @@ async fn pull_draws(
                     (None, None)
                 }
             };
-            let url = target.summary_url.as_str();
             Sample {
-                member,
                 peer: target.label,
-                url: url.strip_suffix(SUMMARY_PATH).unwrap_or(url).to_owned(),
+                url,
                 node_id,
                 root,
             }

@@ -27,8 +27,6 @@ use crate::timeline::later;
 /// One member pulled for the confirmation or the probe.
 #[derive(Clone, Debug)]
 pub struct Sample {
-    /// Its position in the member list of the draws' generation.
-    pub member: usize,
     pub peer: String,
     pub url: String,
     /// `None` when the pull failed.
@@ -60,6 +58,12 @@ const SOURCES_KEPT: usize = 16;
 const ROOTS_SHOWN: usize = 8;
 /// Roots held back after a refuted or undecided episode.
 const HOLDS_KEPT: usize = 16;
+/// The shortest a confirmation stays valid, and a hold lasts, whatever the cooldown (a
+/// cooldown of 0 would otherwise make a confirmation stale before it is used, and let a
+/// majority node start episodes back to back).
+pub const MIN_VALIDITY: Duration = Duration::from_secs(30);
+/// The probe moves on from a member whose pulls failed this many times in a row.
+const PROBE_FAILURES: u32 = 3;
 
 /// The evidence of the current (or last) episode, for `/status`, `/metrics` and the
 /// request body.
@@ -131,12 +135,19 @@ struct Episode {
     verdict: Verdict,
     concluded: Option<Instant>,
     detail: Option<String>,
+    /// The decision asked for this episode since the last draws: draw this interval.
+    wanted: bool,
+    /// When the decision last asked for it; a pending episode left alone longer than its
+    /// validity starts over (its evidence would be old).
+    asked: Instant,
 }
 
 struct Probe {
     generation: u64,
     member: usize,
     facts: Option<PeerFacts>,
+    /// Pulls of this member that failed in a row (its streak holds meanwhile).
+    failures: u32,
 }
 
 impl Confirmer {
@@ -163,16 +174,20 @@ impl Confirmer {
         now: Instant,
         valid_for: Duration,
     ) -> Standing {
+        let valid_for = valid_for.max(MIN_VALIDITY);
         self.holds.retain(|_, until| now < *until);
-        if let Some(episode) = &self.episode {
+        if let Some(episode) = &mut self.episode {
             let same = episode.target_root == target_root
                 && episode.local_root == local_root
                 && episode.generation == membership.generation;
-            let fresh = episode
-                .concluded
-                .is_none_or(|at| now.saturating_duration_since(at) < valid_for);
+            let since = episode.concluded.unwrap_or(episode.asked);
+            let fresh = now.saturating_duration_since(since) < valid_for;
             match episode.verdict {
-                Verdict::Pending if same => return Standing::Confirming,
+                Verdict::Pending if same && fresh => {
+                    episode.wanted = true;
+                    episode.asked = now;
+                    return Standing::Confirming;
+                }
                 Verdict::Confirmed if same && fresh => return Standing::Confirmed,
                 _ => {}
             }
@@ -200,6 +215,8 @@ impl Confirmer {
             verdict: Verdict::Pending,
             concluded: None,
             detail: None,
+            wanted: true,
+            asked: now,
         });
         tracing::info!(target_root = %target_root, members = membership.others, "confirming on random members before reconciling");
         // No other member at all: the verdict is already known (a lone node never acts).
@@ -211,15 +228,35 @@ impl Confirmer {
         }
     }
 
-    /// Ends the episode that runs towards any root (the divergence is gone, or the
-    /// decision no longer warrants a request): its draws are not wasted on a stale target.
-    pub fn abandon(&mut self) {
-        if self
-            .episode
+    /// The roots held back after a refuted or undecided episode.
+    pub fn held_roots(&self, now: Instant) -> impl Iterator<Item = &str> {
+        self.holds
+            .iter()
+            .filter(move |(_, until)| now < **until)
+            .map(|(root, _)| root.as_str())
+    }
+
+    /// The root whose confirmation is under way, or confirmed and still valid, in member
+    /// list `generation`: the decision keeps it as its candidate.
+    pub fn active_root(&self, generation: u64, now: Instant, valid_for: Duration) -> Option<&str> {
+        let valid_for = valid_for.max(MIN_VALIDITY);
+        self.episode
             .as_ref()
-            .is_some_and(|e| e.verdict == Verdict::Pending)
-        {
-            self.episode = None;
+            .filter(|e| e.generation == generation)
+            .filter(|e| match e.verdict {
+                Verdict::Pending => true,
+                Verdict::Confirmed => e
+                    .concluded
+                    .is_some_and(|at| now.saturating_duration_since(at) < valid_for),
+                _ => false,
+            })
+            .map(|e| e.target_root.as_str())
+    }
+
+    /// After an accepted request every streak starts over, the probe's too.
+    pub fn reset_probe_streak(&mut self) {
+        if let Some(facts) = self.probe.as_mut().and_then(|p| p.facts.as_mut()) {
+            facts.streak = 0;
         }
     }
 
@@ -231,10 +268,17 @@ impl Confirmer {
             ..Draws::default()
         };
         if probing && membership.sampled && membership.others > 0 {
-            let keep = self
-                .probe
-                .as_ref()
-                .filter(|p| p.generation == membership.generation && p.member < membership.others);
+            // A member diverging for good (a node stuck on an old root) must not keep the
+            // probe: once its root is held back, the probe moves on.
+            let holds = &self.holds;
+            let keep = self.probe.as_ref().filter(|p| {
+                p.generation == membership.generation
+                    && p.member < membership.others
+                    && !p
+                        .facts
+                        .as_ref()
+                        .is_some_and(|f| holds.contains_key(&f.root))
+            });
             let member = match keep {
                 Some(probe) => probe.member,
                 None => {
@@ -243,6 +287,7 @@ impl Confirmer {
                         generation: membership.generation,
                         member,
                         facts: None,
+                        failures: 0,
                     });
                     member
                 }
@@ -251,11 +296,13 @@ impl Confirmer {
         } else {
             self.probe = None;
         }
-        if let Some(episode) = self
-            .episode
-            .as_mut()
-            .filter(|e| e.verdict == Verdict::Pending && e.generation == membership.generation)
-        {
+        // Only in an interval whose decision asked for the confirmation: a guard that holds
+        // the request back, or a divergence that went away, stops the draws (the episode
+        // stays, and goes on when asked again).
+        if let Some(episode) = self.episode.as_mut().filter(|e| {
+            e.wanted && e.verdict == Verdict::Pending && e.generation == membership.generation
+        }) {
+            episode.wanted = false;
             let room = self.test.max_draws.saturating_sub(episode.drawn.len());
             let count = membership.budget.min(room);
             draws.confirmation = pick(&mut self.rng, &episode.drawn, episode.others, count);
@@ -277,6 +324,7 @@ impl Confirmer {
         now: Instant,
         valid_for: Duration,
     ) -> Verdict {
+        let valid_for = valid_for.max(MIN_VALIDITY);
         self.pulls_total += samples.len() as u64;
         let Some(episode) = self
             .episode
@@ -353,7 +401,19 @@ impl Confirmer {
             }
             // The local root unknown: nothing to compare, the streak holds.
             (Some(_), None) => {}
+            // A failed pull (or no root) is not agreement: the streak holds, as an observed
+            // peer's does, until the member has failed a few times in a row.
+            (None, _) => {
+                probe.failures += 1;
+                if probe.failures >= PROBE_FAILURES {
+                    self.probe = None;
+                }
+                return;
+            }
             _ => self.probe = None,
+        }
+        if let Some(probe) = self.probe.as_mut() {
+            probe.failures = 0;
         }
     }
 
@@ -418,6 +478,11 @@ impl Confirmer {
             return;
         };
         let mut verdict = self.test.verdict(&episode.tally);
+        // Draws that were discarded count towards the budget too: an episode ends after
+        // `max_draws` members pulled, whatever they were.
+        if verdict == Verdict::Pending && episode.drawn.len() >= self.test.max_draws {
+            verdict = Verdict::Undecided;
+        }
         // Duplicates make their node likelier to be drawn early; past a few, the draws are
         // no longer uniform over nodes and the bound does not hold.
         if verdict != Verdict::Refuted && episode.discarded > 2 + episode.tally.drawn / 10 {
@@ -440,7 +505,14 @@ impl Confirmer {
         self.outcomes_total[index] += 1;
         if held {
             if self.holds.len() >= HOLDS_KEPT {
-                self.holds.pop_first();
+                let soonest = self
+                    .holds
+                    .iter()
+                    .min_by_key(|(_, until)| **until)
+                    .map(|(root, _)| root.clone());
+                if let Some(root) = soonest {
+                    self.holds.remove(&root);
+                }
             }
             self.holds
                 .insert(episode.target_root.clone(), later(now, valid_for));
@@ -521,7 +593,6 @@ mod tests {
             .confirmation
             .iter()
             .map(|&i| Sample {
-                member: i,
                 peer: format!("m{i}"),
                 url: format!("http://m{i}"),
                 node_id: Some(format!("node-{i}")),
@@ -540,6 +611,10 @@ mod tests {
         );
         let mut intervals = 0;
         loop {
+            assert_eq!(
+                c.standing("new", "old", &m, now, HOLD),
+                Standing::Confirming
+            );
             let draws = c.draws(&m, false);
             assert!(draws.confirmation.len() <= 16);
             intervals += 1;
@@ -561,8 +636,8 @@ mod tests {
     async fn a_refuted_target_is_held_back_then_confirmed_afresh() {
         let (mut c, m) = (confirmer(), membership(1_000));
         let now = Instant::now();
-        c.standing("new", "old", &m, now, HOLD);
         loop {
+            c.standing("new", "old", &m, now, HOLD);
             let draws = c.draws(&m, false);
             let samples = answer(&draws, |i| i % 10 < 2); // 20 %
             if c.record_draws(1, samples, None, now, HOLD) != Verdict::Pending {
@@ -596,7 +671,6 @@ mod tests {
         assert_eq!(draws.confirmation.len(), 5, "the whole membership");
         // Three members answer "new" but are one node; one is the local node itself.
         let sample = |i: usize, node: &str, root: &str| Sample {
-            member: i,
             peer: format!("m{i}"),
             url: format!("http://m{i}"),
             node_id: Some(node.to_owned()),
@@ -674,7 +748,6 @@ mod tests {
         let m = membership(1_000);
         let first = c.draws(&m, true).probe.unwrap();
         let answer = |member: usize, root: &str| Sample {
-            member,
             peer: format!("m{member}"),
             url: format!("http://m{member}"),
             node_id: Some(format!("n{member}")),
@@ -688,5 +761,109 @@ mod tests {
         assert!(c.probe_facts().is_none());
         assert_eq!(c.view(Instant::now()).probe_pulls_total, 3);
         assert_eq!(c.draws(&m, false).probe, None, "no probe when not probing");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_episode_of_discarded_draws_still_ends_after_the_budget() {
+        // Regression: discarded draws used up the budget without counting towards it, and
+        // the episode stayed "confirming" for ever with nothing left to draw.
+        let (mut c, m) = (confirmer(), membership(100_000));
+        let now = Instant::now();
+        let mut verdict = Verdict::Pending;
+        for _ in 0..100 {
+            c.standing("new", "old", &m, now, HOLD);
+            let draws = c.draws(&m, false);
+            // Alternate votes keep the lead near 0; every tenth draw is the local node.
+            let samples = draws
+                .confirmation
+                .iter()
+                .enumerate()
+                .map(|(n, &i)| Sample {
+                    peer: String::new(),
+                    url: String::new(),
+                    node_id: Some(if i % 10 == 0 {
+                        "me".to_owned()
+                    } else {
+                        format!("node-{i}")
+                    }),
+                    root: Some(if n % 2 == 0 { "new" } else { "old" }.to_owned()),
+                })
+                .collect();
+            verdict = c.record_draws(1, samples, Some("me"), now, HOLD);
+            if verdict != Verdict::Pending {
+                break;
+            }
+        }
+        assert_eq!(verdict, Verdict::Undecided, "{:?}", c.view(now));
+        assert!(c.view(now).discarded > 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn draws_happen_only_in_intervals_that_ask_for_them() {
+        let (mut c, m) = (confirmer(), membership(1_000));
+        let now = Instant::now();
+        c.standing("new", "old", &m, now, HOLD);
+        assert_eq!(c.draws(&m, false).confirmation.len(), 16);
+        assert!(
+            c.draws(&m, false).confirmation.is_empty(),
+            "not asked again"
+        );
+        c.standing("new", "old", &m, now, HOLD);
+        assert_eq!(
+            c.draws(&m, false).confirmation.len(),
+            16,
+            "the same episode goes on"
+        );
+        assert_eq!(c.view(now).intervals, 2);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_probe_leaves_a_member_whose_root_was_refuted_and_survives_a_failed_pull() {
+        let (mut c, m) = (confirmer(), membership(1_000));
+        let now = Instant::now();
+        let first = c.draws(&m, true).probe.unwrap();
+        let answer = |root: Option<&str>| Sample {
+            peer: "p".into(),
+            url: "http://p".into(),
+            node_id: root.map(|_| "p".to_owned()),
+            root: root.map(str::to_owned),
+        };
+        c.record_probe(1, answer(Some("stuck")), Some("old"));
+        c.record_probe(1, answer(None), Some("old"));
+        assert_eq!(
+            c.probe_facts().map(|f| f.streak),
+            Some(1),
+            "a failure holds the streak"
+        );
+        assert_eq!(c.draws(&m, true).probe, Some(first));
+        // The stuck root is confirmed and refuted (every member answers "old").
+        loop {
+            c.standing("stuck", "old", &m, now, HOLD);
+            let draws = c.draws(&m, true);
+            let samples = answer_all(&draws, "old");
+            if c.record_draws(1, samples, None, now, HOLD) != Verdict::Pending {
+                break;
+            }
+        }
+        assert_eq!(c.view(now).state, "refuted");
+        let next = c.draws(&m, true).probe;
+        assert!(next.is_some());
+        assert!(
+            c.probe_facts().is_none(),
+            "the probe moved on to a fresh member"
+        );
+    }
+
+    fn answer_all(draws: &Draws, root: &str) -> Vec<Sample> {
+        draws
+            .confirmation
+            .iter()
+            .map(|&i| Sample {
+                peer: String::new(),
+                url: String::new(),
+                node_id: Some(format!("node-{i}")),
+                root: Some(root.to_owned()),
+            })
+            .collect()
     }
 }

@@ -237,7 +237,14 @@ impl Guards {
         if self.awaiting_effect.is_some() && facts.local_root == self.awaiting_effect {
             self.awaiting_effect = None;
         }
+        let held: BTreeSet<String> = self.confirmer.held_roots(at).map(str::to_owned).collect();
+        let confirming = self
+            .confirmer
+            .active_root(membership.generation, at, config.cooldown)
+            .map(str::to_owned);
         let state = decision::GuardState {
+            held_roots: Some(&held),
+            confirming_root: confirming.as_deref(),
             in_flight: self.in_flight,
             busy_until: self.busy_until,
             cooldown_until: self.cooldown_until,
@@ -257,21 +264,6 @@ impl Guards {
             at,
             |target| confirmer.standing(&target.root, local_root, membership, at, config.cooldown),
         );
-        if !matches!(decision, Decision::Suppressed(Suppression::Confirming, _)) {
-            // Nothing to confirm this cycle (no divergence, or a guard holds): stop drawing.
-            self.confirmer.abandon();
-        }
-        if let Decision::Request(target) | Decision::Suppressed(Suppression::DryRun, Some(target)) =
-            &mut decision
-        {
-            // Members seen holding the target in the confirmation are sources too.
-            for source in self.confirmer.sampled_sources(&target.root) {
-                if !target.sources.iter().any(|s| s.url == source.url) {
-                    target.sources.push(source.clone());
-                }
-            }
-        }
-
         // Accepted before, cooled down, and still diverging towards the same root: it had
         // no effect. Count it, start a new episode, and retry only after a backoff.
         if let Decision::Request(target) = &decision {
@@ -351,6 +343,7 @@ impl Guards {
                 self.backoff_until = None;
                 self.awaiting_effect = Some(root.clone());
                 self.episode = None;
+                self.confirmer.reset_probe_streak();
                 let detail = format!("answered {status}");
                 self.push_history(now, request_id, root, "success", detail);
                 true
@@ -545,8 +538,9 @@ fn summarise(decision: &Decision) -> DecisionSummary {
 }
 
 impl Guards {
-    /// The body of `contracts/reconcile_request@1.yaml`, with the confirmation's evidence
-    /// when the target was confirmed on random members.
+    /// The body of `contracts/reconcile_request@1.yaml`. When the target was confirmed on
+    /// random members, the members found holding it follow the observed sources, and the
+    /// evidence is attached; `observed` stays what this sidecar observes.
     fn request_body(
         &self,
         request_id: &str,
@@ -555,9 +549,18 @@ impl Guards {
         dry_run: bool,
         now: Instant,
     ) -> serde_json::Value {
-        let mut body = request_body(request_id, facts, target, dry_run);
-        if facts.sampled {
-            let evidence = self.confirmer.view(now);
+        let mut body = base_request_body(request_id, facts, target, dry_run);
+        let evidence = self.confirmer.view(now);
+        let confirmed = evidence.state == "confirmed"
+            && evidence.target_root.as_deref() == Some(target.root.as_str());
+        if confirmed {
+            let mut sources = target.sources.clone();
+            for source in self.confirmer.sampled_sources(&target.root) {
+                if !sources.iter().any(|s| s.url == source.url) {
+                    sources.push(source.clone());
+                }
+            }
+            body["sources"] = json!(sources);
             body["confirmation"] = json!({
                 "voters": evidence.voters,
                 "sampled": evidence.sampled,
@@ -569,8 +572,8 @@ impl Guards {
     }
 }
 
-/// The body of `contracts/reconcile_request@1.yaml`.
-fn request_body(
+/// The body of `contracts/reconcile_request@1.yaml` from what this sidecar observes.
+fn base_request_body(
     request_id: &str,
     facts: &Facts,
     target: &Target,

@@ -146,13 +146,13 @@ struct TlsText {
     client_ca_file: Option<PathBuf>,
     min_version: Option<String>,
     // Known to exporter-toolkit, not supported here: refused by name below.
-    cipher_suites: Option<serde_yaml::Value>,
-    curve_preferences: Option<serde_yaml::Value>,
-    prefer_server_cipher_suites: Option<serde_yaml::Value>,
-    max_version: Option<serde_yaml::Value>,
-    client_allowed_sans: Option<serde_yaml::Value>,
-    cert: Option<serde_yaml::Value>,
-    key: Option<serde_yaml::Value>,
+    cipher_suites: Option<yaml_serde::Value>,
+    curve_preferences: Option<yaml_serde::Value>,
+    prefer_server_cipher_suites: Option<yaml_serde::Value>,
+    max_version: Option<yaml_serde::Value>,
+    client_allowed_sans: Option<yaml_serde::Value>,
+    cert: Option<yaml_serde::Value>,
+    key: Option<yaml_serde::Value>,
 }
 
 #[derive(serde::Deserialize)]
@@ -174,7 +174,7 @@ pub fn read(path: &Path) -> Result<WebConfig, ConfigError> {
 /// Parses the file's text; relative paths in it are taken from `directory`.
 pub fn parse(text: &str, directory: &Path) -> Result<WebConfig, String> {
     // An empty file is a valid one: plain HTTP, no users (as exporter-toolkit has it).
-    let file: Option<FileText> = serde_yaml::from_str(text).map_err(|e| e.to_string())?;
+    let file: Option<FileText> = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
     let Some(file) = file else {
         return Ok(WebConfig::default());
     };

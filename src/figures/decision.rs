@@ -133,6 +133,13 @@ pub struct GuardState<'a> {
     pub requests_last_hour: usize,
     pub max_per_hour: usize,
     pub rejected_roots: Option<&'a std::collections::BTreeSet<String>>,
+    /// Roots whose confirmation was refuted or undecided, held back for a while: under
+    /// sampled observation another diverging root is tried first.
+    pub held_roots: Option<&'a std::collections::BTreeSet<String>>,
+    /// The root whose confirmation is under way (or confirmed and still valid): kept as
+    /// the candidate while it is seen, so that another root coming free does not throw its
+    /// draws, or its verdict, away.
+    pub confirming_root: Option<&'a str>,
 }
 
 /// The outcome of one evaluation.
@@ -151,6 +158,7 @@ pub fn choose_target(
     policy: Policy,
     threshold: u64,
     facts: &Facts,
+    guards: &GuardState<'_>,
 ) -> Result<Option<Target>, Suppression> {
     let Some(local_root) = facts.local_root.as_deref() else {
         // Without the local root nothing can be compared; streaks hold, so evidence that
@@ -181,10 +189,19 @@ pub fn choose_target(
                 group.retain(|p| p.streak >= threshold);
             }
             groups.retain(|_, group| !group.is_empty());
-            let Some(group) = largest(groups) else {
-                return Ok(None);
-            };
-            group
+            // A root held back after its confirmation failed is tried last, so that a node
+            // whose sample shows a second-largest root most is not stuck behind it.
+            if let Some(group) = guards.confirming_root.and_then(|r| groups.remove(r)) {
+                group
+            } else {
+                let held = |root: &str| guards.held_roots.is_some_and(|h| h.contains(root));
+                let (held_groups, free): (BTreeMap<_, _>, BTreeMap<_, _>) =
+                    groups.into_iter().partition(|(root, _)| held(root));
+                let Some(group) = largest(free).or_else(|| largest(held_groups)) else {
+                    return Ok(None);
+                };
+                group
+            }
         }
         Policy::Majority => {
             let Some(group) = largest(groups) else {
@@ -251,7 +268,7 @@ pub fn decide(
     now: Instant,
     confirm: impl FnOnce(&Target) -> Standing,
 ) -> Decision {
-    let target = match choose_target(policy, threshold, facts) {
+    let target = match choose_target(policy, threshold, facts, guards) {
         Ok(None) => return Decision::Idle,
         Ok(Some(target)) => target,
         Err(reason) => return Decision::Suppressed(reason, None),
@@ -674,5 +691,91 @@ mod tests {
             run(Mode::DryRun, Standing::Confirmed),
             Decision::Suppressed(Suppression::DryRun, _)
         ));
+    }
+
+    #[test]
+    fn a_held_root_is_tried_after_the_other_diverging_roots() {
+        // The sample shows "y" most, but "y" was refuted: "x" is confirmed next.
+        let f = sampled(
+            "a",
+            vec![
+                peer("b", "y", 5, 1.0),
+                peer("c", "y", 5, 1.0),
+                peer("d", "x", 5, 1.0),
+            ],
+            None,
+        );
+        let held: BTreeSet<String> = ["y".to_owned()].into();
+        let guards = GuardState {
+            max_per_hour: 6,
+            held_roots: Some(&held),
+            ..GuardState::default()
+        };
+        let mut asked = None;
+        decide(
+            Mode::On,
+            Policy::Majority,
+            3,
+            &f,
+            &guards,
+            Instant::now(),
+            |t| {
+                asked = Some(t.root.clone());
+                Standing::Confirming
+            },
+        );
+        assert_eq!(asked.as_deref(), Some("x"));
+        // Every diverging root held: the largest is named (and stays unconfirmed).
+        let held: BTreeSet<String> = ["x".to_owned(), "y".to_owned()].into();
+        let guards = GuardState {
+            held_roots: Some(&held),
+            ..guards
+        };
+        let mut asked = None;
+        decide(
+            Mode::On,
+            Policy::Majority,
+            3,
+            &f,
+            &guards,
+            Instant::now(),
+            |t| {
+                asked = Some(t.root.clone());
+                Standing::Unconfirmed
+            },
+        );
+        assert_eq!(asked.as_deref(), Some("y"));
+    }
+
+    #[test]
+    fn the_root_being_confirmed_stays_the_candidate() {
+        let f = sampled(
+            "a",
+            vec![
+                peer("b", "y", 5, 1.0),
+                peer("c", "y", 5, 1.0),
+                peer("d", "x", 5, 1.0),
+            ],
+            None,
+        );
+        let guards = GuardState {
+            max_per_hour: 6,
+            confirming_root: Some("x"),
+            ..GuardState::default()
+        };
+        let mut asked = None;
+        decide(
+            Mode::On,
+            Policy::Majority,
+            3,
+            &f,
+            &guards,
+            Instant::now(),
+            |t| {
+                asked = Some(t.root.clone());
+                Standing::Confirming
+            },
+        );
+        assert_eq!(asked.as_deref(), Some("x"), "not the larger y");
     }
 }

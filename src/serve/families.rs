@@ -389,8 +389,8 @@ mod tests {
     #[test]
     fn the_table_is_the_contract_catalogue() {
         let path = concat!(env!("CARGO_MANIFEST_DIR"), "/contracts/metrics@1.yaml");
-        let document: serde_yaml::Value =
-            serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let document: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
         let catalogue: Vec<(String, String, Vec<String>, String)> = document["families"]
             .as_sequence()
             .unwrap()

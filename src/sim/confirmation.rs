@@ -42,13 +42,15 @@ pub const MEMBERS: [usize; 4] = [100, 1_000, 10_000, 100_000];
 /// Observers per peer of the table.
 pub const OBSERVERS: [usize; 2] = [8, 16];
 /// Splits of the table: each root's share of the members, in percent.
-pub const SPLITS: [&[u32]; 6] = [
+pub const SPLITS: [&[u32]; 7] = [
     &[55, 45],
     &[60, 40],
     &[70, 30],
     &[80, 20],
     &[90, 10],
     &[50, 30, 20],
+    // A strict majority with two minorities: a node on 15 % may see the 25 % root most.
+    &[60, 25, 15],
 ];
 /// Intervals each trial runs.
 pub const HORIZON: u32 = 40;
@@ -397,7 +399,6 @@ impl Split {
     fn answer(&self, member: usize) -> Sample {
         let ok = !self.fails(member);
         Sample {
-            member,
             peer: String::new(),
             url: String::new(),
             node_id: ok.then(|| member.to_string()),
