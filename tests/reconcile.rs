@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{args, sample, until, Sidecar};
+use common::{args, reconcile_request_schema, sample, until, Sidecar};
 use peerscope::sim::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 use serde_json::Value;
 
@@ -114,15 +114,6 @@ async fn wait_suppressed(fed: &Federation, reason: &str, at_least: f64) {
     .await;
 }
 
-fn schema() -> jsonschema::Validator {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/reconcile_request@1.yaml"
-    );
-    let document: Value = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::validator_for(&document).unwrap()
-}
-
 fn body(request: &peerscope::sim::node::ReceivedRequest) -> Value {
     serde_json::from_str(&request.body).unwrap()
 }
@@ -151,7 +142,7 @@ async fn local_in_the_minority_asks_once_heals_and_the_token_stays_secret() {
     assert_eq!(requests.len(), 1, "exactly one request");
     let request = &requests[0];
     let body = body(request);
-    assert!(schema().is_valid(&body), "{body}");
+    assert!(reconcile_request_schema().is_valid(&body), "{body}");
     assert_eq!(body["target_root"], "new");
     assert_eq!(body["local_root"], "old");
     assert_eq!(body["dry_run"], false);
@@ -455,7 +446,7 @@ async fn dry_run_records_the_decision_and_sends_nothing() {
     );
     let status = fed.sidecar.status().await;
     let would = &status["reconciliation"]["dry_run_request"];
-    assert!(schema().is_valid(would), "{would}");
+    assert!(reconcile_request_schema().is_valid(would), "{would}");
     assert_eq!(would["dry_run"], true);
     assert_eq!(would["target_root"], "new");
     let history = status["reconciliation"]["history"].as_array().unwrap();

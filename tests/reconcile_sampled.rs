@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{args, sample, until, Sidecar};
+use common::{args, reconcile_request_schema, sample, until, Sidecar};
 use peerscope::sim::node::{NodeSpec, SimNode};
 use serde_json::Value;
 
@@ -50,15 +50,6 @@ async fn sampled(local_root: &str, on_other: usize, mode: &str) -> Sampled {
     }
 }
 
-fn schema() -> jsonschema::Validator {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/contracts/reconcile_request@1.yaml"
-    );
-    let document: Value = yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    jsonschema::validator_for(&document).unwrap()
-}
-
 async fn confirmation(sidecar: &Sidecar) -> Value {
     sidecar.status().await["reconciliation"]["confirmation"].clone()
 }
@@ -84,7 +75,10 @@ async fn a_minority_node_confirms_on_random_members_and_dry_run_records_the_evid
     })
     .await;
     let body = fed.sidecar.status().await["reconciliation"]["dry_run_request"].clone();
-    let errors: Vec<String> = schema().iter_errors(&body).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = reconcile_request_schema()
+        .iter_errors(&body)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:?}\n{body}");
     assert_eq!(body["target_root"], "other");
     assert!(

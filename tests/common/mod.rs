@@ -254,3 +254,14 @@ impl Authority {
         (cert.pem(), key.serialize_pem())
     }
 }
+
+/// The validator of `contracts/reconcile_request@1.yaml`.
+pub fn reconcile_request_schema() -> jsonschema::Validator {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/contracts/reconcile_request@1.yaml"
+    );
+    let document: serde_json::Value =
+        yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::validator_for(&document).unwrap()
+}
