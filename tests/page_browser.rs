@@ -112,9 +112,12 @@ async fn the_page_shows_the_federation_and_follows_a_fault_in_a_real_browser() {
         );
         assert_eq!(row["relation"], "agree", "{peer}");
         assert_eq!(figure("peerscope_peer_state_divergent"), 0.0, "{peer}");
+        // The row and the scrape are read at different moments, up to a few cycles apart on
+        // a busy machine: freshness alone moves the quality by up to 0.2 · (1 − e^(−2/3)) ≈
+        // 0.1 in two intervals, and one slow pull moves the latency score.
         let (page, metric) = (shown("quality"), figure("peerscope_peer_quality"));
         assert!(
-            (page - metric).abs() <= 0.06,
+            (page - metric).abs() <= 0.15,
             "{peer}: quality {page} on the page, {metric} in /metrics"
         );
     }
