@@ -21,7 +21,6 @@
 //! - [`ops`]: running for months — reload, checkpoints, logs, signals, their counters.
 //! - [`serve`]: the HTTP surface — the metric families, `/metrics`, `/status` and the rest.
 //! - [`sidecar`]: the pieces assembled.
-//! - [`sim`]: simulated nodes for the demo, the bench and the tests.
 
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -42,4 +41,3 @@ pub mod ops;
 pub mod serve;
 
 pub mod sidecar;
-pub mod sim;

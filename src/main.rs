@@ -6,16 +6,14 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Arg, ArgAction, ArgMatches, Args, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
-use peerscope::config::duration::parse_duration;
 use peerscope::config::keys::{self, DefaultValue, Value};
-use peerscope::config::{self, Config, LogColor, LogFormat, ProcessEnvironment, Sources};
+use peerscope::config::{self, Config, ProcessEnvironment, Sources};
 use peerscope::ops::{logging, shutdown};
 use peerscope::serve::status_table;
 use peerscope::sidecar;
-use peerscope::sim::{bench, confirmation, demo, faults, split};
 
 #[derive(Parser)]
 #[command(
@@ -36,15 +34,9 @@ struct Cli {
 enum Command {
     /// Run the sidecar (the default).
     Run(RunArgs),
-    /// Run a simulated federation on loopback with a real sidecar, and show what it sees.
-    Demo {
-        /// Address of the demo sidecar's HTTP server.
-        #[arg(long, default_value = keys::DEFAULT_LISTEN)]
-        listen: std::net::SocketAddr,
-        /// Stop after this long (e.g. 30s); runs until Ctrl-C when absent.
-        #[arg(long, value_parser = parse_duration)]
-        duration: Option<Duration>,
-    },
+    /// The demo lives in the lab: `cargo run --release -p peerscope-lab -- demo`.
+    #[command(hide = true)]
+    Demo,
     /// Check a configuration (and its peers file) without running anything.
     Check(RunArgs),
     /// Show a running sidecar's view as a table.
@@ -53,34 +45,6 @@ enum Command {
         #[arg(long, default_value = "http://127.0.0.1:9478")]
         url: String,
     },
-    /// Measure the real sidecar against N simulated peers and print CPU, memory and scrape
-    /// figures; `bench federation` runs a whole federation.
-    Bench(BenchCommand),
-}
-
-#[derive(Args)]
-#[command(args_conflicts_with_subcommands = true)]
-struct BenchCommand {
-    #[command(subcommand)]
-    scenario: Option<BenchScenario>,
-    #[command(flatten)]
-    sidecar: bench::BenchArgs,
-}
-
-#[derive(Subcommand)]
-enum BenchScenario {
-    /// N simulated nodes, N real sidecars (K observers per peer), Prometheus shards and a
-    /// global, Alertmanager; injects faults and prints pulls, series, memory and verdicts.
-    Federation(bench::FederationArgs),
-    /// The fault campaign: the real sidecar through hostile files, clients, a hanging node
-    /// API, a full or read-only checkpoint directory, SIGSTOP and kill -9; prints a table.
-    Faults(faults::FaultArgs),
-    /// The reconciliation confirmation's guarantees, by simulation of the real decision
-    /// code: one node of a split federation per trial, N up to 100,000; prints the table.
-    Confirmation(confirmation::ConfirmationArgs),
-    /// A split federation with reconciliation on: N simulated nodes that keep their roots
-    /// and N real sidecars; prints who asked to reconcile, when, and the pulls per second.
-    Split(split::SplitArgs),
 }
 
 /// `--config` and the configuration flags: one per key of the table that has a flag
@@ -188,12 +152,12 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
         None => run(cli.run).await,
         Some(Command::Run(args)) => run(args).await,
         Some(Command::Check(args)) => Ok(check(&args)),
-        Some(Command::Demo { listen, duration }) => {
-            logging::init(LogFormat::Text, "error", LogColor::Auto);
-            let token = CancellationToken::new();
-            shutdown::cancel_on_signals(token.clone()).context("cannot watch for signals")?;
-            demo::run(demo::DemoOptions { listen, duration }, token).await?;
-            Ok(ExitCode::SUCCESS)
+        Some(Command::Demo) => {
+            // The sidecar binary carries no simulated nodes; say where the demo is.
+            eprintln!(
+                "error: the demo is not part of the sidecar binary; from the source tree run\n  cargo run --release -p peerscope-lab -- demo"
+            );
+            Ok(ExitCode::from(2))
         }
         Some(Command::Status { url }) => {
             let client = reqwest::Client::builder()
@@ -202,17 +166,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             let status = status_table::fetch(&client, &url).await?;
             print!("{}", status_table::render(&status));
-            Ok(ExitCode::SUCCESS)
-        }
-        Some(Command::Bench(command)) => {
-            logging::init(LogFormat::Text, "warn", LogColor::Auto);
-            match command.scenario {
-                None => bench::run(command.sidecar).await?,
-                Some(BenchScenario::Federation(args)) => bench::run_federation(args).await?,
-                Some(BenchScenario::Faults(args)) => faults::run(args).await?,
-                Some(BenchScenario::Confirmation(args)) => confirmation::print(&args)?,
-                Some(BenchScenario::Split(args)) => split::run(args).await?,
-            }
             Ok(ExitCode::SUCCESS)
         }
     }

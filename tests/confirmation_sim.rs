@@ -2,7 +2,7 @@
 //! the whole table (N up to 100,000, K = 8 and 16, every split, 2,000 trials per point) is
 //! `peerscope bench confirmation`, which `.ci/test` runs in a release build.
 
-use peerscope::sim::confirmation::{run_point, Bound, Point};
+use peerscope_lab::confirmation::{run_point, Bound, Point};
 
 #[test]
 fn a_majority_node_never_asks_and_a_minority_node_asks_in_time() {

@@ -13,8 +13,8 @@ use common::{args, Sidecar};
 use peerscope::figures::window::Sample;
 use peerscope::pull::contract::decode_summary;
 use peerscope::pull::failure::FailureReason;
-use peerscope::sim::node::{NodeSpec, SimNode};
 use peerscope::timeline::Anchor;
+use peerscope_lab::node::{NodeSpec, SimNode};
 use serde_json::Value;
 
 fn contract(name: &str) -> Value {

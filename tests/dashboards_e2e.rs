@@ -11,8 +11,8 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use common::{args, free_address, start_prometheus, until, Sidecar};
-use peerscope::sim::federation::{write_fast_rules, Daemon, Webhook};
-use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
+use peerscope_lab::federation::{write_fast_rules, Daemon, Webhook};
+use peerscope_lab::node::{Behavior, NodeSpec, SimNode};
 use serde_json::Value;
 
 async fn get_json(url: &str) -> Option<Value> {

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use peerscope::sim::federation::{Faults, Federation, Options};
+use peerscope_lab::federation::{Faults, Federation, Options};
 
 const N: usize = 12;
 const K: usize = 3;

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{args, sample, signal, until, Sidecar};
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 use tokio::io::AsyncWriteExt;
 
 async fn node(id: &str) -> SimNode {

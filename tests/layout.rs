@@ -5,9 +5,9 @@
 use std::path::Path;
 
 /// Top-level modules in reading order; a module may import only from this position or above.
-const ORDER: [&str; 12] = [
+const ORDER: [&str; 11] = [
     "timeline", "outside", "config", "pull", "figures", "store", "cycle", "act", "ops", "serve",
-    "sidecar", "sim",
+    "sidecar",
 ];
 
 fn rank(module: &str) -> usize {
@@ -114,4 +114,30 @@ fn anyhow_is_used_only_at_the_binarys_edge() {
         users.is_empty(),
         "the library returns typed errors; anyhow appears in {users:?}"
     );
+}
+
+/// The product crate holds the sidecar only: the lab (simulated nodes, demo, benchmarks) is
+/// a workspace member of its own that depends on the product, and test-only features of
+/// tokio are dev-dependencies, so none of it is compiled into the sidecar binary.
+#[test]
+fn the_product_depends_on_no_lab_and_no_test_only_feature() {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml");
+    let manifest: toml::Table = std::fs::read_to_string(manifest).unwrap().parse().unwrap();
+    let dependencies = manifest["dependencies"].as_table().unwrap();
+    assert!(!dependencies.contains_key("peerscope-lab"));
+    let tokio_features: Vec<&str> = dependencies["tokio"]["features"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    for test_only in ["test-util", "process"] {
+        assert!(
+            !tokio_features.contains(&test_only),
+            "tokio's `{test_only}` is a dev-dependency feature: {tokio_features:?}"
+        );
+    }
+    let lib =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("src/lib.rs")).unwrap();
+    assert!(!lib.contains("mod sim"));
 }

@@ -10,7 +10,7 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 use common::{args, free_address, sample, start_prometheus, until, Sidecar};
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 
 /// The Accept header Prometheus 2.42 sends.
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use common::{args, sample, series_of_peer, signal, until, Sidecar};
-use peerscope::sim::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
+use peerscope_lab::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 
 async fn node(id: &str, root: &str) -> SimNode {
     SimNode::start(

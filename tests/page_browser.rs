@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use common::{args, sample, Sidecar};
-use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
+use peerscope_lab::node::{Behavior, NodeSpec, SimNode};
 
 /// The page must stay under this many bytes (issue 11: under 100 KB transferred).
 const PAGE_LIMIT: usize = 100 * 1024;

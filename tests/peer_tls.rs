@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 
 use common::{args, free_address, sample, until, Authority, Sidecar};
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
 
 /// A TLS server configuration for a simulated node: its certificate, and — with

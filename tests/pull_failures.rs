@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::{args, closed_port_url, sample, Sidecar};
-use peerscope::sim::node::{Behavior, NodeSpec, SimNode};
+use peerscope_lab::node::{Behavior, NodeSpec, SimNode};
 
 const ROOT: &str = "root-1";
 const REASONS: [&str; 9] = [

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{args, reconcile_request_schema, sample, until, Sidecar};
-use peerscope::sim::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
+use peerscope_lab::node::{Behavior, NodeSpec, ReconcileBehavior, SimNode};
 use serde_json::Value;
 
 const INTERVAL: &str = "200ms";
@@ -114,7 +114,7 @@ async fn wait_suppressed(fed: &Federation, reason: &str, at_least: f64) {
     .await;
 }
 
-fn body(request: &peerscope::sim::node::ReceivedRequest) -> Value {
+fn body(request: &peerscope_lab::node::ReceivedRequest) -> Value {
     serde_json::from_str(&request.body).unwrap()
 }
 

@@ -7,7 +7,7 @@
 mod common;
 
 use common::{args, reconcile_request_schema, sample, until, Sidecar};
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 use serde_json::Value;
 
 struct Sampled {

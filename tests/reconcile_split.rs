@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use peerscope::sim::split::{run_split, SplitArgs, SplitOptions};
+use peerscope_lab::split::{run_split, SplitArgs, SplitOptions};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_sidecars_split_seventy_thirty_only_the_minority_asks() {

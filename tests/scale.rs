@@ -6,7 +6,7 @@ mod common;
 
 use common::{args, sample, until, Sidecar};
 use peerscope::pull::assignment::Members;
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 
 /// `count` simulated nodes named nova-00…, all on one root.
 async fn federation(count: usize) -> Vec<SimNode> {

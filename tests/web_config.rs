@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{args, free_address, start_prometheus, until, Authority, Sidecar};
-use peerscope::sim::node::{NodeSpec, SimNode};
+use peerscope_lab::node::{NodeSpec, SimNode};
 use rcgen::ExtendedKeyUsagePurpose;
 use serde_json::Value;
 

@@ -16,7 +16,7 @@ pub struct Sidecar {
 
 /// A free port on a random loopback address (bound, read, released).
 pub fn free_address() -> SocketAddr {
-    peerscope::sim::free_loopback_address().unwrap()
+    peerscope_lab::free_loopback_address().unwrap()
 }
 
 /// A loopback port nothing listens on.
@@ -205,11 +205,11 @@ pub fn args(list: &[&str]) -> Vec<String> {
 pub fn start_prometheus(
     dir: &std::path::Path,
     config: &str,
-) -> (peerscope::sim::federation::Daemon, String) {
+) -> (peerscope_lab::federation::Daemon, String) {
     let address = free_address();
     let config_file = dir.join("prometheus.yml");
     std::fs::write(&config_file, config).unwrap();
-    let daemon = peerscope::sim::federation::Daemon::start(
+    let daemon = peerscope_lab::federation::Daemon::start(
         "prometheus",
         &[
             format!("--config.file={}", config_file.display()),

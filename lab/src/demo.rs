@@ -13,10 +13,10 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{self, ConfigError, Mode, Sources};
-use crate::serve::status_table;
-use crate::sidecar::{self, SidecarError};
-use crate::sim::node::{Behavior, NodeSpec, SimNode};
+use crate::node::{Behavior, NodeSpec, SimNode};
+use peerscope::config::{self, ConfigError, Mode, Sources};
+use peerscope::serve::status_table;
+use peerscope::sidecar::{self, SidecarError};
 
 const SHARED_ROOT: &str = "9f2c01d4e8a7";
 const DRIFTED_ROOT: &str = "7d41e0c93b52";

@@ -17,12 +17,12 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::act::confirmation::Sample;
-use crate::act::guards::Guards;
-use crate::config::{self, Mode, Policy, ReconcileConfig, Sources};
-use crate::figures::confirmation::{Membership, SequentialTest, Verdict};
-use crate::figures::decision::{Facts, PeerFacts};
-use crate::timeline::Anchor;
+use peerscope::act::confirmation::Sample;
+use peerscope::act::guards::Guards;
+use peerscope::config::{self, Mode, Policy, ReconcileConfig, Sources};
+use peerscope::figures::confirmation::{Membership, SequentialTest, Verdict};
+use peerscope::figures::decision::{Facts, PeerFacts};
+use peerscope::timeline::Anchor;
 
 use super::RunError;
 

@@ -1,5 +1,8 @@
-//! Simulated nodes on loopback, and the programs built on them: the `demo`, the `bench`
-//! load run, the federation scale run and the fault campaign. Tests use the simulated nodes too.
+//! peerscope's lab: simulated nodes on loopback, and the programs built on them — the
+//! `demo`, the `bench` load run, the federation scale run, the fault campaign, the
+//! reconciliation confirmation's simulation and the split run. The product's tests use the
+//! simulated nodes too. The lab depends on the product crate, never the reverse, so the
+//! sidecar binary carries none of this.
 
 pub mod bench;
 pub mod confirmation;
@@ -28,6 +31,25 @@ pub enum RunError {
     Measurement(String),
     #[error("timed out after {seconds}s waiting for {what}")]
     Timeout { what: String, seconds: u64 },
+}
+
+/// The product's `peerscope` binary, which the runs start as real sidecars:
+/// `PEERSCOPE_BIN` if set, else `peerscope` beside this program (cargo builds both into
+/// the same target directory: `cargo build --release --workspace`).
+pub fn sidecar_program() -> Result<std::path::PathBuf, RunError> {
+    if let Some(path) = std::env::var_os("PEERSCOPE_BIN") {
+        return Ok(path.into());
+    }
+    let this = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let beside = this.with_file_name("peerscope");
+    if beside.is_file() {
+        Ok(beside)
+    } else {
+        Err(RunError::Measurement(format!(
+            "the peerscope binary is not at {} (build it first with `cargo build --release --workspace`, or name it in PEERSCOPE_BIN)",
+            beside.display()
+        )))
+    }
 }
 
 /// `map_err(io("what was being done"))`.

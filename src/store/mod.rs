@@ -5,29 +5,29 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::config::transport::Transport;
-use crate::config::{Config, ObserversPerPeer, PeerConfig, PerPeer, QualityWeights};
+use crate::config::{Config, ObserversPerPeer, PerPeer, QualityWeights};
 use crate::figures::confirmation::Membership;
 use crate::figures::decision::{Facts, PeerFacts};
 use crate::figures::divergence::{self, Relation};
-use crate::figures::histogram::Histogram;
-use crate::figures::scoring::{self, QualityParts};
 use crate::figures::view::{
-    headline, FederationView, HistoryPoint, ObservationView, PeerView, QualityView, TargetView,
-    View,
+    headline, FederationView, HistoryPoint, ObservationView, PeerView, View,
 };
-use crate::figures::window::{Sample, SampleRecord, Window};
-use crate::pull::assignment::Members;
-use crate::pull::contract::{summary_url, Summary};
 use crate::pull::failure::{FailureReason, PullError};
 use crate::pull::outcome::{Pacing, PullOutcome, PullPlan, PullTarget, TargetId};
 use crate::timeline::Anchor;
-use crate::timeline::{from_unix, unix_seconds};
+
+mod checkpoint;
+mod peer;
+mod target;
+
+pub use checkpoint::{PeerCheckpoint, StoreCheckpoint};
+use peer::{adopt_node_id, assign_roles, identity_problem, Peer, Role};
+use target::{node_label, Target};
 
 /// The settings the figures depend on.
 #[derive(Clone, Copy, Debug)]
@@ -41,26 +41,6 @@ struct Settings {
     max_concurrent_pulls: usize,
     per_peer: PerPeer,
     created_samples: bool,
-}
-
-/// What the store keeps across a restart: per peer, its identity, window and streak
-/// (contract: the checkpoint layout in `contracts/checkpoint@1.yaml`).
-#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StoreCheckpoint {
-    pub peers: Vec<PeerCheckpoint>,
-}
-
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PeerCheckpoint {
-    /// The peer's base URL: what identifies it across configuration changes.
-    pub url: String,
-    pub node_id: Option<String>,
-    pub streak: u64,
-    /// Unix time of the last successful pull.
-    pub last_success: Option<f64>,
-    pub samples: Vec<SampleRecord>,
 }
 
 /// Shared handle to the store. Cloning it is cheap; every clone sees the same state.
@@ -101,51 +81,6 @@ pub const HISTORY_LIMIT: usize = 1000;
 fn history_length(settings: &Settings) -> usize {
     let per_window = settings.window.as_secs_f64() / settings.interval.as_secs_f64();
     (per_window.ceil() as usize + 1).clamp(2, HISTORY_LIMIT)
-}
-
-/// Whether this sidecar pulls a peer (sampled observation, SPEC §9).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Role {
-    /// Pulled; `rank` among the peer's K observers (`None` in a full mesh).
-    Observed { rank: Option<usize> },
-    /// Another member observes it.
-    NotObserved,
-    /// This node itself, listed in a shared member list: skipped, not flagged.
-    Myself,
-}
-
-struct Target {
-    id: TargetId,
-    label: String,
-    url: Url,
-    summary_url: Url,
-    /// How it is reached (TLS settings, `Authorization`); plain for the local node.
-    transport: Arc<Transport>,
-    window: Window,
-    polls_total: u64,
-    failures_total: [u64; FailureReason::ALL.len()],
-    durations: Histogram,
-    /// When the counters above started from zero (they are not checkpointed).
-    counters_created_at: SystemTime,
-    up: bool,
-    last_success: Option<(Instant, SystemTime)>,
-    last_error: Option<PullError>,
-    latest: Option<Latest>,
-    /// The node_id the target reported last: its identity, kept across restarts.
-    node_id: Option<String>,
-}
-
-struct Latest {
-    summary: Summary,
-    clock_skew_seconds: f64,
-}
-
-struct Peer {
-    target: Target,
-    role: Role,
-    streak: u64,
-    relation: Relation,
-    identity_problem: Option<String>,
 }
 
 impl Store {
@@ -189,60 +124,6 @@ impl Store {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// The state worth keeping across a restart.
-    pub fn checkpoint(&self, anchor: &Anchor) -> StoreCheckpoint {
-        let state = self.lock();
-        StoreCheckpoint {
-            peers: state
-                .peers
-                .iter()
-                .map(|p| PeerCheckpoint {
-                    url: p.target.url.to_string(),
-                    node_id: p.target.node_id.clone(),
-                    streak: p.streak,
-                    last_success: p.target.last_success.map(|(at, _)| anchor.to_unix(at)),
-                    samples: p
-                        .target
-                        .window
-                        .samples()
-                        .map(|s| s.to_record(anchor))
-                        .collect(),
-                })
-                .collect(),
-        }
-    }
-
-    /// Restores what a checkpoint kept for the peers that are still configured; samples
-    /// older than the window are dropped. Returns how many peers were restored.
-    pub fn restore(&self, checkpoint: &StoreCheckpoint, anchor: &Anchor) -> usize {
-        let mut guard = self.lock();
-        let state = &mut *guard;
-        let mut restored = 0;
-        for saved in &checkpoint.peers {
-            let Some(peer) = state
-                .peers
-                .iter_mut()
-                .find(|p| p.target.url.as_str() == saved.url)
-            else {
-                continue; // no longer configured
-            };
-            let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
-            peer.target.window.restore(samples, anchor.instant);
-            peer.streak = saved.streak;
-            peer.target.node_id = saved.node_id.clone();
-            peer.target.last_success = saved
-                .last_success
-                .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
-            if let Some(node_id) = &saved.node_id {
-                state
-                    .owners
-                    .insert(node_id.clone(), peer.target.label.clone());
-            }
-            restored += 1;
-        }
-        restored
-    }
-
     /// Swaps in a new configuration. Peers that stay (same URL) keep their windows,
     /// streaks and identity; added peers start empty; removed peers are forgotten, so
     /// their series vanish at the next scrape.
@@ -257,11 +138,14 @@ impl Store {
             let id = state.new_id();
             state.node = Target::new(id, node_label(&config.node), config.node.clone(), &settings);
         }
-        let mut old: Vec<Peer> = std::mem::take(&mut state.peers);
+        // Indexed by URL: matching is linear in the membership, not quadratic.
+        let mut old: HashMap<Url, Peer> = std::mem::take(&mut state.peers)
+            .into_iter()
+            .map(|peer| (peer.target.url.clone(), peer))
+            .collect();
         for wanted in &config.peers {
-            let peer = match old.iter().position(|p| p.target.url == wanted.url) {
-                Some(index) => {
-                    let mut peer = old.swap_remove(index);
+            let peer = match old.remove(&wanted.url) {
+                Some(mut peer) => {
                     peer.target.label = wanted.label.clone();
                     if peer.target.transport != wanted.transport {
                         peer.target.set_transport(&wanted.transport);
@@ -595,286 +479,164 @@ impl From<&Config> for Settings {
     }
 }
 
-/// The local node's label: its URL without scheme.
-fn node_label(url: &Url) -> String {
-    url.as_str()[url.scheme().len() + 3..]
-        .trim_end_matches('/')
-        .to_owned()
+/// What the store's unit tests share: a configuration from flags, and pull outcomes.
+#[cfg(test)]
+pub(super) mod testing {
+    use std::time::{Duration, SystemTime};
+
+    use tokio::time::Instant;
+
+    use crate::config::{self, Config, Sources};
+    use crate::pull::contract::decode_summary;
+    use crate::pull::failure::{FailureReason, PullError};
+    use crate::pull::outcome::PullOutcome;
+
+    /// A configuration for node `http://127.0.0.1:1` with `peers` (`name=url` or a URL)
+    /// and any other flags.
+    pub fn config(peers: &[&str], flags: &[(&'static str, &str)]) -> Config {
+        let mut all = vec![("node", "http://127.0.0.1:1")];
+        all.extend(peers.iter().map(|p| ("peers", *p)));
+        all.extend_from_slice(flags);
+        config::load(&Sources::flags(&all)).unwrap()
+    }
+
+    /// A successful pull at `at` of a summary with this node_id and root.
+    pub fn answered(node_id: &str, root: &str, at: Instant) -> PullOutcome {
+        let body = format!(
+            r#"{{"node_id":"{node_id}","timestamp":1700000000,"state_root":"{root}","state_height":7,"metrics":{{"g_star":0.5}}}}"#
+        );
+        PullOutcome {
+            started: at,
+            duration: Duration::from_millis(20),
+            received_at: SystemTime::now(),
+            result: Ok(decode_summary(body.as_bytes()).unwrap()),
+        }
+    }
+
+    /// A pull at `at` that failed with `reason`.
+    pub fn failed(reason: FailureReason, at: Instant) -> PullOutcome {
+        PullOutcome {
+            started: at,
+            duration: Duration::from_millis(20),
+            received_at: SystemTime::now(),
+            result: Err(PullError::new(reason, "test")),
+        }
+    }
 }
 
-/// Decides every peer's [`Role`] from the member list (the configured peers and this
-/// node), K and this node's name. Cheap enough to run under the lock: a sidecar's share is
-/// O(N·K·log N) scores (see `pull::assignment`), recomputed only when its inputs change.
-fn assign_roles(state: &mut State) {
-    let me = state.name.clone().or_else(|| state.node.node_id.clone());
-    let listed_self = me
-        .as_deref()
-        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me));
-    let members = state.peers.len() + usize::from(!listed_self);
-    let k = state.observers_per_peer.for_members(members);
-    let names = Members::new(
-        state
+#[cfg(test)]
+mod tests {
+    use super::testing::{answered, config, failed};
+    use super::*;
+
+    /// One cycle in which the node answers with `node_root` and each peer of the plan
+    /// answers `(node_id, root)` by its label.
+    fn cycle(store: &Store, node_root: &str, answers: &[(&str, &str, &str)], now: Instant) {
+        let plan = store.pull_plan();
+        let peers = plan
             .peers
             .iter()
-            .map(|p| p.target.label.as_str())
-            .chain(me.as_deref().filter(|_| !listed_self)),
-    );
-    let roles: Vec<Role> = state
-        .peers
-        .iter()
-        .map(|peer| {
-            let label = peer.target.label.as_str();
-            match me.as_deref() {
-                Some(me) if me == label => Role::Myself,
-                _ if k == 0 => Role::Observed { rank: None },
-                // Without a name nothing can be ranked: wait for the local node's node_id.
-                None => Role::NotObserved,
-                Some(me) => match names.rank_among_observers(me, label, k) {
-                    Some(rank) => Role::Observed { rank: Some(rank) },
-                    None => Role::NotObserved,
-                },
-            }
-        })
-        .collect();
-    drop(names);
-    for (peer, role) in state.peers.iter_mut().zip(roles) {
-        peer.role = role;
+            .filter_map(|target| {
+                let (_, node_id, root) = answers.iter().find(|a| a.0 == target.label)?;
+                Some((target.id, answered(node_id, root, now)))
+            })
+            .collect();
+        store.record_cycle(
+            Some((plan.node.id, answered("local", node_root, now))),
+            peers,
+            now,
+        );
     }
-    state.members = (0..state.peers.len())
-        .filter(|&i| state.peers[i].role != Role::Myself)
-        .collect();
-    state.generation += 1;
-    let count = |role: fn(&Role) -> bool| state.peers.iter().filter(|p| role(&p.role)).count();
-    state.observation = ObservationView {
-        pending: me.is_none() && k > 0,
-        name: me,
-        setting: state.observers_per_peer,
-        observers_per_peer: k,
-        members,
-        observed: count(|r| matches!(r, Role::Observed { .. })),
-        not_observed: count(|r| *r == Role::NotObserved),
-        skipped_self: listed_self,
-    };
-    if state.observation.pending {
-        tracing::info!("observers_per_peer > 0 and no `name`: peers are pulled once the local node's node_id is known");
-    }
-}
 
-/// Why the peer at `index` may not report `node_id`, if it may not.
-fn identity_problem(
-    state: &State,
-    index: usize,
-    node_id: &str,
-    local_id: Option<&str>,
-    now: Instant,
-) -> Option<String> {
-    if local_id == Some(node_id) {
-        return Some(format!(
-            "reports node_id {node_id:?}, the local node's own (self-peering)"
+    fn peer<'v>(view: &'v View, label: &str) -> Option<&'v PeerView> {
+        view.peers.iter().find(|p| p.target.label == label)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_keeps_the_windows_of_peers_that_stay_and_forgets_removed_ones() {
+        let store = Store::new(&config(
+            &["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"],
+            &[],
         ));
+        let now = Instant::now();
+        cycle(&store, "r", &[("a", "id-a", "r"), ("b", "id-b", "r")], now);
+        // b is renamed to bee (same URL: the same peer), a is removed, c is added.
+        store.reconfigure(&config(
+            &["bee=http://127.0.0.1:3", "c=http://127.0.0.1:4"],
+            &[],
+        ));
+        let view = store.view(now);
+        assert!(peer(&view, "a").is_none());
+        let kept = peer(&view, "bee").unwrap();
+        assert_eq!(kept.target.polls_total, 1);
+        assert_eq!(kept.target.node_id.as_deref(), Some("id-b"));
+        assert_eq!(peer(&view, "c").unwrap().target.polls_total, 0);
+        assert_eq!(view.federation.peers_configured, 2);
     }
-    let label = &state.peers[index].target.label;
-    let owner = state.owners.get(node_id).filter(|owner| *owner != label)?;
-    let owner_still_reports_it = state.peers.iter().any(|p| {
-        &p.target.label == owner
-            && p.target.is_live(now, state.settings.live_max_age)
-            && p.target.node_id.as_deref() == Some(node_id)
-    });
-    owner_still_reports_it
-        .then(|| format!("reports node_id {node_id:?}, already reported by peer {owner:?}"))
-}
 
-/// Makes the peer at `index` the owner of `node_id`; a peer whose node_id changed is a new
-/// peer, so its window, latest summary and streak start over.
-fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
-    let settings = state.settings;
-    let peer = &mut state.peers[index];
-    peer.identity_problem = None;
-    let previous = peer.target.node_id.clone();
-    if let Some(previous) = previous.filter(|p| p != node_id) {
-        tracing::warn!(peer = %peer.target.label, from = %previous, to = %node_id, "peer's node_id changed; its window starts over");
-        peer.target.window = Window::new(settings.window, settings.interval);
-        peer.target.latest = None;
-        peer.target.last_success = None;
-        peer.streak = 0;
-        if state.owners.get(&previous) == Some(&peer.target.label) {
-            state.owners.remove(&previous);
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_reporting_the_local_node_id_or_a_live_peers_is_refused() {
+        let store = Store::new(&config(
+            &[
+                "a=http://127.0.0.1:2",
+                "b=http://127.0.0.1:3",
+                "c=http://127.0.0.1:4",
+            ],
+            &[],
+        ));
+        let now = Instant::now();
+        // b claims a's identity, c the local node's.
+        cycle(
+            &store,
+            "r",
+            &[("a", "id-a", "r"), ("b", "id-a", "r"), ("c", "local", "r")],
+            now,
+        );
+        let view = store.view(now);
+        assert!(peer(&view, "a").unwrap().identity_problem.is_none());
+        let impostor = peer(&view, "b").unwrap();
+        assert!(impostor
+            .identity_problem
+            .as_deref()
+            .unwrap()
+            .contains("already reported by peer \"a\""));
+        assert!(!impostor.target.up);
+        let mirror = peer(&view, "c").unwrap();
+        assert!(mirror
+            .identity_problem
+            .as_deref()
+            .unwrap()
+            .contains("self-peering"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn divergence_streaks_count_cycles_and_start_over_when_reset() {
+        let store = Store::new(&config(&["a=http://127.0.0.1:2"], &[]));
+        let start = Instant::now();
+        for cycle_index in 0..3u32 {
+            let now = start + Duration::from_secs(cycle_index.into());
+            cycle(&store, "mine", &[("a", "id-a", "theirs")], now);
         }
-    }
-    state
-        .owners
-        .insert(node_id.to_owned(), state.peers[index].target.label.clone());
-}
-
-impl Target {
-    fn new(id: TargetId, label: String, url: Url, settings: &Settings) -> Self {
-        Target {
-            id,
-            summary_url: summary_url(&url),
-            transport: Arc::default(),
-            label,
-            url,
-            window: Window::new(settings.window, settings.interval),
-            polls_total: 0,
-            failures_total: [0; FailureReason::ALL.len()],
-            durations: Histogram::default(),
-            counters_created_at: SystemTime::now(),
-            up: false,
-            last_success: None,
-            last_error: None,
-            latest: None,
-            node_id: None,
-        }
+        let now = start + Duration::from_secs(2);
+        let facts = store.reconcile_facts(now);
+        assert_eq!(facts.local_root.as_deref(), Some("mine"));
+        assert_eq!(facts.peers[0].streak, 3);
+        assert_eq!(store.view(now).federation.peers_diverge, 1);
+        store.reset_streaks();
+        assert_eq!(store.reconcile_facts(now).peers[0].streak, 0);
     }
 
-    /// Takes `transport` for the pulls to come; switching verification off is said loudly.
-    fn set_transport(&mut self, transport: &Arc<Transport>) {
-        if transport.access.insecure_skip_verify == Some(true) {
-            tracing::warn!(peer = %self.label, "insecure_skip_verify: this peer's TLS certificate is NOT verified; anyone on the path can impersonate it");
-        }
-        self.transport = Arc::clone(transport);
-    }
-
-    fn pull_target(&self) -> PullTarget {
-        PullTarget {
-            id: self.id,
-            label: self.label.clone(),
-            summary_url: self.summary_url.clone(),
-            transport: Arc::clone(&self.transport),
-        }
-    }
-
-    fn record(&mut self, outcome: PullOutcome) {
-        self.polls_total += 1;
-        self.durations.observe(outcome.duration.as_secs_f64());
-        let received = outcome.started + outcome.duration;
-        let failure = outcome.result.as_ref().err().map(|e| e.reason);
-        self.window
-            .push(Sample::new(outcome.started, outcome.duration, failure));
-        match outcome.result {
-            Ok(summary) => {
-                if !self.up {
-                    tracing::info!(target_label = %self.label, node_id = %summary.node_id, "pull succeeded");
-                }
-                let received_unix = unix_seconds(outcome.received_at);
-                self.up = true;
-                self.last_success = Some((received, outcome.received_at));
-                self.last_error = None;
-                self.node_id = Some(summary.node_id.clone());
-                self.latest = Some(Latest {
-                    clock_skew_seconds: summary.timestamp - received_unix,
-                    summary,
-                });
-            }
-            Err(error) => {
-                // One line when a target goes down or fails differently; repeats at debug.
-                let changed =
-                    self.up || self.last_error.as_ref().map(|e| e.reason) != Some(error.reason);
-                if changed {
-                    tracing::warn!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed");
-                } else {
-                    tracing::debug!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed again");
-                }
-                self.up = false;
-                self.failures_total[error.reason.index()] += 1;
-                self.last_error = Some(error);
-            }
-        }
-    }
-
-    fn is_live(&self, now: Instant, live_max_age: Duration) -> bool {
-        self.last_success
-            .is_some_and(|(at, _)| now.saturating_duration_since(at) <= live_max_age)
-    }
-
-    /// The latest state root, if it is known and was received within `live_max_age`.
-    fn fresh_root(&self, now: Instant, live_max_age: Duration) -> Option<&str> {
-        if !self.is_live(now, live_max_age) {
-            return None;
-        }
-        self.latest.as_ref()?.summary.state_root.as_deref()
-    }
-
-    fn view(&self, now: Instant, live_max_age: Duration) -> TargetView {
-        let latest = self.latest.as_ref();
-        TargetView {
-            label: self.label.clone(),
-            url: self.url.to_string(),
-            up: self.up,
-            live: self.is_live(now, live_max_age),
-            polls_total: self.polls_total,
-            counters_created_at: unix_seconds(self.counters_created_at),
-            failures_total: self.failures_total,
-            durations: self.durations.clone(),
-            last_success_timestamp_seconds: self.last_success.map(|(_, wall)| unix_seconds(wall)),
-            last_error: self.last_error.clone(),
-            node_id: self.node_id.clone(),
-            state_root: latest.and_then(|l| l.summary.state_root.clone()),
-            state_height: latest.and_then(|l| l.summary.state_height),
-            g_star: latest.map(|l| l.summary.metrics.g_star()),
-            reported: latest
-                .map(|l| l.summary.metrics.present().collect())
-                .unwrap_or_default(),
-            clock_skew_seconds: latest.map(|l| l.clock_skew_seconds),
-        }
-    }
-}
-
-impl Peer {
-    fn is_observed(&self) -> bool {
-        matches!(self.role, Role::Observed { .. })
-    }
-
-    fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
-        let mut target = Target::new(id, config.label.clone(), config.url.clone(), settings);
-        target.set_transport(&config.transport);
-        Peer {
-            target,
-            role: Role::Observed { rank: None },
-            streak: 0,
-            relation: Relation::Unknown,
-            identity_problem: None,
-        }
-    }
-
-    /// Quality and its parts from the window at `now`; `None` before the first attempt.
-    fn quality(&self, now: Instant, settings: &Settings) -> Option<QualityView> {
-        let mut stats = self.target.window.stats(now);
-        (stats.attempts > 0).then(|| {
-            let latency_p95_seconds = scoring::p95_nearest_rank(&mut stats.success_durations);
-            let age = self
-                .target
-                .last_success
-                .map(|(at, _)| now.saturating_duration_since(at).as_secs_f64());
-            let parts = QualityParts {
-                success_ratio: stats.successes as f64 / stats.attempts as f64,
-                latency_score: scoring::latency_score(
-                    latency_p95_seconds,
-                    settings.timeout.as_secs_f64(),
-                ),
-                freshness: scoring::freshness(age, settings.interval.as_secs_f64()),
-            };
-            QualityView {
-                parts,
-                latency_p95_seconds,
-                quality: scoring::quality(parts, settings.weights),
-            }
-        })
-    }
-
-    fn view(&self, now: Instant, settings: &Settings) -> PeerView {
-        let quality = self.quality(now, settings);
-        PeerView {
-            target: self.target.view(now, settings.live_max_age),
-            quality,
-            relation: self.relation,
-            divergent: self.relation == Relation::Diverge,
-            streak: self.streak,
-            identity_problem: self.identity_problem.clone(),
-            observer_rank: match self.role {
-                Role::Observed { rank } => rank,
-                Role::NotObserved | Role::Myself => None,
-            },
-        }
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_node_is_never_a_reconciliation_candidate() {
+        let store = Store::new(&config(&["a=http://127.0.0.1:2"], &[]));
+        let now = Instant::now();
+        cycle(&store, "mine", &[("a", "id-a", "theirs")], now);
+        let plan = store.pull_plan();
+        store.record_cycle(
+            Some((plan.node.id, failed(FailureReason::Connect, now))),
+            HashMap::new(),
+            now,
+        );
+        assert_eq!(store.reconcile_facts(now).local_root, None);
     }
 }

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::config::duration::{format_duration, parse_duration};
-use crate::sim::federation::{Faults, Federation, Options, SPEED_UP};
-use crate::sim::node::{NodeSpec, SimNode};
-use crate::sim::{cpu_seconds, free_port, http, io, pid_of, status_kib, wait_ready, RunError};
+use crate::federation::{Faults, Federation, Options, SPEED_UP};
+use crate::node::{NodeSpec, SimNode};
+use crate::{cpu_seconds, free_port, http, io, pid_of, status_kib, wait_ready, RunError};
+use peerscope::config::duration::{format_duration, parse_duration};
 
 #[derive(clap::Args, Debug)]
 pub struct BenchArgs {
@@ -57,7 +57,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
 
     let listen = free_port()?;
     let timeout = args.interval.mul_f64(0.8).min(Duration::from_millis(2500));
-    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let program = crate::sidecar_program()?;
     let mut child = tokio::process::Command::new(program)
         .args([
             "run",
@@ -242,10 +242,10 @@ pub struct FederationArgs {
     pub rules: std::path::PathBuf,
 }
 
-/// Runs a whole federation (see `sim::federation`), measures it, injects a dead node, an
+/// Runs a whole federation (see `federation`), measures it, injects a dead node, an
 /// isolated observer and a flaky node, and prints what it took and what was notified.
 pub async fn run_federation(args: FederationArgs) -> Result<(), RunError> {
-    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let program = crate::sidecar_program()?;
     let started = Instant::now();
     let federation = Federation::start(&Options {
         nodes: args.nodes,

@@ -25,9 +25,9 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use tokio::time::Instant;
 
-use crate::pull::assignment::Members;
-use crate::sim::node::{Behavior, NodeSpec, SimNode};
-use crate::sim::{cpu_seconds, free_port, http, io, status_kib, RunError};
+use crate::node::{Behavior, NodeSpec, SimNode};
+use crate::{cpu_seconds, free_port, http, io, status_kib, RunError};
+use peerscope::pull::assignment::Members;
 
 /// What to start.
 #[derive(Clone, Debug)]
@@ -185,7 +185,7 @@ pub const SPEED_UP: u32 = 24;
 /// `for:` on a line of its own (the e2e tests fail if that changes).
 pub fn fast_rules(text: &str) -> String {
     let scaled = |duration: &str| -> Option<String> {
-        let parsed = crate::config::duration::parse_duration(duration).ok()?;
+        let parsed = peerscope::config::duration::parse_duration(duration).ok()?;
         Some(format!("{}ms", (parsed / SPEED_UP).as_millis()))
     };
     text.lines()

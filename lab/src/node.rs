@@ -24,7 +24,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::pull::contract::SUMMARY_PATH;
+use peerscope::pull::contract::SUMMARY_PATH;
 
 /// How a simulated node answers.
 #[derive(Clone, Debug, PartialEq)]

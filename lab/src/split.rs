@@ -12,10 +12,10 @@ use std::time::Duration;
 use clap::Args;
 use tokio::time::Instant;
 
-use crate::config::duration::parse_duration;
-use crate::sim::federation::{loopback, member_list, sidecar_arguments, Daemon};
-use crate::sim::node::{NodeSpec, ReconcileBehavior, SimNode};
-use crate::sim::{http, io, wait_ready, RunError};
+use crate::federation::{loopback, member_list, sidecar_arguments, Daemon};
+use crate::node::{NodeSpec, ReconcileBehavior, SimNode};
+use crate::{http, io, wait_ready, RunError};
+use peerscope::config::duration::parse_duration;
 
 /// `peerscope bench split`.
 #[derive(Args, Clone, Debug)]
@@ -104,8 +104,8 @@ pub async fn run_split(options: &SplitOptions) -> Result<SplitReport, RunError> 
     let members_file = directory.join("members.json");
     let members = member_list(&names, |i| nodes[i].address().to_string());
     std::fs::write(&members_file, members).map_err(io("member list"))?;
-    let interval = crate::config::duration::format_duration(args.interval);
-    let timeout = crate::config::duration::format_duration(args.interval / 4);
+    let interval = peerscope::config::duration::format_duration(args.interval);
+    let timeout = peerscope::config::duration::format_duration(args.interval / 4);
     let mut sidecars = Vec::with_capacity(n);
     let mut bases = Vec::with_capacity(n);
     for (i, name) in names.iter().enumerate() {
@@ -215,7 +215,7 @@ pub async fn run_split(options: &SplitOptions) -> Result<SplitReport, RunError> 
 
 /// `peerscope bench split`: runs the split and prints what it measured.
 pub async fn run(args: SplitArgs) -> Result<(), RunError> {
-    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let program = crate::sidecar_program()?;
     let report = run_split(&SplitOptions {
         args: args.clone(),
         program,

@@ -13,9 +13,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::process::Child;
 use tokio::time::Instant;
 
-use crate::ops::checkpoint;
-use crate::sim::node::{NodeSpec, ReconcileBehavior, SimNode};
-use crate::sim::{free_port, http, io, pid_of, status_kib, wait_ready, RunError};
+use crate::node::{NodeSpec, ReconcileBehavior, SimNode};
+use crate::{free_port, http, io, pid_of, status_kib, wait_ready, RunError};
+use peerscope::ops::checkpoint;
 
 /// Peak resident memory every fault must stay under, in MiB.
 pub const MEMORY_BOUND_MIB: f64 = 64.0;
@@ -89,7 +89,7 @@ pub async fn run(args: FaultArgs) -> Result<(), RunError> {
             stopped_for: Duration::from_secs(5),
         }
     };
-    let program = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let program = crate::sidecar_program()?;
     let root = std::env::temp_dir().join(format!("peerscope-faults-{}", std::process::id()));
     std::fs::create_dir_all(&root).map_err(io("cannot create the campaign directory"))?;
     println!(

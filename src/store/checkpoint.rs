@@ -1,0 +1,127 @@
+//! What the store keeps across a restart, and how it is taken and given back.
+
+use std::collections::HashMap;
+
+use super::Store;
+use crate::figures::window::{Sample, SampleRecord};
+use crate::timeline::{from_unix, Anchor};
+
+/// What the store keeps across a restart: per peer, its identity, window and streak
+/// (contract: the checkpoint layout in `contracts/checkpoint@1.yaml`).
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreCheckpoint {
+    pub peers: Vec<PeerCheckpoint>,
+}
+
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PeerCheckpoint {
+    /// The peer's base URL: what identifies it across configuration changes.
+    pub url: String,
+    pub node_id: Option<String>,
+    pub streak: u64,
+    /// Unix time of the last successful pull.
+    pub last_success: Option<f64>,
+    pub samples: Vec<SampleRecord>,
+}
+
+impl Store {
+    /// The state worth keeping across a restart.
+    pub fn checkpoint(&self, anchor: &Anchor) -> StoreCheckpoint {
+        let state = self.lock();
+        StoreCheckpoint {
+            peers: state
+                .peers
+                .iter()
+                .map(|p| PeerCheckpoint {
+                    url: p.target.url.to_string(),
+                    node_id: p.target.node_id.clone(),
+                    streak: p.streak,
+                    last_success: p.target.last_success.map(|(at, _)| anchor.to_unix(at)),
+                    samples: p
+                        .target
+                        .window
+                        .samples()
+                        .map(|s| s.to_record(anchor))
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// Restores what a checkpoint kept for the peers that are still configured; samples
+    /// older than the window are dropped. Returns how many peers were restored.
+    pub fn restore(&self, checkpoint: &StoreCheckpoint, anchor: &Anchor) -> usize {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        let mut restored = 0;
+        let by_url: HashMap<String, usize> = state
+            .peers
+            .iter()
+            .enumerate()
+            .map(|(index, peer)| (peer.target.url.to_string(), index))
+            .collect();
+        for saved in &checkpoint.peers {
+            let Some(&index) = by_url.get(&saved.url) else {
+                continue; // no longer configured
+            };
+            let peer = &mut state.peers[index];
+            let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
+            peer.target.window.restore(samples, anchor.instant);
+            peer.streak = saved.streak;
+            peer.target.node_id = saved.node_id.clone();
+            peer.target.last_success = saved
+                .last_success
+                .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
+            if let Some(node_id) = &saved.node_id {
+                state
+                    .owners
+                    .insert(node_id.clone(), peer.target.label.clone());
+            }
+            restored += 1;
+        }
+        restored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use tokio::time::Instant;
+
+    use super::super::testing::{answered, config};
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_gives_back_identity_window_and_streak_of_peers_still_configured() {
+        let peers = ["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"];
+        let store = Store::new(&config(&peers, &[]));
+        let now = Instant::now();
+        let plan = store.pull_plan();
+        let outcomes: HashMap<_, _> = plan
+            .peers
+            .iter()
+            .map(|t| (t.id, answered(&format!("id-{}", t.label), "theirs", now)))
+            .collect();
+        store.record_cycle(
+            Some((plan.node.id, answered("local", "mine", now))),
+            outcomes,
+            now,
+        );
+        let anchor = Anchor::now();
+        let saved = store.checkpoint(&anchor);
+        assert_eq!(saved.peers.len(), 2);
+
+        // After a restart, b is no longer configured.
+        let restarted = Store::new(&config(&peers[..1], &[]));
+        assert_eq!(restarted.restore(&saved, &anchor), 1);
+        let view = restarted.view(anchor.instant);
+        let a = &view.peers[0];
+        assert_eq!(a.target.node_id.as_deref(), Some("id-a"));
+        assert_eq!(a.streak, 1);
+        assert!(a.target.last_success_timestamp_seconds.is_some());
+        assert_eq!(restarted.checkpoint(&anchor).peers[0], saved.peers[0]);
+    }
+}

@@ -1,0 +1,264 @@
+//! A peer of the member list: its role under sampled observation, its divergence streak,
+//! its identity claims, and its figures.
+
+use tokio::time::Instant;
+
+use super::target::Target;
+use super::{Settings, State};
+use crate::config::PeerConfig;
+use crate::figures::divergence::Relation;
+use crate::figures::scoring::{self, QualityParts};
+use crate::figures::view::{ObservationView, PeerView, QualityView};
+use crate::figures::window::Window;
+use crate::pull::assignment::Members;
+use crate::pull::outcome::TargetId;
+
+/// Whether this sidecar pulls a peer (sampled observation, SPEC §9).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Role {
+    /// Pulled; `rank` among the peer's K observers (`None` in a full mesh).
+    Observed { rank: Option<usize> },
+    /// Another member observes it.
+    NotObserved,
+    /// This node itself, listed in a shared member list: skipped, not flagged.
+    Myself,
+}
+
+pub(super) struct Peer {
+    pub(super) target: Target,
+    pub(super) role: Role,
+    pub(super) streak: u64,
+    pub(super) relation: Relation,
+    pub(super) identity_problem: Option<String>,
+}
+
+impl Peer {
+    pub(super) fn is_observed(&self) -> bool {
+        matches!(self.role, Role::Observed { .. })
+    }
+
+    pub(super) fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
+        let mut target = Target::new(id, config.label.clone(), config.url.clone(), settings);
+        target.set_transport(&config.transport);
+        Peer {
+            target,
+            role: Role::Observed { rank: None },
+            streak: 0,
+            relation: Relation::Unknown,
+            identity_problem: None,
+        }
+    }
+
+    /// Quality and its parts from the window at `now`; `None` before the first attempt.
+    pub(super) fn quality(&self, now: Instant, settings: &Settings) -> Option<QualityView> {
+        let mut stats = self.target.window.stats(now);
+        (stats.attempts > 0).then(|| {
+            let latency_p95_seconds = scoring::p95_nearest_rank(&mut stats.success_durations);
+            let age = self
+                .target
+                .last_success
+                .map(|(at, _)| now.saturating_duration_since(at).as_secs_f64());
+            let parts = QualityParts {
+                success_ratio: stats.successes as f64 / stats.attempts as f64,
+                latency_score: scoring::latency_score(
+                    latency_p95_seconds,
+                    settings.timeout.as_secs_f64(),
+                ),
+                freshness: scoring::freshness(age, settings.interval.as_secs_f64()),
+            };
+            QualityView {
+                parts,
+                latency_p95_seconds,
+                quality: scoring::quality(parts, settings.weights),
+            }
+        })
+    }
+
+    pub(super) fn view(&self, now: Instant, settings: &Settings) -> PeerView {
+        let quality = self.quality(now, settings);
+        PeerView {
+            target: self.target.view(now, settings.live_max_age),
+            quality,
+            relation: self.relation,
+            divergent: self.relation == Relation::Diverge,
+            streak: self.streak,
+            identity_problem: self.identity_problem.clone(),
+            observer_rank: match self.role {
+                Role::Observed { rank } => rank,
+                Role::NotObserved | Role::Myself => None,
+            },
+        }
+    }
+}
+
+/// Decides every peer's [`Role`] from the member list (the configured peers and this
+/// node), K and this node's name. Cheap enough to run under the lock: a sidecar's share is
+/// O(N·K·log N) scores (see `pull::assignment`), recomputed only when its inputs change.
+pub(super) fn assign_roles(state: &mut State) {
+    let me = state.name.clone().or_else(|| state.node.node_id.clone());
+    let listed_self = me
+        .as_deref()
+        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me));
+    let members = state.peers.len() + usize::from(!listed_self);
+    let k = state.observers_per_peer.for_members(members);
+    let names = Members::new(
+        state
+            .peers
+            .iter()
+            .map(|p| p.target.label.as_str())
+            .chain(me.as_deref().filter(|_| !listed_self)),
+    );
+    let roles: Vec<Role> = state
+        .peers
+        .iter()
+        .map(|peer| {
+            let label = peer.target.label.as_str();
+            match me.as_deref() {
+                Some(me) if me == label => Role::Myself,
+                _ if k == 0 => Role::Observed { rank: None },
+                // Without a name nothing can be ranked: wait for the local node's node_id.
+                None => Role::NotObserved,
+                Some(me) => match names.rank_among_observers(me, label, k) {
+                    Some(rank) => Role::Observed { rank: Some(rank) },
+                    None => Role::NotObserved,
+                },
+            }
+        })
+        .collect();
+    drop(names);
+    for (peer, role) in state.peers.iter_mut().zip(roles) {
+        peer.role = role;
+    }
+    state.members = (0..state.peers.len())
+        .filter(|&i| state.peers[i].role != Role::Myself)
+        .collect();
+    state.generation += 1;
+    let count = |role: fn(&Role) -> bool| state.peers.iter().filter(|p| role(&p.role)).count();
+    state.observation = ObservationView {
+        pending: me.is_none() && k > 0,
+        name: me,
+        setting: state.observers_per_peer,
+        observers_per_peer: k,
+        members,
+        observed: count(|r| matches!(r, Role::Observed { .. })),
+        not_observed: count(|r| *r == Role::NotObserved),
+        skipped_self: listed_self,
+    };
+    if state.observation.pending {
+        tracing::info!("observers_per_peer > 0 and no `name`: peers are pulled once the local node's node_id is known");
+    }
+}
+
+/// Why the peer at `index` may not report `node_id`, if it may not.
+pub(super) fn identity_problem(
+    state: &State,
+    index: usize,
+    node_id: &str,
+    local_id: Option<&str>,
+    now: Instant,
+) -> Option<String> {
+    if local_id == Some(node_id) {
+        return Some(format!(
+            "reports node_id {node_id:?}, the local node's own (self-peering)"
+        ));
+    }
+    let label = &state.peers[index].target.label;
+    let owner = state.owners.get(node_id).filter(|owner| *owner != label)?;
+    let owner_still_reports_it = state.peers.iter().any(|p| {
+        &p.target.label == owner
+            && p.target.is_live(now, state.settings.live_max_age)
+            && p.target.node_id.as_deref() == Some(node_id)
+    });
+    owner_still_reports_it
+        .then(|| format!("reports node_id {node_id:?}, already reported by peer {owner:?}"))
+}
+
+/// Makes the peer at `index` the owner of `node_id`; a peer whose node_id changed is a new
+/// peer, so its window, latest summary and streak start over.
+pub(super) fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
+    let settings = state.settings;
+    let peer = &mut state.peers[index];
+    peer.identity_problem = None;
+    let previous = peer.target.node_id.clone();
+    if let Some(previous) = previous.filter(|p| p != node_id) {
+        tracing::warn!(peer = %peer.target.label, from = %previous, to = %node_id, "peer's node_id changed; its window starts over");
+        peer.target.window = Window::new(settings.window, settings.interval);
+        peer.target.latest = None;
+        peer.target.last_success = None;
+        peer.streak = 0;
+        if state.owners.get(&previous) == Some(&peer.target.label) {
+            state.owners.remove(&previous);
+        }
+    }
+    state
+        .owners
+        .insert(node_id.to_owned(), state.peers[index].target.label.clone());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::config;
+    use super::super::Store;
+    use super::*;
+
+    fn roles(store: &Store) -> Vec<(String, Role)> {
+        let state = store.lock();
+        state
+            .peers
+            .iter()
+            .map(|p| (p.target.label.clone(), p.role))
+            .collect()
+    }
+
+    #[test]
+    fn this_node_listed_among_the_peers_is_skipped_and_the_rest_observed_in_a_full_mesh() {
+        let store = Store::new(&config(
+            &["me=http://127.0.0.1:2", "b=http://127.0.0.1:3"],
+            &[("name", "me")],
+        ));
+        assert_eq!(
+            roles(&store),
+            [
+                ("me".to_owned(), Role::Myself),
+                ("b".to_owned(), Role::Observed { rank: None })
+            ]
+        );
+        let observation = &store.lock().observation;
+        assert!(observation.skipped_self);
+        assert_eq!(observation.members, 2);
+    }
+
+    #[test]
+    fn with_k_observers_each_peer_is_observed_by_k_of_the_members() {
+        // 20 members, K = 3: over all members' assignments, each peer has 3 observers.
+        let urls: Vec<String> = (0..20)
+            .map(|i| format!("m{i}=http://127.0.0.{}:80", i + 2))
+            .collect();
+        let peers: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let mut observers = std::collections::HashMap::<String, usize>::new();
+        for me in 0..20 {
+            let name = format!("m{me}");
+            let store = Store::new(&config(
+                &peers,
+                &[("name", &name), ("observers_per_peer", "3")],
+            ));
+            for (label, role) in roles(&store) {
+                if matches!(role, Role::Observed { .. }) {
+                    *observers.entry(label).or_default() += 1;
+                }
+            }
+        }
+        assert_eq!(observers.len(), 20);
+        assert!(observers.values().all(|&n| n == 3), "{observers:?}");
+    }
+
+    #[test]
+    fn without_a_name_nothing_is_pulled_until_the_local_node_id_is_known() {
+        let store = Store::new(&config(
+            &["a=http://127.0.0.1:2"],
+            &[("observers_per_peer", "3")],
+        ));
+        assert!(store.lock().observation.pending);
+        assert_eq!(roles(&store)[0].1, Role::NotObserved);
+    }
+}
