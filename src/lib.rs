@@ -9,6 +9,7 @@
 //! Each folder is one concern; a module imports only from folders above it in this list
 //! (a test in `tests/layout.rs` holds that), so the crate reads top to bottom.
 //! - [`timeline`]: monotonic ↔ wall-clock time, used by everything below.
+//! - [`sync`]: locks that stay usable after a panic, used by everything below.
 //! - [`outside`]: files and peer text that must not be trusted — bounded reads off the
 //!   runtime, printable text for logs and terminals.
 //! - [`config`]: the table of configuration keys, where values come from, how they are checked.
@@ -26,6 +27,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod outside;
+pub mod sync;
 pub mod timeline;
 
 pub mod config;

@@ -106,6 +106,7 @@ pub async fn run(
     let reloader = Reloader {
         loader: launch.loader,
         current: config.clone(),
+        at_start: config.clone(),
         config_file: launch.config_file.clone(),
         store: store.clone(),
         reconciler: reconciler.clone(),

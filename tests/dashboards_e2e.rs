@@ -3,7 +3,7 @@
 //! return series; then a peer goes down while the local node is in the minority, and the
 //! matching alerts fire in Prometheus, reach a real Alertmanager and are delivered to a
 //! webhook receiver run by this test. (Every rule duration is divided by 24 here, see
-//! `sim::federation::fast_rules`; `promtool test rules` checks the real ones.)
+//! `peerscope_lab::federation::fast_rules`; `promtool test rules` checks the real ones.)
 
 mod common;
 

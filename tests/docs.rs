@@ -22,6 +22,16 @@ fn the_documented_configuration_table_is_the_key_table() {
             .find(END)
             .expect("docs/configuration.md closes the config table");
     let expected = keys::markdown_table();
+    // `UPDATE_DOCS=1 cargo test --test docs` writes the table into the page.
+    if std::env::var_os("UPDATE_DOCS").is_some() && readme[start..end] != expected {
+        let updated = format!("{}{expected}{}", &readme[..start], &readme[end..]);
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/docs/configuration.md"),
+            updated,
+        )
+        .unwrap();
+        return;
+    }
     assert!(
         readme[start..end] == expected,
         "docs/configuration.md's table differs from src/config/keys.rs; replace it with:\n{expected}"

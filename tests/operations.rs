@@ -271,6 +271,42 @@ async fn peers_file_changes_are_applied_and_peers_that_stay_keep_their_windows()
     }
 }
 
+/// The watch follows the configuration in force: after a reload names a peers file in
+/// another directory, an edit of that file is applied at once (before, only the
+/// directories of the configuration at start were watched, and the edit waited for the
+/// minutely re-check).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watch_follows_a_peers_file_moved_to_another_directory() {
+    let local = node("nova-local", "r").await;
+    let (a, b) = (node("nova-a", "r").await, node("nova-b", "r").await);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("peerscope.toml");
+    std::fs::write(&config, config_text(&local, &[("a", &a)], "")).unwrap();
+    let sidecar = Sidecar::start(&args(&["--config", config.to_str().unwrap()])).await;
+    until(10, "a polled", || exports_peer(&sidecar, "a")).await;
+
+    // The configuration now names a peers file in a directory of its own.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    let peers = elsewhere.join("peers.json");
+    std::fs::write(&peers, peers_file_text(&[("a", &a)])).unwrap();
+    let extra = format!("peers_file = \"{}\"", peers.display());
+    save(&config, &config_text(&local, &[], &extra), Save::Rename);
+    until(10, "the reload with the peers file", || async {
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_config_reloads_total",
+            &[],
+        )
+        .is_some_and(|n| n >= 1.0)
+    })
+    .await;
+
+    // An edit there is seen by the watch, well before the 60 s re-check.
+    save(&peers, &peers_file_text(&[("b", &b)]), Save::Rename);
+    wait_for_peers(&sidecar, "b", "a", "an edit of the moved peers file").await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_and_post_reload_apply_a_changed_config() {
     let local = node("nova-local", "r").await;

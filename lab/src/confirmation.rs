@@ -12,12 +12,13 @@
 //! uniformly random K-subset of the others, independently per peer, so a sidecar observes
 //! Binomial(N − 1, K / (N − 1)) peers, a uniform subset of them.
 
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use clap::Args;
 use tokio::time::Instant;
 
-use peerscope::act::confirmation::Sample;
+use peerscope::act::confirmation::{pick, Sample};
 use peerscope::act::guards::Guards;
 use peerscope::config::{self, Mode, Policy, ReconcileConfig, Sources};
 use peerscope::figures::confirmation::{Membership, SequentialTest, Verdict};
@@ -413,7 +414,7 @@ impl Split {
             fastrand::Rng::with_seed(rng.u64(..)),
         );
         let observed_count = binomial(rng, self.others, observers as f64 / self.others as f64);
-        let observed = distinct(rng, self.others, observed_count);
+        let observed = pick(rng, &HashSet::new(), self.others, observed_count);
         let mut streaks = vec![0u64; observed.len()];
         let local_root = &self.roots[self.local_group];
         let membership = Membership {
@@ -502,24 +503,6 @@ fn binomial(rng: &mut fastrand::Rng, n: usize, p: f64) -> usize {
         k += 1;
     }
     k
-}
-
-/// `count` distinct positions in `0..n`.
-fn distinct(rng: &mut fastrand::Rng, n: usize, count: usize) -> Vec<usize> {
-    let mut all: Vec<usize> = Vec::with_capacity(count);
-    if count * 2 > n {
-        let mut every: Vec<usize> = (0..n).collect();
-        rng.shuffle(&mut every);
-        every.truncate(count);
-        return every;
-    }
-    while all.len() < count {
-        let position = rng.usize(..n);
-        if !all.contains(&position) {
-            all.push(position);
-        }
-    }
-    all
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use reqwest::Url;
 
 use crate::config::ReconcileConfig;
 use crate::outside::file::read_token;
+use crate::pull::failure::innermost_cause;
 
 use super::guards::{Answer, Outgoing, RequestFailure};
 
@@ -52,13 +53,7 @@ pub async fn send(
             RequestFailure::Timeout,
             format!("no answer within {:?}", config.timeout),
         ),
-        Err(error) => {
-            let mut cause: &dyn std::error::Error = &error;
-            while let Some(source) = cause.source() {
-                cause = source;
-            }
-            Answer::Failed(RequestFailure::Connect, cause.to_string())
-        }
+        Err(error) => Answer::Failed(RequestFailure::Connect, innermost_cause(&error).to_string()),
     }
 }
 

@@ -16,6 +16,7 @@ pub mod actor;
 pub mod client;
 pub mod confirmation;
 pub mod guards;
+mod request;
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -24,6 +25,7 @@ use tokio::time::Instant;
 use crate::config::ReconcileConfig;
 use crate::figures::confirmation::{Membership, Verdict};
 use crate::figures::decision::Facts;
+use crate::sync;
 use crate::timeline::Anchor;
 
 pub use actor::run;
@@ -53,18 +55,16 @@ impl Reconciler {
 
     /// The configuration in force.
     pub fn config(&self) -> Arc<ReconcileConfig> {
-        Arc::clone(&self.config.lock().unwrap_or_else(|p| p.into_inner()))
+        Arc::clone(&sync::lock(&self.config))
     }
 
     /// Swaps in a reloaded configuration; the state (cooldown, backoff, episode) stays.
     pub fn reconfigure(&self, config: ReconcileConfig) {
-        *self.config.lock().unwrap_or_else(|p| p.into_inner()) = Arc::new(config);
+        *sync::lock(&self.config) = Arc::new(config);
     }
 
     fn lock(&self) -> MutexGuard<'_, guards::Guards> {
-        self.guards
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        sync::lock(&self.guards)
     }
 
     /// See [`guards::Guards::evaluate`].

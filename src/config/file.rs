@@ -6,8 +6,7 @@ use std::path::Path;
 
 use super::keys::{self, Value};
 use super::parse::base_url;
-use super::transport::{self, PeerAccess};
-use super::{ConfigError, PeerConfig};
+use super::{Config, ConfigError, PeerConfig};
 use crate::outside::file::{directory_of, read_text_bounded};
 
 /// What the file sets.
@@ -125,15 +124,17 @@ fn peer_entry(
         .ok_or_else(|| ConfigError::new(origin, format!("{at}: must be a table with `url`")))?;
     let mut url = None;
     let mut name = None;
-    let mut access = PeerAccess::default();
+    // A table's access keys are the `pull.*` keys of the key table, for this peer alone:
+    // they are applied to a configuration of their own, whose `pull` is the peer's.
+    let mut own = Config::unset();
     for (key, value) in table {
-        if transport::KEYS.contains(&key.as_str()) {
+        if let Some(access_key) = keys::find(&format!("pull.{key}")) {
             let mut text = scalar_text(value, &format!("{at}.{key}"), origin)?;
-            if key.ends_with("_file") {
+            if matches!(access_key.value, Value::Path(_)) {
                 text = within(directory, text);
             }
-            access
-                .set(key, &text)
+            access_key
+                .apply(&mut own, &text)
                 .map_err(|p| ConfigError::new(origin, format!("{at}.{key}: {p}")))?;
             continue;
         }
@@ -163,7 +164,7 @@ fn peer_entry(
     }
     let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
     Ok(PeerConfig {
-        access,
+        access: own.pull,
         ..PeerConfig::new(url, name)
     })
 }

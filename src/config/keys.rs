@@ -10,6 +10,7 @@ use super::parse::{
 };
 use std::path::PathBuf;
 
+use super::transport;
 use super::{Config, LogColor, LogFormat, LogRotation, Mode, PerPeer, Policy};
 
 /// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
@@ -24,6 +25,9 @@ pub struct Key {
     /// The seed system's variables that stand in for the key, below the file in precedence.
     pub seed_variables: &'static [&'static str],
     pub default: DefaultValue,
+    /// A reload leaves it as it was: it takes effect at the next restart (the reloader
+    /// warns, naming it, when it changed).
+    pub restart: bool,
     /// One line for docs/configuration.md and `--help`.
     pub doc: &'static str,
     pub value: Value,
@@ -54,6 +58,18 @@ pub enum Value {
     PeerList,
 }
 
+impl Key {
+    /// Parses `text` and writes the key's value into `config`; `Err` says what is wrong.
+    /// The peer list is set whole by the loader, never through here.
+    pub fn apply(&self, config: &mut Config, text: &str) -> Result<(), String> {
+        match self.value {
+            Value::Scalar(set) => set(config, text),
+            Value::Path(set) => super::parse::path(text).map(|path| set(config, path)),
+            Value::PeerList => Err("the peer list is not a single value".to_owned()),
+        }
+    }
+}
+
 /// The environment variable of a key: `PEERSCOPE_` + the key path in upper snake case.
 pub fn env_variable(name: &str) -> String {
     format!("PEERSCOPE_{}", name.replace('.', "_").to_uppercase())
@@ -71,6 +87,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("node"),
         seed_variables: &[],
         default: DefaultValue::Required,
+        restart: false,
         doc: "the local node's base URL",
         value: Value::Scalar(|c, t| base_url(t).map(|v| c.node = v)),
     },
@@ -79,6 +96,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("peer"),
         seed_variables: &["NOVA_FED_PEERS"],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "the peers: `[[peers]]` tables with `url` and optional `name` in the file; comma-separated `[NAME=]URL` in variables; `--peer [NAME=]URL`, repeatable. `name` is the `peer` label, else the URL without scheme",
         value: Value::PeerList,
     },
@@ -87,6 +105,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("name"),
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "this node's name among the members, as the peers list names it (default: the local node's `node_id`, known after its first pull); a listed peer of this name is skipped",
         value: Value::Scalar(|c, t| name(t).map(|v| c.name = v)),
     },
@@ -95,6 +114,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("observers-per-peer"),
         seed_variables: &[],
         default: DefaultValue::Text("auto"),
+        restart: false,
         doc: "K: how many members observe each peer, chosen by rendezvous hashing; 0 = every sidecar observes every peer; `auto` = 0 up to 50 members, else 8",
         value: Value::Scalar(|c, t| observers_per_peer(t).map(|v| c.observers_per_peer = v)),
     },
@@ -103,6 +123,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("false"),
+        restart: false,
         doc: "`true`: OpenMetrics scrapes carry a `_created` sample per counter and histogram (Prometheus before 2.50 stores each as one more series)",
         value: Value::Scalar(|c, t| {
             one_of(t, &[("true", true), ("false", false)]).map(|v| c.metrics.created_samples = v)
@@ -113,6 +134,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("full"),
+        restart: false,
         doc: "`full` or `lean`: lean keeps what a verdict needs (polls, failures, up, success ratio, p95, quality, divergent, streak)",
         value: Value::Scalar(|c, t| {
             one_of(t, &[("full", PerPeer::Full), ("lean", PerPeer::Lean)])
@@ -124,7 +146,8 @@ pub static KEYS: &[Key] = &[
         flag: Some("listen"),
         seed_variables: &[],
         default: DefaultValue::Text(DEFAULT_LISTEN),
-        doc: "HTTP server address (bind `0.0.0.0` explicitly in a container); needs a restart",
+        restart: true,
+        doc: "HTTP server address (bind `0.0.0.0` explicitly in a container)",
         value: Value::Scalar(|c, t| socket_address(t).map(|v| c.listen = v)),
     },
     Key {
@@ -132,6 +155,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("interval"),
         seed_variables: &["NOVA_FED_SYNC_INTERVAL"],
         default: DefaultValue::Text("30s"),
+        restart: false,
         doc: "time between cycles",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.interval = v)),
     },
@@ -140,6 +164,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("timeout"),
         seed_variables: &["NOVA_FED_SYNC_TIMEOUT"],
         default: DefaultValue::Text("2.5s"),
+        restart: false,
         doc: "limit of one pull, headers and body; must be < interval",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.timeout = v)),
     },
@@ -148,6 +173,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("window"),
         seed_variables: &[],
         default: DefaultValue::Text("5m"),
+        restart: false,
         doc: "rolling window; must be ≥ interval",
         value: Value::Scalar(|c, t| duration(t).map(|v| c.window = v)),
     },
@@ -156,6 +182,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("live-max-age"),
         seed_variables: &[],
         default: DefaultValue::Text("90s"),
+        restart: false,
         doc: "a peer is live with a successful pull this recent",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.live_max_age = v)),
     },
@@ -164,6 +191,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("peers-file"),
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "Prometheus `file_sd` JSON list of peers, added to the peer list",
         value: Value::Path(|c, p| c.peers_file = Some(p)),
     },
@@ -172,6 +200,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &["NOVA_FED_QUALITY_W1"],
         default: DefaultValue::Text("0.5"),
+        restart: false,
         doc: "weight of the success ratio",
         value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.success = v)),
     },
@@ -180,6 +209,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &["NOVA_FED_QUALITY_W2"],
         default: DefaultValue::Text("0.3"),
+        restart: false,
         doc: "weight of the latency score",
         value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.latency = v)),
     },
@@ -188,6 +218,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &["NOVA_FED_QUALITY_W3"],
         default: DefaultValue::Text("0.2"),
+        restart: false,
         doc: "weight of freshness",
         value: Value::Scalar(|c, t| weight(t).map(|v| c.weights.freshness = v)),
     },
@@ -196,6 +227,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("1048576"),
+        restart: false,
         doc: "largest summary body, bytes (enforced while streaming)",
         value: Value::Scalar(|c, t| positive(t).map(|v| c.body_limit = v)),
     },
@@ -204,6 +236,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("256"),
+        restart: false,
         doc: "pulls in flight at once",
         value: Value::Scalar(|c, t| positive(t).map(|v| c.max_concurrent_pulls = v)),
     },
@@ -212,6 +245,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("log-format"),
         seed_variables: &[],
         default: DefaultValue::Text("text"),
+        restart: true,
         doc: "`text` or `json` (stderr)",
         value: Value::Scalar(|c, t| {
             one_of(t, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
@@ -223,6 +257,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("log-color"),
         seed_variables: &[],
         default: DefaultValue::Text("auto"),
+        restart: true,
         doc: "colour in text logs on stderr: `auto` (only when stderr is a terminal and `NO_COLOR` is unset), `always` or `never`; files never have colour",
         value: Value::Scalar(|c, t| {
             one_of(
@@ -241,6 +276,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("log-level"),
         seed_variables: &[],
         default: DefaultValue::Text("info"),
+        restart: true,
         doc: "a `tracing` filter; `RUST_LOG` wins when set",
         value: Value::Scalar(|c, t| text(t).map(|v| c.log_level = v)),
     },
@@ -249,7 +285,8 @@ pub static KEYS: &[Key] = &[
         flag: Some("log-file"),
         seed_variables: &[],
         default: DefaultValue::Absent,
-        doc: "also write logs to rolling files in this directory; needs a restart",
+        restart: true,
+        doc: "also write logs to rolling files in this directory",
         value: Value::Path(|c, p| c.log_file = Some(p)),
     },
     Key {
@@ -257,6 +294,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("daily"),
+        restart: true,
         doc: "`daily` or `hourly`",
         value: Value::Scalar(|c, t| {
             one_of(
@@ -271,6 +309,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("7"),
+        restart: true,
         doc: "rotated log files kept",
         value: Value::Scalar(|c, t| positive(t).map(|v| c.log_max_files = v)),
     },
@@ -279,6 +318,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: true,
         doc: "token that lets a non-loopback caller `POST /-/reload`",
         value: Value::Path(|c, p| c.admin_token_file = Some(p)),
     },
@@ -287,6 +327,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "CA certificates (PEM) that peers' certificates must chain to, instead of the public roots; also per peer in `[[peers]]`",
         value: Value::Path(|c, p| c.pull.ca_file = Some(p)),
     },
@@ -295,6 +336,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "client certificate (PEM) presented to peers (mTLS), with `key_file`; also per peer in `[[peers]]`",
         value: Value::Path(|c, p| c.pull.cert_file = Some(p)),
     },
@@ -303,6 +345,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "private key (PEM) of `cert_file`; also per peer in `[[peers]]`",
         value: Value::Path(|c, p| c.pull.key_file = Some(p)),
     },
@@ -311,30 +354,34 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "name to verify peers' certificates as, whatever host their URL names; also per peer in `[[peers]]`",
-        value: Value::Scalar(|c, t| c.pull.set("server_name", t)),
+        value: Value::Scalar(|c, t| transport::server_name(t).map(|v| c.pull.server_name = Some(v))),
     },
     Key {
         name: "pull.insecure_skip_verify",
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "`true`: accept any certificate from peers (a warning in the log for every peer it applies to, whenever it takes effect); also per peer in `[[peers]]`",
-        value: Value::Scalar(|c, t| c.pull.set("insecure_skip_verify", t)),
+        value: Value::Scalar(|c, t| transport::switch(t).map(|v| c.pull.insecure_skip_verify = Some(v))),
     },
     Key {
         name: "pull.authorization_type",
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "scheme of the `Authorization` header (default `Bearer`); also per peer in `[[peers]]`",
-        value: Value::Scalar(|c, t| c.pull.set("authorization_type", t)),
+        value: Value::Scalar(|c, t| transport::authorization_type(t).map(|v| c.pull.authorization_type = Some(v))),
     },
     Key {
         name: "pull.authorization_credentials_file",
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "file with the credentials sent as `Authorization: <type> <credentials>` to peers (read at load and reload, never logged); also per peer in `[[peers]]`",
         value: Value::Path(|c, p| c.pull.authorization_credentials_file = Some(p)),
     },
@@ -343,6 +390,7 @@ pub static KEYS: &[Key] = &[
         flag: Some("web.config.file"),
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "web configuration (exporter-toolkit format): TLS and basic auth for every endpoint",
         value: Value::Path(|c, p| c.web_config_file = Some(p)),
     },
@@ -351,6 +399,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("off"),
+        restart: false,
         doc: "`off`, `dry-run` or `on` (see docs/reconciliation.md)",
         value: Value::Scalar(|c, t| {
             one_of(
@@ -365,6 +414,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("majority"),
+        restart: false,
         doc: "`majority` or `any`",
         value: Value::Scalar(|c, t| {
             one_of(t, &[("majority", Policy::Majority), ("any", Policy::Any)])
@@ -376,6 +426,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("3"),
+        restart: false,
         doc: "cycles a peer must diverge to count as evidence",
         value: Value::Scalar(|c, t| positive(t).map(|v| c.reconcile.threshold = v as u64)),
     },
@@ -384,6 +435,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("/federation/reconcile"),
+        restart: false,
         doc: "the node's API, appended to `node`",
         value: Value::Scalar(|c, t| api_path(t).map(|v| c.reconcile.path = v)),
     },
@@ -392,6 +444,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("10s"),
+        restart: false,
         doc: "limit of one request",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.timeout = v)),
     },
@@ -400,6 +453,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("5m"),
+        restart: false,
         doc: "quiet time after an accepted request",
         value: Value::Scalar(|c, t| duration(t).map(|v| c.reconcile.cooldown = v)),
     },
@@ -408,6 +462,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("30s"),
+        restart: false,
         doc: "first retry delay after a failure",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.backoff_base = v)),
     },
@@ -416,6 +471,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("2"),
+        restart: false,
         doc: "growth of the retry delay per consecutive failure (≥ 1)",
         value: Value::Scalar(|c, t| growth_factor(t).map(|v| c.reconcile.backoff_factor = v)),
     },
@@ -424,6 +480,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("30m"),
+        restart: false,
         doc: "longest retry delay",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.reconcile.backoff_cap = v)),
     },
@@ -432,6 +489,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("6"),
+        restart: false,
         doc: "requests in any hour, at most",
         value: Value::Scalar(|c, t| positive(t).map(|v| c.reconcile.max_per_hour = v)),
     },
@@ -440,6 +498,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
+        restart: false,
         doc: "file with the bearer token; read at each request, never logged (never a flag)",
         value: Value::Path(|c, p| c.reconcile.token_file = Some(p)),
     },
@@ -448,7 +507,8 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Absent,
-        doc: "where windows, streaks and the reconciliation state are saved (no checkpoints when absent); needs a restart",
+        restart: true,
+        doc: "where windows, streaks and the reconciliation state are saved (no checkpoints when absent)",
         value: Value::Path(|c, p| c.checkpoint.path = Some(p)),
     },
     Key {
@@ -456,6 +516,7 @@ pub static KEYS: &[Key] = &[
         flag: None,
         seed_variables: &[],
         default: DefaultValue::Text("30s"),
+        restart: true,
         doc: "how often to checkpoint (and always at shutdown)",
         value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.checkpoint.interval = v)),
     },
@@ -477,8 +538,9 @@ pub fn markdown_table() -> String {
             DefaultValue::Absent => "none".to_owned(),
             DefaultValue::Text(text) => format!("`{text}`"),
         };
+        let restart = if key.restart { "; needs a restart" } else { "" };
         table += &format!(
-            "| `{}` | {} | {flag} | {default} | {} |\n",
+            "| `{}` | {} | {flag} | {default} | {}{restart} |\n",
             key.name,
             variables.join(", "),
             key.doc
@@ -486,3 +548,25 @@ pub fn markdown_table() -> String {
     }
     table
 }
+
+/// The keys that need a restart whose values differ between `old` and `new`: what a
+/// reload from `old` to `new` cannot apply. A key's value is found at its dotted path in
+/// the configuration's serialized form (a test holds every such path to exist).
+pub fn changed_restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+    let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
+        return Vec::new();
+    };
+    KEYS.iter()
+        .filter(|key| key.restart && at_path(&old, key.name) != at_path(&new, key.name))
+        .map(|key| key.name)
+        .collect()
+}
+
+/// The value at a dotted key path (`checkpoint.path`) of a serialized configuration.
+fn at_path<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
+    path.split('.')
+        .try_fold(value, |value, part| value.get(part))
+}
+
+#[cfg(test)]
+mod tests;

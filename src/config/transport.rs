@@ -31,53 +31,33 @@ pub struct PeerAccess {
     pub authorization_credentials_file: Option<PathBuf>,
 }
 
-/// The keys of [`PeerAccess`], as `[[peers]]` tables and `[pull]` name them.
-pub const KEYS: [&str; 7] = [
-    "ca_file",
-    "cert_file",
-    "key_file",
-    "server_name",
-    "insecure_skip_verify",
-    "authorization_type",
-    "authorization_credentials_file",
-];
+/// `server_name`: a DNS name or an IP address to verify peers' certificates as.
+pub fn server_name(text: &str) -> Result<String, String> {
+    ServerName::try_from(text.to_owned())
+        .map_err(|_| format!("{text:?} is not a DNS name or an IP address"))?;
+    Ok(text.to_owned())
+}
+
+/// `authorization_type`: an HTTP authorization scheme (`Bearer`).
+pub fn authorization_type(text: &str) -> Result<String, String> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
+        return Err(format!(
+            "{text:?} is not an authorization scheme (such as Bearer)"
+        ));
+    }
+    Ok(text.to_owned())
+}
+
+/// `insecure_skip_verify`: `true` or `false`.
+pub fn switch(text: &str) -> Result<bool, String> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{text:?} is neither true nor false")),
+    }
+}
 
 impl PeerAccess {
-    /// Sets the key `name` (one of [`KEYS`]) from its text; paths come resolved.
-    pub fn set(&mut self, name: &str, text: &str) -> Result<(), String> {
-        match name {
-            "ca_file" => self.ca_file = Some(text.into()),
-            "cert_file" => self.cert_file = Some(text.into()),
-            "key_file" => self.key_file = Some(text.into()),
-            "authorization_credentials_file" => {
-                self.authorization_credentials_file = Some(text.into());
-            }
-            "server_name" => {
-                ServerName::try_from(text.to_owned())
-                    .map_err(|_| format!("{text:?} is not a DNS name or an IP address"))?;
-                self.server_name = Some(text.to_owned());
-            }
-            "insecure_skip_verify" => {
-                self.insecure_skip_verify = Some(match text {
-                    "true" => true,
-                    "false" => false,
-                    _ => return Err(format!("{text:?} is neither true nor false")),
-                });
-            }
-            "authorization_type" => {
-                if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                {
-                    return Err(format!(
-                        "{text:?} is not an authorization scheme (such as Bearer)"
-                    ));
-                }
-                self.authorization_type = Some(text.to_owned());
-            }
-            other => return Err(format!("unknown key `{other}`")),
-        }
-        Ok(())
-    }
-
     /// The files these settings name.
     pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
         [
@@ -346,17 +326,21 @@ mod tests {
 
     #[test]
     fn a_peers_own_settings_win_key_by_key_and_bad_values_are_named() {
-        let mut defaults = PeerAccess::default();
-        defaults.set("ca_file", "/etc/ca.pem").unwrap();
-        defaults.set("server_name", "nova.example").unwrap();
-        let mut own = PeerAccess::default();
-        own.set("server_name", "nova-b.example").unwrap();
+        let defaults = PeerAccess {
+            ca_file: Some("/etc/ca.pem".into()),
+            server_name: Some(server_name("nova.example").unwrap()),
+            ..PeerAccess::default()
+        };
+        let own = PeerAccess {
+            server_name: Some(server_name("nova-b.example").unwrap()),
+            ..PeerAccess::default()
+        };
         let merged = own.over(&defaults);
         assert_eq!(merged.ca_file, Some(PathBuf::from("/etc/ca.pem")));
         assert_eq!(merged.server_name.as_deref(), Some("nova-b.example"));
-        assert!(own.set("insecure_skip_verify", "yes").is_err());
-        assert!(own.set("server_name", "not a name").is_err());
-        assert!(own.set("authorization_type", "Bearer token").is_err());
+        assert!(switch("yes").is_err());
+        assert!(server_name("not a name").is_err());
+        assert!(authorization_type("Bearer token").is_err());
         let unpaired = PeerAccess {
             cert_file: Some("/nonexistent.pem".into()),
             ..PeerAccess::default()
@@ -370,10 +354,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("token");
         std::fs::write(&path, "s3cret-token\n").unwrap();
-        let mut access = PeerAccess::default();
-        access
-            .set("authorization_credentials_file", path.to_str().unwrap())
-            .unwrap();
+        let access = PeerAccess {
+            authorization_credentials_file: Some(path.clone()),
+            ..PeerAccess::default()
+        };
         let transport = build(&access).unwrap();
         assert_eq!(
             transport.authorization.as_ref().unwrap(),

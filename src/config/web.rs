@@ -33,6 +33,7 @@ use rustls::server::WebPkiClientVerifier;
 use super::pem::PemFiles;
 use super::ConfigError;
 use crate::outside::file::{directory_of, read_text_bounded};
+use crate::sync;
 
 /// The largest web configuration file read, in bytes.
 pub const FILE_LIMIT: u64 = 1 << 20;
@@ -121,11 +122,11 @@ impl WebSettings {
     }
 
     pub fn current(&self) -> Arc<WebConfig> {
-        Arc::clone(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+        Arc::clone(&sync::read(&self.0))
     }
 
     pub fn replace(&self, config: WebConfig) {
-        *self.0.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(config);
+        *sync::write(&self.0) = Arc::new(config);
     }
 }
 

@@ -2,6 +2,8 @@
 //! writes — counted for `/metrics` and described for `/status`.
 
 use crate::config::web::WebConfig;
+use crate::pull::assignment::fnv1a64;
+use crate::sync;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle; cheap to clone.
@@ -57,9 +59,7 @@ pub struct CheckpointStatus {
 impl Operations {
     pub fn lock(&self) -> MutexGuard<'_, OperationsState> {
         // std Mutex: held only to copy or bump a few fields.
-        self.shared
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        sync::lock(&self.shared)
     }
 
     pub fn snapshot(&self) -> OperationsState {
@@ -69,12 +69,7 @@ impl Operations {
 
 /// FNV-1a, 64 bits, as hex: a fast checksum against corruption (not against tampering).
 pub fn fnv1a_hex(bytes: &[u8]) -> String {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    format!("{hash:016x}")
+    format!("{:016x}", fnv1a64(bytes))
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@
 //! Watching the *directories* of the config and peers files (not the files) sees editors
 //! that save by rename and Kubernetes ConfigMaps that swap a `..data` symlink.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::act::Reconciler;
 use crate::config::web::WebSettings;
-use crate::config::{Config, ConfigError};
+use crate::config::{keys, Config, ConfigError};
 use crate::ops::operations::{fnv1a_hex, Operations};
 use crate::outside::file::{directory_of, Pending};
 use crate::store::Store;
@@ -63,6 +64,9 @@ impl ReloadHandle {
 pub struct Reloader {
     pub loader: Loader,
     pub current: Config,
+    /// The configuration the sidecar started with: what the keys that need a restart
+    /// still come from.
+    pub at_start: Config,
     /// The `--config` file, if any; its directory and the peers file's are watched.
     pub config_file: Option<PathBuf>,
     pub store: Store,
@@ -140,7 +144,7 @@ impl Reloader {
             sender,
             mut receiver,
         } = triggers;
-        let _watcher = self.watch(sender.clone());
+        let mut watch = self.watch(sender.clone());
         if let Ok(mut hangups) = signal(SignalKind::hangup()) {
             let sender = sender.clone();
             tokio::spawn(async move {
@@ -183,6 +187,9 @@ impl Reloader {
                 _ = shutdown.cancelled() => break,
                 result = self.reload(batch.forced) => result,
             };
+            if let Some(watch) = &mut watch {
+                watch.follow(self.watched_directories());
+            }
             for reply in batch.replies {
                 let _ = reply.send(result.clone());
             }
@@ -250,12 +257,11 @@ impl Reloader {
                 Ok(())
             }
             Ok(new) => {
-                if new.listen != self.current.listen
-                    || new.checkpoint != self.current.checkpoint
-                    || new.log_file != self.current.log_file
-                {
+                let unapplied = keys::changed_restart_keys(&self.at_start, &new);
+                if !unapplied.is_empty() {
                     tracing::warn!(
-                        "listen, checkpoint and log_file take effect only at the next restart"
+                        keys = %unapplied.join(", "),
+                        "these keys changed and take effect only at the next restart"
                     );
                 }
                 self.store.reconfigure(&new);
@@ -290,10 +296,10 @@ impl Reloader {
         }
     }
 
-    /// Watches the directories of the watched files; events become [`Trigger::Changed`].
-    fn watch(&self, sender: mpsc::UnboundedSender<Trigger>) -> Option<notify::RecommendedWatcher> {
-        use notify::Watcher;
-        let mut watcher = match notify::recommended_watcher(
+    /// Starts watching the directories of the configuration in force; events become
+    /// [`Trigger::Changed`].
+    fn watch(&self, sender: mpsc::UnboundedSender<Trigger>) -> Option<Watch> {
+        let watcher = match notify::recommended_watcher(
             move |event: notify::Result<notify::Event>| {
                 // Reading the files (our own reloads included) makes access events:
                 // reacting to those would re-read the configuration in a loop.
@@ -308,34 +314,62 @@ impl Reloader {
                 return None;
             }
         };
-        // The web configuration's certificates too: a renewal there reloads.
+        let mut watch = Watch {
+            watcher,
+            directories: BTreeSet::new(),
+        };
+        watch.follow(self.watched_directories());
+        Some(watch)
+    }
+
+    /// The directories of every file the configuration in force reads: the `--config`
+    /// file, the peers file, the web configuration and its certificates (a renewal there
+    /// reloads), the peers' CA, certificates and credentials (a rotation reloads too).
+    fn watched_directories(&self) -> BTreeSet<PathBuf> {
         let tls_files = self.current.web.tls.iter().flat_map(|tls| {
             [&tls.cert_file, &tls.key_file]
                 .into_iter()
                 .chain(tls.client_ca_file.as_ref())
         });
-        // And the peers' CA, certificates and credentials: a rotation there reloads too.
         let peer_files = self
             .current
             .peers
             .iter()
             .flat_map(|peer| peer.transport.access.files());
-        let files = self
-            .config_file
+        self.config_file
             .iter()
             .chain(self.current.peers_file.iter())
             .chain(self.current.web_config_file.iter())
             .chain(tls_files)
-            .chain(peer_files);
-        let mut directories: Vec<PathBuf> =
-            files.map(|file| directory_of(file).to_path_buf()).collect();
-        directories.sort();
-        directories.dedup();
-        for directory in directories {
-            if let Err(error) = watcher.watch(&directory, notify::RecursiveMode::NonRecursive) {
+            .chain(peer_files)
+            .map(|file| directory_of(file).to_path_buf())
+            .collect()
+    }
+}
+
+/// The file watcher and the directories it watches, which follow the configuration in
+/// force: a reload that names a peers file or a certificate in another directory moves
+/// the watch there.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+    directories: BTreeSet<PathBuf>,
+}
+
+impl Watch {
+    fn follow(&mut self, wanted: BTreeSet<PathBuf>) {
+        use notify::Watcher;
+        for gone in self.directories.difference(&wanted) {
+            // A directory that was removed is no longer watched anyway.
+            let _ = self.watcher.unwatch(gone);
+        }
+        for directory in wanted.difference(&self.directories) {
+            if let Err(error) = self
+                .watcher
+                .watch(directory, notify::RecursiveMode::NonRecursive)
+            {
                 tracing::warn!(directory = %directory.display(), %error, "cannot watch directory");
             }
         }
-        Some(watcher)
+        self.directories = wanted;
     }
 }

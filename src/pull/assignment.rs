@@ -6,25 +6,28 @@
 //! assignments it takes or gives up.
 //!
 //! The score, so that another implementation can reproduce it:
-//! `score(observer, peer) = fmix64(fnv1a64(observer) XOR fmix64(fnv1a64(peer)))` over the
+//! `score(observer, peer) = fmix64(fnv1a64(observer.as_bytes()) XOR fmix64(fnv1a64(peer.as_bytes())))` over the
 //! names' UTF-8 bytes, with FNV-1a 64 (offset basis 0xcbf29ce484222325, prime
 //! 0x100000001b3) and MurmurHash3's 64-bit finaliser `fmix64` (FNV alone mixes similar
 //! names poorly). Each name is hashed once, so a pair costs two multiplications. Ties
 //! (astronomically rare) go to the smaller name.
 
-/// FNV-1a 64 of a name.
-pub fn fnv1a64(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
-        (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3)
+/// FNV-1a 64 of a name's bytes (also the checkpoint's and the configuration's checksum).
+pub fn fnv1a64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
+        (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
 /// The rendezvous score of `observer` for `peer`.
 pub fn score(observer: &str, peer: &str) -> u64 {
-    combine(fnv1a64(observer), fmix64(fnv1a64(peer)))
+    combine(
+        fnv1a64(observer.as_bytes()),
+        fmix64(fnv1a64(peer.as_bytes())),
+    )
 }
 
-/// `observer_key` = fnv1a64(observer), `peer_key` = fmix64(fnv1a64(peer)).
+/// `observer_key` = fnv1a64(observer.as_bytes()), `peer_key` = fmix64(fnv1a64(peer.as_bytes())).
 fn combine(observer_key: u64, peer_key: u64) -> u64 {
     fmix64(observer_key ^ peer_key)
 }
@@ -38,7 +41,7 @@ pub struct Members<'a> {
 impl<'a> Members<'a> {
     pub fn new(names: impl IntoIterator<Item = &'a str>) -> Self {
         let names: Vec<&'a str> = names.into_iter().collect();
-        let keys = names.iter().map(|n| fnv1a64(n)).collect();
+        let keys = names.iter().map(|n| fnv1a64(n.as_bytes())).collect();
         Members { names, keys }
     }
 
@@ -58,8 +61,8 @@ impl<'a> Members<'a> {
         if me == peer || k == 0 {
             return None;
         }
-        let peer_key = fmix64(fnv1a64(peer));
-        let mine = (combine(fnv1a64(me), peer_key), me);
+        let peer_key = fmix64(fnv1a64(peer.as_bytes()));
+        let mine = (combine(fnv1a64(me.as_bytes()), peer_key), me);
         let mut ahead = 0;
         for (member, key) in self.names.iter().zip(&self.keys) {
             if *member == peer || *member == me {
@@ -78,7 +81,7 @@ impl<'a> Members<'a> {
     /// The `k` observers of `peer`, best first: the whole federation's view of one peer
     /// (a sidecar needs only [`Members::rank_among_observers`]).
     pub fn observers_of(&self, peer: &str, k: usize) -> Vec<&'a str> {
-        let peer_key = fmix64(fnv1a64(peer));
+        let peer_key = fmix64(fnv1a64(peer.as_bytes()));
         let mut top: Vec<(u64, &'a str)> = Vec::with_capacity(k + 1);
         for (member, key) in self.names.iter().zip(&self.keys) {
             if *member == peer {
@@ -124,10 +127,13 @@ mod tests {
     #[test]
     fn the_score_is_the_documented_hash() {
         // FNV-1a 64 reference values (draft-eastlake-fnv), then the combination.
-        assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64("foobar"), 0x8594_4171_f739_67e8);
-        assert_eq!(score("a", "b"), fmix64(fnv1a64("a") ^ fmix64(fnv1a64("b"))));
+        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+        assert_eq!(
+            score("a", "b"),
+            fmix64(fnv1a64(b"a") ^ fmix64(fnv1a64(b"b")))
+        );
         assert_ne!(score("a", "b"), score("b", "a"));
         assert_eq!(fmix64(0), 0);
     }

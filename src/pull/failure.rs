@@ -97,6 +97,18 @@ impl PullError {
     }
 }
 
+/// The innermost cause of an error: the informative one ("Connection refused (os error
+/// 111)") under the wrappers an HTTP client adds.
+pub fn innermost_cause<'e>(
+    error: &'e (dyn std::error::Error + 'static),
+) -> &'e (dyn std::error::Error + 'static) {
+    let mut cause = error;
+    while let Some(source) = cause.source() {
+        cause = source;
+    }
+    cause
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,8 +13,9 @@ use tokio::time::Instant;
 use crate::config::duration::format_duration;
 use crate::config::transport::Transport;
 use crate::pull::contract::decode_summary;
-use crate::pull::failure::{FailureReason, PullError};
+use crate::pull::failure::{innermost_cause, FailureReason, PullError};
 use crate::pull::outcome::PullOutcome;
+use crate::sync;
 
 /// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull
 /// without TLS settings of its own, and one per distinct TLS setting.
@@ -80,7 +81,7 @@ impl Poller {
         let Some(tls) = &transport.tls else {
             return Ok(self.client.clone());
         };
-        let mut clients = self.tls_clients.lock().unwrap_or_else(|e| e.into_inner());
+        let mut clients = sync::lock(&self.tls_clients);
         let key = transport.fingerprint();
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
@@ -184,11 +185,7 @@ fn transport_error(error: reqwest::Error) -> PullError {
     } else {
         FailureReason::Connect
     };
-    // The innermost cause is the informative one ("Connection refused (os error 111)").
-    let mut cause: &dyn std::error::Error = &error;
-    while let Some(source) = cause.source() {
-        cause = source;
-    }
+    let cause = innermost_cause(&error);
     let detail = if reason == FailureReason::Tls {
         format!("TLS: {cause}")
     } else if error.is_connect() {

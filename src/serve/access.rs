@@ -14,6 +14,7 @@ use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
 use crate::config::web::TlsServer;
+use crate::sync;
 
 /// One client connection: plain, or TLS once the handshake is done.
 pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -108,7 +109,7 @@ impl BasicAuth {
     }
 
     fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+        sync::lock(&self.verified)
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use crate::sync;
 use tokio_util::sync::CancellationToken;
 
 /// Connections open at once. A scraper, probes and an operator need a handful; the limit,
@@ -70,7 +71,7 @@ pub enum Admission {
 impl Connections {
     /// Admits a new connection, making room as the module says.
     pub fn admit(&self, limit: usize) -> Admission {
-        let mut open = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let mut open = sync::lock(&self.shared);
         let mut shed = false;
         if open.slots.len() >= limit {
             let oldest_idle = |served: bool| {
@@ -111,11 +112,7 @@ impl Connections {
 
     /// Connections open now.
     pub fn open(&self) -> usize {
-        self.shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .slots
-            .len()
+        sync::lock(&self.shared).slots.len()
     }
 }
 
@@ -155,11 +152,7 @@ impl Drop for InRequest {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        let mut open = self
-            .connections
-            .shared
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut open = sync::lock(&self.connections.shared);
         open.slots.remove(&self.id);
     }
 }

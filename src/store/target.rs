@@ -43,13 +43,6 @@ pub(super) struct Latest {
     pub(super) clock_skew_seconds: f64,
 }
 
-/// The local node's label: its URL without scheme.
-pub(super) fn node_label(url: &Url) -> String {
-    url.as_str()[url.scheme().len() + 3..]
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 impl Target {
     pub(super) fn new(id: TargetId, label: String, url: Url, settings: &Settings) -> Self {
         Target {
@@ -168,11 +161,12 @@ impl Target {
 mod tests {
     use super::super::testing::{answered, config, failed};
     use super::*;
+    use crate::config::url_without_scheme;
 
     #[test]
     fn the_node_label_is_the_url_without_scheme_or_trailing_slash() {
         let url = Url::parse("https://nova-a.example:8443/").unwrap();
-        assert_eq!(node_label(&url), "nova-a.example:8443");
+        assert_eq!(url_without_scheme(&url), "nova-a.example:8443");
     }
 
     #[tokio::test(start_paused = true)]
