@@ -24,7 +24,7 @@ const JITTER_SLOTS: u32 = 10;
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
 /// `cycles` carries the number of completed cycles to whoever acts on them. The pacing is
 /// read from the store before every cycle, so a reload takes effect at the next one.
-pub async fn run_poll_loop(
+pub(crate) async fn run_poll_loop(
     store: Store,
     poller: Poller,
     cycles: watch::Sender<u64>,
@@ -72,7 +72,12 @@ fn ticker_after(interval: Duration) -> tokio::time::Interval {
 }
 
 /// One cycle: pull everything, then record it.
-pub async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing, limit: &Arc<Semaphore>) {
+pub(crate) async fn run_cycle(
+    store: &Store,
+    poller: &Poller,
+    pacing: Pacing,
+    limit: &Arc<Semaphore>,
+) {
     let plan = store.pull_plan();
     let jitter = pacing.jitter();
     let limits = Limits {

@@ -23,6 +23,20 @@
 //! - [`serve`]: the HTTP surface — the metric families, `/metrics`, `/status` and the rest.
 //! - [`sidecar`]: the pieces assembled.
 
+//! # The public API
+//! Items are `pub(crate)` unless something outside the crate needs them; what is `pub` is
+//! what these need, and nothing else:
+//! - the `peerscope` binary (`src/main.rs`): [`config`] loading and its key table,
+//!   [`sidecar::run`], logging and signals from [`ops`], the `status` table from [`serve`];
+//! - the lab (`lab/`, the `peerscope-lab` crate): the summary contract's path, the
+//!   reconciliation decision's facts, guards and sequential test (its simulation runs the
+//!   real decision code), the checkpoint format (the fault campaign corrupts it);
+//! - the integration tests (`tests/`), the fuzz targets (`fuzz/`: the five parsers that
+//!   take outside input) and the benchmark (`benches/`: the exposition).
+//!
+//! The compiler holds this: a `pub` item nothing outside uses stays reachable, but a
+//! `pub(crate)` item nothing inside uses is a dead-code error under `-D warnings`.
+
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 

@@ -6,14 +6,14 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
 
 /// Unix seconds of a wall-clock time (0 before the epoch).
-pub fn unix_seconds(time: SystemTime) -> f64 {
+pub(crate) fn unix_seconds(time: SystemTime) -> f64 {
     time.duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
 /// The wall-clock time of Unix seconds; the epoch for values no clock can hold (negative,
 /// NaN, or centuries away — a damaged checkpoint must not panic the restore).
-pub fn from_unix(unix: f64) -> SystemTime {
+pub(crate) fn from_unix(unix: f64) -> SystemTime {
     Duration::try_from_secs_f64(unix)
         .ok()
         .and_then(|d| UNIX_EPOCH.checked_add(d))
@@ -22,7 +22,7 @@ pub fn from_unix(unix: f64) -> SystemTime {
 
 /// `at + by` without the panic on overflow: durations are validated to at most a week,
 /// and this keeps even an unvalidated one from taking the process down.
-pub fn later(at: Instant, by: Duration) -> Instant {
+pub(crate) fn later(at: Instant, by: Duration) -> Instant {
     const CENTURY: Duration = Duration::from_secs(100 * 365 * 86_400);
     at.checked_add(by)
         .or_else(|| at.checked_add(CENTURY))
@@ -45,7 +45,7 @@ impl Anchor {
     }
 
     /// The Unix time of a monotonic instant.
-    pub fn to_unix(&self, at: Instant) -> f64 {
+    pub(crate) fn to_unix(self, at: Instant) -> f64 {
         let base = unix_seconds(self.wall);
         if at <= self.instant {
             base - (self.instant - at).as_secs_f64()
@@ -56,7 +56,7 @@ impl Anchor {
 
     /// The monotonic instant of a Unix time; times too far in the past clamp to the
     /// earliest instant this process can represent.
-    pub fn to_instant(&self, unix: f64) -> Instant {
+    pub(crate) fn to_instant(self, unix: f64) -> Instant {
         let base = unix_seconds(self.wall);
         if unix >= base {
             self.instant + Duration::from_secs_f64((unix - base).min(1e9))

@@ -11,7 +11,7 @@ use crate::pull::failure::innermost_cause;
 use super::guards::{Answer, Outgoing, RequestFailure};
 
 /// Builds the client: no redirects, no proxies (a sidecar talks to its own node directly).
-pub fn build() -> Result<reqwest::Client, reqwest::Error> {
+pub(crate) fn build() -> Result<reqwest::Client, reqwest::Error> {
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -19,7 +19,7 @@ pub fn build() -> Result<reqwest::Client, reqwest::Error> {
 }
 
 /// Sends one request to the node and classifies its answer.
-pub async fn send(
+pub(crate) async fn send(
     client: &reqwest::Client,
     url: Url,
     config: &ReconcileConfig,
@@ -58,7 +58,7 @@ pub async fn send(
 }
 
 /// `{node}{path}`, keeping the node's own path prefix.
-pub fn api_url(node: &Url, path: &str) -> Url {
+pub(crate) fn api_url(node: &Url, path: &str) -> Url {
     let mut url = node.clone();
     url.set_path(&format!("{}{path}", node.path().trim_end_matches('/')));
     url

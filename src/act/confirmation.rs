@@ -38,19 +38,19 @@ pub struct Sample {
 /// What the actor pulls this interval beside the cycle: positions in the member list.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Draws {
-    pub generation: u64,
+    pub(crate) generation: u64,
     pub probe: Option<usize>,
     pub confirmation: Vec<usize>,
 }
 
 impl Draws {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.probe.is_none() && self.confirmation.is_empty()
     }
 }
 
 /// Outcomes of finished episodes, in the order of `reconcile_confirmations_total{outcome}`.
-pub const OUTCOMES: [&str; 3] = ["confirmed", "refuted", "undecided"];
+pub(crate) const OUTCOMES: [&str; 3] = ["confirmed", "refuted", "undecided"];
 
 /// Sampled holders of the target kept as sources of the request.
 const SOURCES_KEPT: usize = 16;
@@ -61,7 +61,7 @@ const HOLDS_KEPT: usize = 16;
 /// The shortest a confirmation stays valid, and a hold lasts, whatever the cooldown (a
 /// cooldown of 0 would otherwise make a confirmation stale before it is used, and let a
 /// majority node start episodes back to back).
-pub const MIN_VALIDITY: Duration = Duration::from_secs(30);
+pub(crate) const MIN_VALIDITY: Duration = Duration::from_secs(30);
 /// The probe moves on from a member whose pulls failed this many times in a row.
 const PROBE_FAILURES: u32 = 3;
 
@@ -70,33 +70,33 @@ const PROBE_FAILURES: u32 = 3;
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ConfirmationView {
     /// `idle`, `confirming`, `confirmed`, `refuted` or `undecided`.
-    pub state: &'static str,
-    pub target_root: Option<String>,
-    pub local_root: Option<String>,
+    pub(crate) state: &'static str,
+    pub(crate) target_root: Option<String>,
+    pub(crate) local_root: Option<String>,
     /// Voters: the local node and every distinct member (duplicates found are taken out).
-    pub voters: usize,
+    pub(crate) voters: usize,
     /// Distinct members drawn and pulled so far.
-    pub sampled: usize,
-    pub for_target: usize,
+    pub(crate) sampled: usize,
+    pub(crate) for_target: usize,
     /// Drawn members whose pull failed (counted against the target).
-    pub failed: usize,
+    pub(crate) failed: usize,
     /// Drawn members that turned out to be the local node or a node already counted.
-    pub discarded: usize,
+    pub(crate) discarded: usize,
     /// Votes per root among the sampled members (at most 8 roots; the rest as `other`).
-    pub votes: BTreeMap<String, usize>,
+    pub(crate) votes: BTreeMap<String, usize>,
     /// The test statistic: votes for the target minus the rest.
-    pub statistic: i64,
-    pub confirm_at: i64,
-    pub refute_at: i64,
-    pub max_draws: usize,
+    pub(crate) statistic: i64,
+    pub(crate) confirm_at: i64,
+    pub(crate) refute_at: i64,
+    pub(crate) max_draws: usize,
     /// Proven bound on confirming a root that holds at most 40 %.
-    pub wrong_confirmation_bound: f64,
+    pub(crate) wrong_confirmation_bound: f64,
     /// Intervals in which this episode drew members.
-    pub intervals: u32,
-    pub detail: Option<String>,
+    pub(crate) intervals: u32,
+    pub(crate) detail: Option<String>,
     /// Seconds until a refuted or undecided target may be confirmed again.
-    pub hold_remaining_seconds: f64,
-    pub probe: Option<PeerFacts>,
+    pub(crate) hold_remaining_seconds: f64,
+    pub(crate) probe: Option<PeerFacts>,
     #[serde(skip)]
     pub outcomes_total: [u64; OUTCOMES.len()],
     #[serde(skip)]
@@ -106,7 +106,7 @@ pub struct ConfirmationView {
 }
 
 /// Confirmation episodes, their holds and the probe.
-pub struct Confirmer {
+pub(crate) struct Confirmer {
     test: SequentialTest,
     episode: Option<Episode>,
     /// Targets that were refuted or undecided, and until when they are held back.
@@ -151,7 +151,7 @@ struct Probe {
 }
 
 impl Confirmer {
-    pub fn new(test: SequentialTest, rng: fastrand::Rng) -> Self {
+    pub(crate) fn new(test: SequentialTest, rng: fastrand::Rng) -> Self {
         Confirmer {
             test,
             episode: None,
@@ -166,7 +166,7 @@ impl Confirmer {
 
     /// Where the confirmation of `target_root` stands, starting an episode when none runs
     /// for it. A confirmation, and a hold after a refutation, last `valid_for`.
-    pub fn standing(
+    pub(crate) fn standing(
         &mut self,
         target_root: &str,
         local_root: &str,
@@ -229,7 +229,7 @@ impl Confirmer {
     }
 
     /// The roots held back after a refuted or undecided episode.
-    pub fn held_roots(&self, now: Instant) -> impl Iterator<Item = &str> {
+    pub(crate) fn held_roots(&self, now: Instant) -> impl Iterator<Item = &str> {
         self.holds
             .iter()
             .filter(move |(_, until)| now < **until)
@@ -238,7 +238,12 @@ impl Confirmer {
 
     /// The root whose confirmation is under way, or confirmed and still valid, in member
     /// list `generation`: the decision keeps it as its candidate.
-    pub fn active_root(&self, generation: u64, now: Instant, valid_for: Duration) -> Option<&str> {
+    pub(crate) fn active_root(
+        &self,
+        generation: u64,
+        now: Instant,
+        valid_for: Duration,
+    ) -> Option<&str> {
         let valid_for = valid_for.max(MIN_VALIDITY);
         self.episode
             .as_ref()
@@ -254,7 +259,7 @@ impl Confirmer {
     }
 
     /// After an accepted request every streak starts over, the probe's too.
-    pub fn reset_probe_streak(&mut self) {
+    pub(crate) fn reset_probe_streak(&mut self) {
         if let Some(facts) = self.probe.as_mut().and_then(|p| p.facts.as_mut()) {
             facts.streak = 0;
         }
@@ -262,7 +267,7 @@ impl Confirmer {
 
     /// What to pull this interval: the probe (when `probing`) and up to `budget` members
     /// not drawn before in the running episode.
-    pub fn draws(&mut self, membership: &Membership, probing: bool) -> Draws {
+    pub(crate) fn draws(&mut self, membership: &Membership, probing: bool) -> Draws {
         let mut draws = Draws {
             generation: membership.generation,
             ..Draws::default()
@@ -316,7 +321,7 @@ impl Confirmer {
 
     /// Counts what the confirmation draws answered, in draw order, until a verdict; returns
     /// the verdict of the episode afterwards.
-    pub fn record_draws(
+    pub(crate) fn record_draws(
         &mut self,
         generation: u64,
         samples: Vec<Sample>,
@@ -377,7 +382,12 @@ impl Confirmer {
 
     /// Takes the probe's answer: it stays on a member that diverges from `local_root`, and
     /// moves on from one that agrees or fails.
-    pub fn record_probe(&mut self, generation: u64, sample: Sample, local_root: Option<&str>) {
+    pub(crate) fn record_probe(
+        &mut self,
+        generation: u64,
+        sample: Sample,
+        local_root: Option<&str>,
+    ) {
         self.probe_pulls_total += 1;
         let Some(probe) = self.probe.as_mut().filter(|p| p.generation == generation) else {
             return;
@@ -418,19 +428,19 @@ impl Confirmer {
     }
 
     /// The probe's member, when it diverges from the local node.
-    pub fn probe_facts(&self) -> Option<&PeerFacts> {
+    pub(crate) fn probe_facts(&self) -> Option<&PeerFacts> {
         self.probe.as_ref()?.facts.as_ref()
     }
 
     /// The sampled holders of a confirmed target (sources of the request).
-    pub fn sampled_sources(&self, target_root: &str) -> &[PeerFacts] {
+    pub(crate) fn sampled_sources(&self, target_root: &str) -> &[PeerFacts] {
         match &self.episode {
             Some(e) if e.target_root == target_root => &e.sources,
             _ => &[],
         }
     }
 
-    pub fn view(&self, now: Instant) -> ConfirmationView {
+    pub(crate) fn view(&self, now: Instant) -> ConfirmationView {
         let mut view = ConfirmationView {
             state: "idle",
             confirm_at: self.test.confirm_lead as i64,

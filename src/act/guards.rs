@@ -1,6 +1,6 @@
 //! The reconciler's guards as a state machine over time: what it remembers (episode and
 //! request id, cooldown, backoff, 409 wait, hourly count, rejected roots, history) and the
-//! two transitions — [`Guards::evaluate`] after every cycle and [`Guards::record`] when
+//! two transitions — [`Guards::evaluate`] after every cycle and `Guards::record` when
 //! the node answers. Pure: no I/O, no clock reads (`now` comes in as an [`Anchor`]), and
 //! randomness (request ids, backoff jitter) comes from generators the caller hands in, so
 //! every delay is tested exactly under tokio's paused clock.
@@ -37,7 +37,7 @@ pub enum RequestFailure {
 }
 
 impl RequestFailure {
-    pub const ALL: [RequestFailure; 6] = [
+    pub(crate) const ALL: [RequestFailure; 6] = [
         RequestFailure::Timeout,
         RequestFailure::Connect,
         RequestFailure::HttpStatus,
@@ -46,7 +46,7 @@ impl RequestFailure {
         RequestFailure::TokenFile,
     ];
 
-    /// Position in [`RequestFailure::ALL`], used to index per-reason counters.
+    /// Position in `RequestFailure::ALL`, used to index per-reason counters.
     pub fn index(self) -> usize {
         self as usize
     }
@@ -75,47 +75,47 @@ pub enum Answer {
 /// One line of the reconciliation history shown in `/status`.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
-    pub at: f64,
-    pub request_id: String,
-    pub target_root: String,
+    pub(crate) at: f64,
+    pub(crate) request_id: String,
+    pub(crate) target_root: String,
     /// `success`, `in_progress`, `rejected`, `failed`, `no_effect` or `dry_run`.
-    pub outcome: String,
-    pub detail: String,
+    pub(crate) outcome: String,
+    pub(crate) detail: String,
 }
 
 /// The current decision, as `/status` shows it.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
 pub struct DecisionSummary {
     /// `idle`, `request` or `suppressed`.
-    pub kind: &'static str,
-    pub reason: Option<&'static str>,
-    pub target_root: Option<String>,
+    pub(crate) kind: &'static str,
+    pub(crate) reason: Option<&'static str>,
+    pub(crate) target_root: Option<String>,
 }
 
 /// A snapshot of the reconciler, for `/metrics` and `/status`.
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct ReconcileView {
-    pub mode: Mode,
-    pub policy: Policy,
-    pub threshold: u64,
-    pub decision: DecisionSummary,
-    pub in_progress: bool,
-    pub request_id: Option<String>,
-    pub target_root: Option<String>,
-    pub cooldown_remaining_seconds: f64,
-    pub backoff_remaining_seconds: f64,
-    pub consecutive_failures: u32,
-    pub requests_last_hour: usize,
-    pub rejected_roots: Vec<String>,
-    pub last_success_timestamp_seconds: Option<f64>,
-    pub requests_total: u64,
+    pub(crate) mode: Mode,
+    pub(crate) policy: Policy,
+    pub(crate) threshold: u64,
+    pub(crate) decision: DecisionSummary,
+    pub(crate) in_progress: bool,
+    pub(crate) request_id: Option<String>,
+    pub(crate) target_root: Option<String>,
+    pub(crate) cooldown_remaining_seconds: f64,
+    pub(crate) backoff_remaining_seconds: f64,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) requests_last_hour: usize,
+    pub(crate) rejected_roots: Vec<String>,
+    pub(crate) last_success_timestamp_seconds: Option<f64>,
+    pub(crate) requests_total: u64,
     #[serde(skip)]
-    pub failures_total: [u64; RequestFailure::ALL.len()],
+    pub(crate) failures_total: [u64; RequestFailure::ALL.len()],
     #[serde(skip)]
-    pub suppressed_total: [u64; Suppression::ALL.len()],
+    pub(crate) suppressed_total: [u64; Suppression::ALL.len()],
     /// The body a dry run would have sent.
-    pub dry_run_request: Option<serde_json::Value>,
-    pub history: Vec<HistoryEntry>,
+    pub(crate) dry_run_request: Option<serde_json::Value>,
+    pub(crate) history: Vec<HistoryEntry>,
     /// The confirmation on random members (sampled observation) and its evidence.
     pub confirmation: ConfirmationView,
 }
@@ -126,25 +126,25 @@ pub struct ReconcileView {
 #[serde(deny_unknown_fields)]
 pub struct ReconcileCheckpoint {
     /// (request id, target root) of the current episode.
-    pub episode: Option<(String, String)>,
-    pub cooldown_until: Option<f64>,
-    pub backoff_until: Option<f64>,
-    pub busy_until: Option<f64>,
-    pub consecutive_failures: u32,
-    pub awaiting_effect: Option<String>,
-    pub rejected_roots: Vec<String>,
+    pub(crate) episode: Option<(String, String)>,
+    pub(crate) cooldown_until: Option<f64>,
+    pub(crate) backoff_until: Option<f64>,
+    pub(crate) busy_until: Option<f64>,
+    pub(crate) consecutive_failures: u32,
+    pub(crate) awaiting_effect: Option<String>,
+    pub(crate) rejected_roots: Vec<String>,
     /// When the requests of the last hour were sent.
-    pub sent: Vec<f64>,
-    pub last_success: Option<f64>,
-    pub history: Vec<HistoryEntry>,
+    pub(crate) sent: Vec<f64>,
+    pub(crate) last_success: Option<f64>,
+    pub(crate) history: Vec<HistoryEntry>,
 }
 
 /// A request ready to go.
 #[derive(Clone, Debug)]
 pub struct Outgoing {
-    pub request_id: String,
-    pub target_root: String,
-    pub body: serde_json::Value,
+    pub(crate) request_id: String,
+    pub(crate) target_root: String,
+    pub(crate) body: serde_json::Value,
 }
 
 const HISTORY_LENGTH: usize = 20;
@@ -207,7 +207,7 @@ impl Guards {
     }
 
     /// Decides for this cycle, records the decision, and returns the request to send now
-    /// if there is one (which marks it in flight until [`Guards::record`]).
+    /// if there is one (which marks it in flight until `Guards::record`).
     pub fn evaluate(
         &mut self,
         config: &ReconcileConfig,
@@ -325,7 +325,7 @@ impl Guards {
 
     /// Records the node's answer to `outgoing`; returns whether it was accepted (the
     /// caller then resets the divergence streaks).
-    pub fn record(
+    pub(crate) fn record(
         &mut self,
         config: &ReconcileConfig,
         outgoing: &Outgoing,
@@ -419,7 +419,7 @@ impl Guards {
         self.confirmer.draws(membership, probing)
     }
 
-    /// See [`Confirmer::record_draws`].
+    /// See `Confirmer::record_draws`.
     pub fn record_draws(
         &mut self,
         config: &ReconcileConfig,
@@ -432,13 +432,13 @@ impl Guards {
             .record_draws(generation, samples, local_node_id, now, config.cooldown)
     }
 
-    /// See [`Confirmer::record_probe`].
+    /// See `Confirmer::record_probe`.
     pub fn record_probe(&mut self, generation: u64, sample: Sample, local_root: Option<&str>) {
         self.confirmer.record_probe(generation, sample, local_root);
     }
 
     /// What survives a restart, with times as Unix seconds.
-    pub fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
+    pub(crate) fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
         let unix = |at: Option<Instant>| at.map(|i| anchor.to_unix(i));
         ReconcileCheckpoint {
             episode: self.episode.clone(),
@@ -455,7 +455,7 @@ impl Guards {
     }
 
     /// Takes back what a checkpoint kept.
-    pub fn restore(&mut self, saved: &ReconcileCheckpoint, anchor: &Anchor) {
+    pub(crate) fn restore(&mut self, saved: &ReconcileCheckpoint, anchor: &Anchor) {
         let instant = |unix: Option<f64>| unix.map(|u| anchor.to_instant(u));
         self.episode = saved.episode.clone();
         self.cooldown_until = instant(saved.cooldown_until);
@@ -510,7 +510,11 @@ impl Guards {
 
 /// min(cap, base × factor^(n−1)) × (0.5 + 0.5 × `jitter`), `jitter` in [0, 1): growing,
 /// capped, and spread so that sidecars failing together do not retry together.
-pub fn backoff_delay(config: &ReconcileConfig, consecutive_failures: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff_delay(
+    config: &ReconcileConfig,
+    consecutive_failures: u32,
+    jitter: f64,
+) -> Duration {
     let exponent = consecutive_failures.saturating_sub(1).min(64) as i32;
     let full = (config.backoff_base.as_secs_f64() * config.backoff_factor.powi(exponent))
         .min(config.backoff_cap.as_secs_f64());

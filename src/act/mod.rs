@@ -6,14 +6,14 @@
 //!   rejected roots, "no effect", the request id per episode — pure, over `now`;
 //! - [`confirmation`]: under sampled observation, the target confirmed on random members
 //!   of the whole membership before a request (episodes, budget, holds, the probe) — pure;
-//! - [`client`]: the HTTP request and the classification of the node's answer;
-//! - [`actor`]: the loop that ties them to the poll cycles and pulls the confirmation's
+//! - `client`: the HTTP request and the classification of the node's answer;
+//! - `actor`: the loop that ties them to the poll cycles and pulls the confirmation's
 //!   members.
 //!
 //! [`Reconciler`] is the shared handle the actor, the server and the checkpointer hold.
 
-pub mod actor;
-pub mod client;
+pub(crate) mod actor;
+pub(crate) mod client;
 pub mod confirmation;
 pub mod guards;
 mod request;
@@ -54,7 +54,7 @@ impl Reconciler {
     }
 
     /// The configuration in force.
-    pub fn config(&self) -> Arc<ReconcileConfig> {
+    pub(crate) fn config(&self) -> Arc<ReconcileConfig> {
         Arc::clone(&sync::lock(&self.config))
     }
 
@@ -68,7 +68,7 @@ impl Reconciler {
     }
 
     /// See [`guards::Guards::evaluate`].
-    pub fn evaluate(
+    pub(crate) fn evaluate(
         &self,
         facts: &Facts,
         membership: &Membership,
@@ -79,13 +79,13 @@ impl Reconciler {
     }
 
     /// See [`guards::Guards::draws`].
-    pub fn draws(&self, membership: &Membership) -> Draws {
+    pub(crate) fn draws(&self, membership: &Membership) -> Draws {
         let config = self.config();
         self.lock().draws(&config, membership)
     }
 
     /// See [`guards::Guards::record_draws`].
-    pub fn record_draws(
+    pub(crate) fn record_draws(
         &self,
         generation: u64,
         samples: Vec<Sample>,
@@ -98,12 +98,12 @@ impl Reconciler {
     }
 
     /// See [`guards::Guards::record_probe`].
-    pub fn record_probe(&self, generation: u64, sample: Sample, local_root: Option<&str>) {
+    pub(crate) fn record_probe(&self, generation: u64, sample: Sample, local_root: Option<&str>) {
         self.lock().record_probe(generation, sample, local_root);
     }
 
     /// See [`guards::Guards::record`].
-    pub fn record(&self, outgoing: &Outgoing, answer: Answer, now: Anchor) -> bool {
+    pub(crate) fn record(&self, outgoing: &Outgoing, answer: Answer, now: Anchor) -> bool {
         let config = self.config();
         self.lock().record(&config, outgoing, answer, now)
     }
@@ -113,7 +113,7 @@ impl Reconciler {
         self.lock().view(&config, now)
     }
 
-    pub fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
+    pub(crate) fn checkpoint(&self, anchor: &Anchor) -> ReconcileCheckpoint {
         self.lock().checkpoint(anchor)
     }
 

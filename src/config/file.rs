@@ -11,19 +11,19 @@ use crate::outside::file::{directory_of, read_text_bounded};
 
 /// What the file sets.
 #[derive(Default)]
-pub struct FileValues {
+pub(crate) struct FileValues {
     /// Scalar keys as (key, text), in file order.
-    pub scalars: Vec<(&'static str, String)>,
+    pub(crate) scalars: Vec<(&'static str, String)>,
     /// The `[[peers]]` tables, if the file has any.
-    pub peers: Option<Vec<PeerConfig>>,
+    pub(crate) peers: Option<Vec<PeerConfig>>,
 }
 
 /// The largest configuration file read, in bytes.
-pub const FILE_LIMIT: u64 = 1 << 20;
+pub(crate) const FILE_LIMIT: u64 = 1 << 20;
 
 /// Reads and parses the file at `path` (a regular file of at most [`FILE_LIMIT`] bytes);
 /// errors name the file.
-pub fn read(path: &Path) -> Result<FileValues, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<FileValues, ConfigError> {
     let origin = path.display().to_string();
     let text = read_text_bounded(path, FILE_LIMIT)
         .map_err(|e| ConfigError::new(&origin, e.to_string()))?;
@@ -32,7 +32,7 @@ pub fn read(path: &Path) -> Result<FileValues, ConfigError> {
 
 /// Parses a configuration file's text; `origin` names it in errors, and relative paths
 /// in it are taken from `directory` (the file's own).
-pub fn parse(text: &str, origin: &str, directory: &Path) -> Result<FileValues, ConfigError> {
+pub(crate) fn parse(text: &str, origin: &str, directory: &Path) -> Result<FileValues, ConfigError> {
     let table: toml::Table = text
         .parse()
         .map_err(|e: toml::de::Error| ConfigError::new(origin, e.to_string().trim_end()))?;

@@ -23,11 +23,11 @@ pub struct Key {
     /// The command-line flag without its dashes (`live-max-age`), if the key has one.
     pub flag: Option<&'static str>,
     /// The seed system's variables that stand in for the key, below the file in precedence.
-    pub seed_variables: &'static [&'static str],
+    pub(crate) seed_variables: &'static [&'static str],
     pub default: DefaultValue,
     /// A reload leaves it as it was: it takes effect at the next restart (the reloader
     /// warns, naming it, when it changed).
-    pub restart: bool,
+    pub(crate) restart: bool,
     /// One line for docs/configuration.md and `--help`.
     pub doc: &'static str,
     pub value: Value,
@@ -61,7 +61,7 @@ pub enum Value {
 impl Key {
     /// Parses `text` and writes the key's value into `config`; `Err` says what is wrong.
     /// The peer list is set whole by the loader, never through here.
-    pub fn apply(&self, config: &mut Config, text: &str) -> Result<(), String> {
+    pub(crate) fn apply(&self, config: &mut Config, text: &str) -> Result<(), String> {
         match self.value {
             Value::Scalar(set) => set(config, text),
             Value::Path(set) => super::parse::path(text).map(|path| set(config, path)),
@@ -76,7 +76,7 @@ pub fn env_variable(name: &str) -> String {
 }
 
 /// The key called `name`, if there is one.
-pub fn find(name: &str) -> Option<&'static Key> {
+pub(crate) fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
@@ -552,7 +552,7 @@ pub fn markdown_table() -> String {
 /// The keys that need a restart whose values differ between `old` and `new`: what a
 /// reload from `old` to `new` cannot apply. A key's value is found at its dotted path in
 /// the configuration's serialized form (a test holds every such path to exist).
-pub fn changed_restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
+pub(crate) fn changed_restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
     let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
         return Vec::new();
     };

@@ -13,10 +13,10 @@ pub mod duration;
 mod file;
 pub mod keys;
 mod load;
-pub mod parse;
+pub(crate) mod parse;
 pub mod peers_file;
-pub mod pem;
-pub mod transport;
+pub(crate) mod pem;
+pub(crate) mod transport;
 pub mod web;
 
 pub use load::{
@@ -38,12 +38,12 @@ pub use parse::base_url as parse_base_url;
 #[derive(Clone, Debug, PartialEq, thiserror::Error)]
 #[error("{origin}: {problem}")]
 pub struct ConfigError {
-    pub origin: String,
-    pub problem: String,
+    pub(crate) origin: String,
+    pub(crate) problem: String,
 }
 
 impl ConfigError {
-    pub fn new(origin: impl fmt::Display, problem: impl Into<String>) -> Self {
+    pub(crate) fn new(origin: impl fmt::Display, problem: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.to_string(),
             problem: problem.into(),
@@ -53,10 +53,10 @@ impl ConfigError {
 
 /// The weights of quality's three parts.
 #[derive(Clone, Copy, Debug, Default, PartialEq, serde::Serialize)]
-pub struct QualityWeights {
-    pub success: f64,
-    pub latency: f64,
-    pub freshness: f64,
+pub(crate) struct QualityWeights {
+    pub(crate) success: f64,
+    pub(crate) latency: f64,
+    pub(crate) freshness: f64,
 }
 
 /// One peer to pull.
@@ -69,16 +69,16 @@ pub struct PeerConfig {
     pub url: Url,
     /// How to reach it as its `[[peers]]` table says (unset: `[pull]`'s).
     #[serde(skip)]
-    pub access: transport::PeerAccess,
+    pub(crate) access: transport::PeerAccess,
     /// How it is reached: its own settings over `[pull]`'s, built when the
     /// configuration loads.
     #[serde(skip_serializing_if = "transport::Transport::is_plain")]
-    pub transport: Arc<transport::Transport>,
+    pub(crate) transport: Arc<transport::Transport>,
 }
 
 impl PeerConfig {
     /// A peer at `url`, labelled `name` or else by its URL without scheme.
-    pub fn new(url: Url, name: Option<String>) -> Self {
+    pub(crate) fn new(url: Url, name: Option<String>) -> Self {
         let label = name.unwrap_or_else(|| url_without_scheme(&url));
         PeerConfig {
             label,
@@ -115,7 +115,7 @@ pub enum LogColor {
 
 impl LogColor {
     /// Whether to write colour to stderr.
-    pub fn on_stderr(self) -> bool {
+    pub(crate) fn on_stderr(self) -> bool {
         use std::io::IsTerminal;
         match self {
             LogColor::Always => true,
@@ -133,54 +133,54 @@ pub struct Config {
     #[serde(serialize_with = "serialize_url")]
     pub node: Url,
     /// This node's name among the members; `None`: the local node's `node_id`.
-    pub name: Option<String>,
-    pub observers_per_peer: ObserversPerPeer,
-    pub metrics: MetricsConfig,
+    pub(crate) name: Option<String>,
+    pub(crate) observers_per_peer: ObserversPerPeer,
+    pub(crate) metrics: MetricsConfig,
     pub listen: SocketAddr,
     pub interval: Duration,
     pub timeout: Duration,
     pub window: Duration,
-    pub live_max_age: Duration,
-    pub weights: QualityWeights,
+    pub(crate) live_max_age: Duration,
+    pub(crate) weights: QualityWeights,
     pub peers: Vec<PeerConfig>,
-    pub peers_file: Option<PathBuf>,
+    pub(crate) peers_file: Option<PathBuf>,
     /// Largest summary body accepted, in bytes.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// How many pulls may run at once.
-    pub max_concurrent_pulls: usize,
-    pub log_format: LogFormat,
-    pub log_color: LogColor,
+    pub(crate) max_concurrent_pulls: usize,
+    pub(crate) log_format: LogFormat,
+    pub(crate) log_color: LogColor,
     /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
-    pub log_level: String,
+    pub(crate) log_level: String,
     pub reconcile: ReconcileConfig,
-    pub checkpoint: CheckpointConfig,
+    pub(crate) checkpoint: CheckpointConfig,
     /// Directory for rolling log files; logs go to stderr only when absent.
-    pub log_file: Option<PathBuf>,
-    pub log_rotation: LogRotation,
+    pub(crate) log_file: Option<PathBuf>,
+    pub(crate) log_rotation: LogRotation,
     /// How many rotated log files to keep.
-    pub log_max_files: usize,
+    pub(crate) log_max_files: usize,
     /// File holding the token that lets a non-loopback caller `POST /-/reload`.
-    pub admin_token_file: Option<PathBuf>,
+    pub(crate) admin_token_file: Option<PathBuf>,
     /// `[pull]`: how every peer is reached unless its `[[peers]]` table says otherwise.
-    pub pull: transport::PeerAccess,
+    pub(crate) pull: transport::PeerAccess,
     /// The exporter-toolkit web configuration file (TLS, basic auth), if any.
-    pub web_config_file: Option<PathBuf>,
+    pub(crate) web_config_file: Option<PathBuf>,
     /// What that file says, loaded and checked with the rest (plain HTTP without it).
-    pub web: web::WebConfig,
+    pub(crate) web: web::WebConfig,
 }
 
 /// `[checkpoint]`: where and how often the state is saved.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct CheckpointConfig {
+pub(crate) struct CheckpointConfig {
     /// No checkpoints when absent.
-    pub path: Option<PathBuf>,
-    pub interval: Duration,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) interval: Duration,
 }
 
 /// How often the log file rolls over.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogRotation {
+pub(crate) enum LogRotation {
     Hourly,
     #[default]
     Daily,
@@ -210,7 +210,7 @@ pub enum Policy {
 /// `observers_per_peer`: how many members observe each peer (SPEC §9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ObserversPerPeer {
+pub(crate) enum ObserversPerPeer {
     /// A full mesh up to [`ObserversPerPeer::AUTO_FULL_MESH_UP_TO`] members, else
     /// [`ObserversPerPeer::AUTO_OBSERVERS`] observers per peer.
     #[default]
@@ -221,12 +221,12 @@ pub enum ObserversPerPeer {
 
 impl ObserversPerPeer {
     /// `auto`: everyone observes everyone up to this many members (this node included).
-    pub const AUTO_FULL_MESH_UP_TO: usize = 50;
+    pub(crate) const AUTO_FULL_MESH_UP_TO: usize = 50;
     /// `auto`: observers per peer in larger federations.
-    pub const AUTO_OBSERVERS: usize = 8;
+    pub(crate) const AUTO_OBSERVERS: usize = 8;
 
     /// K in force for a federation of `members` (this node included); 0 = full mesh.
-    pub fn for_members(self, members: usize) -> usize {
+    pub(crate) fn for_members(self, members: usize) -> usize {
         match self {
             ObserversPerPeer::Fixed(k) => k,
             ObserversPerPeer::Auto if members <= Self::AUTO_FULL_MESH_UP_TO => 0,
@@ -238,7 +238,7 @@ impl ObserversPerPeer {
 /// `metrics.per_peer`: which per-peer series are exported.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PerPeer {
+pub(crate) enum PerPeer {
     /// Every per-peer family.
     #[default]
     Full,
@@ -249,10 +249,10 @@ pub enum PerPeer {
 
 /// `[metrics]`: what is exported.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct MetricsConfig {
-    pub per_peer: PerPeer,
+pub(crate) struct MetricsConfig {
+    pub(crate) per_peer: PerPeer,
     /// `_created` samples in OpenMetrics scrapes.
-    pub created_samples: bool,
+    pub(crate) created_samples: bool,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).
@@ -263,17 +263,17 @@ pub struct ReconcileConfig {
     /// Cycles a peer must have diverged before it counts as evidence.
     pub threshold: u64,
     /// Path of the node's reconciliation API, appended to the node's base URL.
-    pub path: String,
+    pub(crate) path: String,
     /// Limit of one request.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Quiet time after a successful request.
     pub cooldown: Duration,
-    pub backoff_base: Duration,
-    pub backoff_factor: f64,
-    pub backoff_cap: Duration,
-    pub max_per_hour: usize,
+    pub(crate) backoff_base: Duration,
+    pub(crate) backoff_factor: f64,
+    pub(crate) backoff_cap: Duration,
+    pub(crate) max_per_hour: usize,
     /// File holding the bearer token; read at each request, never logged.
-    pub token_file: Option<PathBuf>,
+    pub(crate) token_file: Option<PathBuf>,
 }
 
 impl Config {
@@ -314,7 +314,7 @@ impl Config {
 
 /// `http://10.0.0.7:8100/nova` → `10.0.0.7:8100/nova`: how a URL names a peer or the
 /// node when no name is given.
-pub fn url_without_scheme(url: &Url) -> String {
+pub(crate) fn url_without_scheme(url: &Url) -> String {
     let text = url.as_str();
     let rest = &text[url.scheme().len() + 3..];
     rest.trim_end_matches('/').to_owned()

@@ -27,16 +27,16 @@ pub fn base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-pub fn socket_address(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn socket_address(text: &str) -> Result<SocketAddr, String> {
     text.parse()
         .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:9478"))
 }
 
-pub fn duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn duration(text: &str) -> Result<Duration, String> {
     parse_duration(text)
 }
 
-pub fn nonzero_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn nonzero_duration(text: &str) -> Result<Duration, String> {
     match parse_duration(text)? {
         d if d.is_zero() => Err(format!("{text:?} must be greater than 0")),
         d => Ok(d),
@@ -44,7 +44,7 @@ pub fn nonzero_duration(text: &str) -> Result<Duration, String> {
 }
 
 /// A finite, non-negative number.
-pub fn weight(text: &str) -> Result<f64, String> {
+pub(crate) fn weight(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(w) if w.is_finite() && w >= 0.0 => Ok(w),
         _ => Err(format!("{text:?} is not a non-negative number")),
@@ -52,14 +52,14 @@ pub fn weight(text: &str) -> Result<f64, String> {
 }
 
 /// A finite number of at least 1.
-pub fn growth_factor(text: &str) -> Result<f64, String> {
+pub(crate) fn growth_factor(text: &str) -> Result<f64, String> {
     match weight(text)? {
         factor if factor >= 1.0 => Ok(factor),
         _ => Err(format!("{text:?} must be at least 1")),
     }
 }
 
-pub fn positive(text: &str) -> Result<usize, String> {
+pub(crate) fn positive(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if n > 0 => Ok(n),
         _ => Err(format!("{text:?} is not a positive whole number")),
@@ -67,7 +67,7 @@ pub fn positive(text: &str) -> Result<usize, String> {
 }
 
 /// `auto`, or a whole number of observers (0 = every sidecar observes every peer).
-pub fn observers_per_peer(text: &str) -> Result<ObserversPerPeer, String> {
+pub(crate) fn observers_per_peer(text: &str) -> Result<ObserversPerPeer, String> {
     match text.trim() {
         "auto" => Ok(ObserversPerPeer::Auto),
         number => number
@@ -78,7 +78,7 @@ pub fn observers_per_peer(text: &str) -> Result<ObserversPerPeer, String> {
 }
 
 /// A non-empty name.
-pub fn name(text: &str) -> Result<Option<String>, String> {
+pub(crate) fn name(text: &str) -> Result<Option<String>, String> {
     match text.trim().is_empty() {
         true => Err("must not be empty".to_owned()),
         false => Ok(Some(text.trim().to_owned())),
@@ -86,7 +86,7 @@ pub fn name(text: &str) -> Result<Option<String>, String> {
 }
 
 /// One of the named choices.
-pub fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
+pub(crate) fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
     choices
         .iter()
         .find(|(name, _)| *name == text)
@@ -98,7 +98,7 @@ pub fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, String> {
 }
 
 /// A URL path: starts with `/`.
-pub fn api_path(text: &str) -> Result<String, String> {
+pub(crate) fn api_path(text: &str) -> Result<String, String> {
     match text.starts_with('/') {
         true => Ok(text.to_owned()),
         false => Err(format!("{text:?} must start with /")),
@@ -106,7 +106,7 @@ pub fn api_path(text: &str) -> Result<String, String> {
 }
 
 /// A file or directory; present once a source names it.
-pub fn path(text: &str) -> Result<PathBuf, String> {
+pub(crate) fn path(text: &str) -> Result<PathBuf, String> {
     match text.is_empty() {
         true => Err("must not be empty".to_owned()),
         false => Ok(PathBuf::from(text)),
@@ -114,6 +114,6 @@ pub fn path(text: &str) -> Result<PathBuf, String> {
 }
 
 /// Free text (a log filter).
-pub fn text(text: &str) -> Result<String, String> {
+pub(crate) fn text(text: &str) -> Result<String, String> {
     Ok(text.to_owned())
 }

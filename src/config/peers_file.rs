@@ -19,10 +19,10 @@ struct TargetGroup {
 }
 
 /// The largest peers file read, in bytes: room for some 100,000 targets.
-pub const FILE_LIMIT: u64 = 32 << 20;
+pub(crate) const FILE_LIMIT: u64 = 32 << 20;
 
 /// Reads a peers file (a regular file of at most [`FILE_LIMIT`] bytes); errors name the file.
-pub fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
     let origin = format!("peers file {}", path.display());
     let text =
         read_bounded(path, FILE_LIMIT).map_err(|e| ConfigError::new(&origin, e.to_string()))?;

@@ -11,10 +11,10 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use crate::outside::file::read_bounded;
 
 /// The largest certificate, key or CA file read, in bytes.
-pub const PEM_LIMIT: u64 = 1 << 20;
+pub(crate) const PEM_LIMIT: u64 = 1 << 20;
 
 /// Reads the files of one TLS setting and keeps a SHA-256 of them all.
-pub struct PemFiles {
+pub(crate) struct PemFiles {
     digest: ring::digest::Context,
 }
 
@@ -28,7 +28,7 @@ impl Default for PemFiles {
 
 impl PemFiles {
     /// The bytes of `path` (at most `limit`), the setting `key`'s file.
-    pub fn read(&mut self, key: &str, path: &Path, limit: u64) -> Result<Vec<u8>, String> {
+    pub(crate) fn read(&mut self, key: &str, path: &Path, limit: u64) -> Result<Vec<u8>, String> {
         let bytes = read_bounded(path, limit).map_err(|e| format!("{key}: {e}"))?;
         self.digest.update(&(bytes.len() as u64).to_le_bytes());
         self.digest.update(&bytes);
@@ -36,7 +36,7 @@ impl PemFiles {
     }
 
     /// The certificates in `path`: at least one.
-    pub fn certificates(
+    pub(crate) fn certificates(
         &mut self,
         key: &str,
         path: &Path,
@@ -55,7 +55,7 @@ impl PemFiles {
     }
 
     /// The private key in `path`.
-    pub fn private_key(
+    pub(crate) fn private_key(
         &mut self,
         key: &str,
         path: &Path,
@@ -65,7 +65,11 @@ impl PemFiles {
     }
 
     /// The certificates in `path` as trust anchors.
-    pub fn roots(&mut self, key: &str, path: &Path) -> Result<rustls::RootCertStore, String> {
+    pub(crate) fn roots(
+        &mut self,
+        key: &str,
+        path: &Path,
+    ) -> Result<rustls::RootCertStore, String> {
         let mut roots = rustls::RootCertStore::empty();
         for certificate in self.certificates(key, path)? {
             roots
@@ -76,7 +80,7 @@ impl PemFiles {
     }
 
     /// The SHA-256 of everything read, in hex.
-    pub fn sha256(self) -> String {
+    pub(crate) fn sha256(self) -> String {
         self.digest
             .finish()
             .as_ref()

@@ -21,25 +21,25 @@ use crate::outside::file::TOKEN_LIMIT;
 
 /// What the configuration says of reaching one peer (or, in `[pull]`, every peer).
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-pub struct PeerAccess {
-    pub ca_file: Option<PathBuf>,
-    pub cert_file: Option<PathBuf>,
-    pub key_file: Option<PathBuf>,
-    pub server_name: Option<String>,
-    pub insecure_skip_verify: Option<bool>,
-    pub authorization_type: Option<String>,
-    pub authorization_credentials_file: Option<PathBuf>,
+pub(crate) struct PeerAccess {
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) cert_file: Option<PathBuf>,
+    pub(crate) key_file: Option<PathBuf>,
+    pub(crate) server_name: Option<String>,
+    pub(crate) insecure_skip_verify: Option<bool>,
+    pub(crate) authorization_type: Option<String>,
+    pub(crate) authorization_credentials_file: Option<PathBuf>,
 }
 
 /// `server_name`: a DNS name or an IP address to verify peers' certificates as.
-pub fn server_name(text: &str) -> Result<String, String> {
+pub(crate) fn server_name(text: &str) -> Result<String, String> {
     ServerName::try_from(text.to_owned())
         .map_err(|_| format!("{text:?} is not a DNS name or an IP address"))?;
     Ok(text.to_owned())
 }
 
 /// `authorization_type`: an HTTP authorization scheme (`Bearer`).
-pub fn authorization_type(text: &str) -> Result<String, String> {
+pub(crate) fn authorization_type(text: &str) -> Result<String, String> {
     if text.is_empty() || !text.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
         return Err(format!(
             "{text:?} is not an authorization scheme (such as Bearer)"
@@ -49,7 +49,7 @@ pub fn authorization_type(text: &str) -> Result<String, String> {
 }
 
 /// `insecure_skip_verify`: `true` or `false`.
-pub fn switch(text: &str) -> Result<bool, String> {
+pub(crate) fn switch(text: &str) -> Result<bool, String> {
     match text {
         "true" => Ok(true),
         "false" => Ok(false),
@@ -59,7 +59,7 @@ pub fn switch(text: &str) -> Result<bool, String> {
 
 impl PeerAccess {
     /// The files these settings name.
-    pub fn files(&self) -> impl Iterator<Item = &PathBuf> {
+    pub(crate) fn files(&self) -> impl Iterator<Item = &PathBuf> {
         [
             &self.ca_file,
             &self.cert_file,
@@ -71,7 +71,7 @@ impl PeerAccess {
     }
 
     /// These settings, with what they leave unset taken from `defaults`.
-    pub fn over(&self, defaults: &PeerAccess) -> PeerAccess {
+    pub(crate) fn over(&self, defaults: &PeerAccess) -> PeerAccess {
         PeerAccess {
             ca_file: self.ca_file.clone().or_else(|| defaults.ca_file.clone()),
             cert_file: self
@@ -98,22 +98,22 @@ impl PeerAccess {
 
 /// [`PeerAccess`] made ready: the TLS client configuration and the header, built once.
 #[derive(Clone, Default, serde::Serialize)]
-pub struct Transport {
+pub(crate) struct Transport {
     #[serde(flatten)]
-    pub access: PeerAccess,
+    pub(crate) access: PeerAccess,
     /// SHA-256 of every file read: changed contents are a changed configuration.
-    pub files_sha256: Option<String>,
+    pub(crate) files_sha256: Option<String>,
     /// `None`: the shared client (public roots, no client certificate).
     #[serde(skip)]
-    pub tls: Option<Arc<rustls::ClientConfig>>,
+    pub(crate) tls: Option<Arc<rustls::ClientConfig>>,
     /// The `Authorization` header's value; never shown.
     #[serde(skip)]
-    pub authorization: Option<hyper::header::HeaderValue>,
+    pub(crate) authorization: Option<hyper::header::HeaderValue>,
 }
 
 impl Transport {
     /// Plain HTTP or public-CA HTTPS, no header: nothing to show.
-    pub fn is_plain(transport: &Arc<Transport>) -> bool {
+    pub(crate) fn is_plain(transport: &Arc<Transport>) -> bool {
         transport.access == PeerAccess::default()
     }
 
@@ -122,7 +122,7 @@ impl Transport {
     }
 
     /// A short key telling transports apart (settings and file digest), for client caches.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         format!("{:?}/{:?}", self.access, self.files_sha256)
     }
 }
@@ -157,7 +157,7 @@ impl std::fmt::Debug for Transport {
 }
 
 /// Reads what `access` names and builds the transport; the error names the key.
-pub fn build(access: &PeerAccess) -> Result<Transport, String> {
+pub(crate) fn build(access: &PeerAccess) -> Result<Transport, String> {
     if *access == PeerAccess::default() {
         return Ok(Transport::default());
     }

@@ -36,32 +36,32 @@ use crate::outside::file::{directory_of, read_text_bounded};
 use crate::sync;
 
 /// The largest web configuration file read, in bytes.
-pub const FILE_LIMIT: u64 = 1 << 20;
+pub(crate) const FILE_LIMIT: u64 = 1 << 20;
 
 /// The web configuration in force: no TLS and no users when there is no file.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct WebConfig {
-    pub tls: Option<TlsServer>,
+    pub(crate) tls: Option<TlsServer>,
     /// User → bcrypt hash. Only the names are ever shown.
     #[serde(rename = "basic_auth_users", serialize_with = "names_only")]
     pub users: BTreeMap<String, String>,
     /// Extra headers on every response (`http_server_config.headers`).
-    pub headers: Vec<(String, String)>,
+    pub(crate) headers: Vec<(String, String)>,
 }
 
 /// TLS for the server, ready to accept with.
 #[derive(Clone, serde::Serialize)]
-pub struct TlsServer {
-    pub cert_file: PathBuf,
-    pub key_file: PathBuf,
-    pub client_ca_file: Option<PathBuf>,
-    pub client_auth_type: ClientAuth,
-    pub min_version: &'static str,
+pub(crate) struct TlsServer {
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    pub(crate) client_ca_file: Option<PathBuf>,
+    pub(crate) client_auth_type: ClientAuth,
+    pub(crate) min_version: &'static str,
     /// SHA-256 of the certificate, key and client CA files: a renewed certificate at the
     /// same path is a changed configuration (and reloads), without showing any of it.
-    pub files_sha256: String,
+    pub(crate) files_sha256: String,
     #[serde(skip)]
-    pub server_config: Arc<rustls::ServerConfig>,
+    pub(crate) server_config: Arc<rustls::ServerConfig>,
 }
 
 impl PartialEq for TlsServer {
@@ -97,7 +97,7 @@ impl fmt::Debug for TlsServer {
 
 /// Which client certificates the server asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-pub enum ClientAuth {
+pub(crate) enum ClientAuth {
     NoClientCert,
     /// A certificate is optional, but one that is sent must verify against the client CA.
     VerifyClientCertIfGiven,
@@ -114,18 +114,18 @@ fn names_only<S: serde::Serializer>(
 /// The web configuration in force, shared by the server (which reads it for every
 /// connection and request) and the reloader (which replaces it).
 #[derive(Clone, Default)]
-pub struct WebSettings(Arc<RwLock<Arc<WebConfig>>>);
+pub(crate) struct WebSettings(Arc<RwLock<Arc<WebConfig>>>);
 
 impl WebSettings {
-    pub fn new(config: WebConfig) -> Self {
+    pub(crate) fn new(config: WebConfig) -> Self {
         WebSettings(Arc::new(RwLock::new(Arc::new(config))))
     }
 
-    pub fn current(&self) -> Arc<WebConfig> {
+    pub(crate) fn current(&self) -> Arc<WebConfig> {
         Arc::clone(&sync::read(&self.0))
     }
 
-    pub fn replace(&self, config: WebConfig) {
+    pub(crate) fn replace(&self, config: WebConfig) {
         *sync::write(&self.0) = Arc::new(config);
     }
 }
@@ -165,7 +165,7 @@ struct HttpText {
 
 /// Reads the web configuration file at `path` and everything it names; errors name the
 /// file and the key.
-pub fn read(path: &Path) -> Result<WebConfig, ConfigError> {
+pub(crate) fn read(path: &Path) -> Result<WebConfig, ConfigError> {
     let origin = path.display().to_string();
     let text = read_text_bounded(path, FILE_LIMIT)
         .map_err(|e| ConfigError::new(&origin, e.to_string()))?;

@@ -37,11 +37,11 @@ pub struct Membership {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
 pub struct SequentialTest {
     /// Confirmed when `for − against` reaches this.
-    pub confirm_lead: usize,
+    pub(crate) confirm_lead: usize,
     /// Refuted when `against − for` reaches this.
-    pub refute_lead: usize,
+    pub(crate) refute_lead: usize,
     /// Undecided after this many draws without a verdict.
-    pub max_draws: usize,
+    pub(crate) max_draws: usize,
 }
 
 impl SequentialTest {
@@ -55,7 +55,7 @@ impl SequentialTest {
     };
 
     /// The verdict on `tally`.
-    pub fn verdict(&self, tally: &Tally) -> Verdict {
+    pub(crate) fn verdict(&self, tally: &Tally) -> Verdict {
         let majority = tally.voters / 2 + 1;
         let undrawn = tally.voters.saturating_sub(1 + tally.drawn);
         let against = tally.drawn - tally.for_target;
@@ -76,7 +76,7 @@ impl SequentialTest {
 
     /// The proven bound on a wrong confirmation when the target holds at most 40 % of the
     /// voters: `(2/3)^confirm_lead`.
-    pub fn wrong_confirmation_bound(&self) -> f64 {
+    pub(crate) fn wrong_confirmation_bound(&self) -> f64 {
         (2.0f64 / 3.0).powi(self.confirm_lead as i32)
     }
 
@@ -134,26 +134,26 @@ impl SequentialTest {
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
 pub struct Exact {
     pub confirmed: f64,
-    pub refuted: f64,
+    pub(crate) refuted: f64,
     pub undecided: f64,
     /// Expected draws until the verdict.
-    pub mean_draws: f64,
+    pub(crate) mean_draws: f64,
 }
 
 /// The counts a verdict is made of.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     /// Voters: the local node plus every distinct other member (one node, one vote).
-    pub voters: usize,
+    pub(crate) voters: usize,
     /// Distinct members drawn so far (failed pulls included).
-    pub drawn: usize,
+    pub(crate) drawn: usize,
     /// Of those, the ones that answered with the target root.
-    pub for_target: usize,
+    pub(crate) for_target: usize,
 }
 
 impl Tally {
     /// The test statistic: votes for the target minus the rest.
-    pub fn lead(&self) -> i64 {
+    pub(crate) fn lead(&self) -> i64 {
         2 * self.for_target as i64 - self.drawn as i64
     }
 }

@@ -3,9 +3,9 @@
 //! one reason it is suppressed.
 //!
 //! The decision in order: the policy picks a target from what this sidecar observes
-//! ([`choose_target`]); the guards may hold it back; then, under the `majority` policy
+//! (`choose_target`); the guards may hold it back; then, under the `majority` policy
 //! with sampled observation, the target must be confirmed on random members of the whole
-//! membership ([`Standing`], `act::confirmation`) before a request is sent.
+//! membership (`Standing`, `act::confirmation`) before a request is sent.
 
 use std::collections::BTreeMap;
 
@@ -16,7 +16,7 @@ use crate::config::{Mode, Policy};
 /// Why a warranted request was not sent (`reconcile_suppressed_total{reason}`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Suppression {
+pub(crate) enum Suppression {
     Cooldown,
     Backoff,
     InFlight,
@@ -34,7 +34,7 @@ pub enum Suppression {
 }
 
 impl Suppression {
-    pub const ALL: [Suppression; 11] = [
+    pub(crate) const ALL: [Suppression; 11] = [
         Suppression::Cooldown,
         Suppression::Backoff,
         Suppression::InFlight,
@@ -103,7 +103,7 @@ pub struct Facts {
 
 /// Where the confirmation of a target stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Standing {
+pub(crate) enum Standing {
     /// Confirmed to hold a strict majority of the whole membership: act.
     Confirmed,
     /// Random members are being pulled.
@@ -114,37 +114,37 @@ pub enum Standing {
 
 /// The root to reconcile towards, and who holds it (best quality first).
 #[derive(Clone, Debug, PartialEq)]
-pub struct Target {
-    pub root: String,
-    pub height: Option<u64>,
-    pub sources: Vec<PeerFacts>,
+pub(crate) struct Target {
+    pub(crate) root: String,
+    pub(crate) height: Option<u64>,
+    pub(crate) sources: Vec<PeerFacts>,
     /// |V|: the local node plus the live peers with a known root.
-    pub voters: usize,
+    pub(crate) voters: usize,
 }
 
 /// The reconciler's own state, as far as the guards need it.
 #[derive(Clone, Copy, Debug, Default)]
-pub struct GuardState<'a> {
-    pub in_flight: bool,
+pub(crate) struct GuardState<'a> {
+    pub(crate) in_flight: bool,
     /// Until when the node said a reconciliation is already running (409).
-    pub busy_until: Option<Instant>,
-    pub cooldown_until: Option<Instant>,
-    pub backoff_until: Option<Instant>,
-    pub requests_last_hour: usize,
-    pub max_per_hour: usize,
-    pub rejected_roots: Option<&'a std::collections::BTreeSet<String>>,
+    pub(crate) busy_until: Option<Instant>,
+    pub(crate) cooldown_until: Option<Instant>,
+    pub(crate) backoff_until: Option<Instant>,
+    pub(crate) requests_last_hour: usize,
+    pub(crate) max_per_hour: usize,
+    pub(crate) rejected_roots: Option<&'a std::collections::BTreeSet<String>>,
     /// Roots whose confirmation was refuted or undecided, held back for a while: under
     /// sampled observation another diverging root is tried first.
-    pub held_roots: Option<&'a std::collections::BTreeSet<String>>,
+    pub(crate) held_roots: Option<&'a std::collections::BTreeSet<String>>,
     /// The root whose confirmation is under way (or confirmed and still valid): kept as
     /// the candidate while it is seen, so that another root coming free does not throw its
     /// draws, or its verdict, away.
-    pub confirming_root: Option<&'a str>,
+    pub(crate) confirming_root: Option<&'a str>,
 }
 
 /// The outcome of one evaluation.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
+pub(crate) enum Decision {
     /// Nothing to reconcile (no divergence, or not for `threshold` cycles yet).
     Idle,
     /// A request is warranted but must not be sent now.
@@ -154,7 +154,7 @@ pub enum Decision {
 }
 
 /// The policy's answer, before any guard: `Ok(None)` when there is nothing to do.
-pub fn choose_target(
+pub(crate) fn choose_target(
     policy: Policy,
     threshold: u64,
     facts: &Facts,
@@ -259,7 +259,7 @@ fn total_quality(group: &[&PeerFacts]) -> f64 {
 /// The whole decision: the policy, then the guards in a fixed order, then — under the
 /// `majority` policy with sampled observation — the confirmation, asked of `confirm` only
 /// when nothing else holds the request back (so no member is pulled in vain).
-pub fn decide(
+pub(crate) fn decide(
     mode: Mode,
     policy: Policy,
     threshold: u64,

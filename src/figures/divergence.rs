@@ -12,8 +12,6 @@ pub enum Relation {
 }
 
 impl Relation {
-    pub const ALL: [Relation; 3] = [Relation::Agree, Relation::Diverge, Relation::Unknown];
-
     /// The value of the `relation` label.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -25,7 +23,7 @@ impl Relation {
 }
 
 /// Compares two roots; pass `None` for a root that is unknown or not fresh.
-pub fn relation(local_root: Option<&str>, peer_root: Option<&str>) -> Relation {
+pub(crate) fn relation(local_root: Option<&str>, peer_root: Option<&str>) -> Relation {
     match (local_root, peer_root) {
         (Some(local), Some(peer)) if local == peer => Relation::Agree,
         (Some(_), Some(_)) => Relation::Diverge,
@@ -34,7 +32,7 @@ pub fn relation(local_root: Option<&str>, peer_root: Option<&str>) -> Relation {
 }
 
 /// +1 when divergent, 0 when agreeing, unchanged when unknown (a failed pull is not agreement).
-pub fn next_streak(streak: u64, relation: Relation) -> u64 {
+pub(crate) fn next_streak(streak: u64, relation: Relation) -> u64 {
     match relation {
         Relation::Diverge => streak + 1,
         Relation::Agree => 0,
@@ -43,7 +41,7 @@ pub fn next_streak(streak: u64, relation: Relation) -> u64 {
 }
 
 /// Divergent live peers / live peers with a known root; 0 when there are none.
-pub fn divergence_ratio(divergent: usize, with_known_root: usize) -> f64 {
+pub(crate) fn divergence_ratio(divergent: usize, with_known_root: usize) -> f64 {
     if with_known_root == 0 {
         0.0
     } else {

@@ -1,19 +1,19 @@
 //! A fixed-bucket histogram of pull durations, kept as plain counts.
 
 /// Upper bounds of the buckets of `peer_poll_duration_seconds`, in seconds.
-pub const BUCKETS: [f64; 11] = [
+pub(crate) const BUCKETS: [f64; 11] = [
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
 #[derive(Clone, Debug, Default, PartialEq)]
-pub struct Histogram {
+pub(crate) struct Histogram {
     /// Observations per bucket (not cumulative); the last slot is `+Inf`.
     counts: [u64; BUCKETS.len() + 1],
     sum: f64,
 }
 
 impl Histogram {
-    pub fn observe(&mut self, seconds: f64) {
+    pub(crate) fn observe(&mut self, seconds: f64) {
         let slot = BUCKETS
             .iter()
             .position(|bound| seconds <= *bound)
@@ -23,7 +23,7 @@ impl Histogram {
     }
 
     /// Cumulative counts per bucket, `+Inf` last (as exposition wants them).
-    pub fn cumulative(&self) -> [u64; BUCKETS.len() + 1] {
+    pub(crate) fn cumulative(&self) -> [u64; BUCKETS.len() + 1] {
         let mut running = 0;
         self.counts.map(|count| {
             running += count;
@@ -31,11 +31,11 @@ impl Histogram {
         })
     }
 
-    pub fn sum(&self) -> f64 {
+    pub(crate) fn sum(&self) -> f64 {
         self.sum
     }
 
-    pub fn count(&self) -> u64 {
+    pub(crate) fn count(&self) -> u64 {
         self.counts.iter().sum()
     }
 }

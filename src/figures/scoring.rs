@@ -4,7 +4,7 @@ use crate::config::QualityWeights;
 
 /// 95th percentile by nearest rank: the value at rank ⌈0.95·n⌉ of `values` in ascending
 /// order. Reorders `values` (a selection, not a full sort).
-pub fn p95_nearest_rank(values: &mut [f64]) -> Option<f64> {
+pub(crate) fn p95_nearest_rank(values: &mut [f64]) -> Option<f64> {
     if values.is_empty() {
         return None;
     }
@@ -15,7 +15,7 @@ pub fn p95_nearest_rank(values: &mut [f64]) -> Option<f64> {
 }
 
 /// 1 − min(p95 / timeout, 1); 0 when there is no successful pull to measure.
-pub fn latency_score(p95_seconds: Option<f64>, timeout_seconds: f64) -> f64 {
+pub(crate) fn latency_score(p95_seconds: Option<f64>, timeout_seconds: f64) -> f64 {
     match p95_seconds {
         Some(p95) => 1.0 - (p95 / timeout_seconds).min(1.0),
         None => 0.0,
@@ -23,7 +23,7 @@ pub fn latency_score(p95_seconds: Option<f64>, timeout_seconds: f64) -> f64 {
 }
 
 /// exp(−age / (3 × interval)), age since the last successful pull; 0 if there was none.
-pub fn freshness(age_seconds: Option<f64>, interval_seconds: f64) -> f64 {
+pub(crate) fn freshness(age_seconds: Option<f64>, interval_seconds: f64) -> f64 {
     match age_seconds {
         Some(age) => (-age.max(0.0) / (3.0 * interval_seconds)).exp(),
         None => 0.0,
@@ -39,7 +39,7 @@ pub struct QualityParts {
 }
 
 /// (w1·success_ratio + w2·latency_score + w3·freshness) / (w1 + w2 + w3).
-pub fn quality(parts: QualityParts, weights: QualityWeights) -> f64 {
+pub(crate) fn quality(parts: QualityParts, weights: QualityWeights) -> f64 {
     let total = weights.success + weights.latency + weights.freshness;
     (weights.success * parts.success_ratio
         + weights.latency * parts.latency_score
@@ -56,7 +56,7 @@ pub struct Novelty {
     pub novelty: f64,
 }
 
-pub fn novelty(live_g_stars: &[f64]) -> Novelty {
+pub(crate) fn novelty(live_g_stars: &[f64]) -> Novelty {
     if live_g_stars.len() < 2 {
         return Novelty {
             g_star_stddev: 0.0,

@@ -11,20 +11,20 @@ use crate::pull::failure::{FailureReason, PullError};
 
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct View {
-    pub node: TargetView,
+    pub(crate) node: TargetView,
     /// The peers this sidecar observes (all of them in a full mesh).
     pub peers: Vec<PeerView>,
     pub federation: FederationView,
     /// Which peers this sidecar observes, and why.
-    pub observation: ObservationView,
+    pub(crate) observation: ObservationView,
     /// Which per-peer series `/metrics` carries.
     #[serde(skip)]
-    pub per_peer: PerPeer,
+    pub(crate) per_peer: PerPeer,
     /// Whether OpenMetrics scrapes carry `_created` samples (`metrics.created_samples`).
     #[serde(skip)]
-    pub created_samples: bool,
+    pub(crate) created_samples: bool,
     /// Completed poll cycles since start.
-    pub cycles_completed: u64,
+    pub(crate) cycles_completed: u64,
 }
 
 /// What is known of one pulled node (the local node or a peer).
@@ -32,7 +32,7 @@ pub struct View {
 pub struct TargetView {
     /// The `peer` label (for the local node: its URL without scheme).
     pub label: String,
-    pub url: String,
+    pub(crate) url: String,
     /// The last pull succeeded.
     pub up: bool,
     /// A pull succeeded within `live_max_age`.
@@ -40,19 +40,19 @@ pub struct TargetView {
     pub polls_total: u64,
     /// When its counters started from zero (Unix seconds): OpenMetrics' `_created`.
     #[serde(skip)]
-    pub counters_created_at: f64,
+    pub(crate) counters_created_at: f64,
     #[serde(serialize_with = "serialize_failures")]
     pub failures_total: [u64; FailureReason::ALL.len()],
     #[serde(skip)]
-    pub durations: Histogram,
-    pub last_success_timestamp_seconds: Option<f64>,
-    pub last_error: Option<PullError>,
+    pub(crate) durations: Histogram,
+    pub(crate) last_success_timestamp_seconds: Option<f64>,
+    pub(crate) last_error: Option<PullError>,
     pub node_id: Option<String>,
-    pub state_root: Option<String>,
-    pub state_height: Option<u64>,
-    pub g_star: Option<f64>,
+    pub(crate) state_root: Option<String>,
+    pub(crate) state_height: Option<u64>,
+    pub(crate) g_star: Option<f64>,
     #[serde(serialize_with = "serialize_reported")]
-    pub reported: Vec<(&'static str, f64)>,
+    pub(crate) reported: Vec<(&'static str, f64)>,
     /// Payload `timestamp` − receive time, from the last successful pull.
     pub clock_skew_seconds: Option<f64>,
 }
@@ -65,32 +65,32 @@ pub struct PeerView {
     /// `None` until the peer has a pull attempt in its window.
     pub quality: Option<QualityView>,
     pub relation: Relation,
-    pub divergent: bool,
+    pub(crate) divergent: bool,
     pub streak: u64,
     /// Set while the peer is excluded for reporting the local node's or another peer's node_id.
     pub identity_problem: Option<String>,
     /// Why this sidecar observes the peer: its rank among the peer's K observers
     /// (0 = highest rendezvous score); `None` in a full mesh.
-    pub observer_rank: Option<usize>,
+    pub(crate) observer_rank: Option<usize>,
 }
 
 /// Sampled observation (SPEC §9): who this sidecar is and what it observes.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct ObservationView {
+pub(crate) struct ObservationView {
     /// This node's name among the members (configured, or the local node's node_id).
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     /// `observers_per_peer` as configured.
-    pub setting: ObserversPerPeer,
+    pub(crate) setting: ObserversPerPeer,
     /// K in force: observers per peer; 0 = every sidecar observes every peer.
-    pub observers_per_peer: usize,
+    pub(crate) observers_per_peer: usize,
     /// Members of the federation, this node included.
-    pub members: usize,
-    pub observed: usize,
-    pub not_observed: usize,
+    pub(crate) members: usize,
+    pub(crate) observed: usize,
+    pub(crate) not_observed: usize,
     /// The member list names this node: that entry is skipped.
-    pub skipped_self: bool,
+    pub(crate) skipped_self: bool,
     /// K > 0 and this node's name is not known yet: nothing is pulled but the node.
-    pub pending: bool,
+    pub(crate) pending: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
@@ -107,15 +107,15 @@ pub struct FederationView {
     /// Configured peers, this node excluded if the list names it.
     pub peers_configured: usize,
     /// Peers this sidecar observes: the sample its figures and decisions come from.
-    pub peers_observed: usize,
+    pub(crate) peers_observed: usize,
     /// K in force; 0 = every sidecar observes every peer.
-    pub observers_per_peer: usize,
+    pub(crate) observers_per_peer: usize,
     pub peers_live: usize,
     #[serde(flatten)]
     pub novelty: Novelty,
     pub divergence_ratio: f64,
-    pub peers_agree: usize,
-    pub peers_diverge: usize,
+    pub(crate) peers_agree: usize,
+    pub(crate) peers_diverge: usize,
     pub peers_unknown: usize,
 }
 
@@ -127,12 +127,12 @@ pub struct HistoryPoint {
     pub at: f64,
     pub peers_live: usize,
     pub novelty: f64,
-    pub divergence_ratio: f64,
+    pub(crate) divergence_ratio: f64,
 }
 
 /// The live count, novelty and divergence ratio of the observed peers, each given as
 /// (live, latest `g_star`, relation): shared by the view and the per-cycle history.
-pub fn headline(
+pub(crate) fn headline(
     peers: impl Iterator<Item = (bool, Option<f64>, Relation)>,
 ) -> (usize, Novelty, f64) {
     let (mut live, mut g_stars, mut divergent, mut with_root) = (0, Vec::new(), 0, 0);
@@ -158,7 +158,7 @@ pub fn headline(
 
 impl FederationView {
     /// Peers per relation, in [`Relation::ALL`] order.
-    pub fn by_relation(&self) -> [(Relation, usize); 3] {
+    pub(crate) fn by_relation(&self) -> [(Relation, usize); 3] {
         [
             (Relation::Agree, self.peers_agree),
             (Relation::Diverge, self.peers_diverge),

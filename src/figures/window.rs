@@ -13,20 +13,20 @@ use crate::timeline::Anchor;
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {
     /// When the pull started.
-    pub at: Instant,
+    pub(crate) at: Instant,
     /// How long the pull took, in microseconds (saturating at about 71 minutes).
     duration_micros: u32,
     /// Why it failed; `None` for a successful pull.
-    pub failure: Option<FailureReason>,
+    pub(crate) failure: Option<FailureReason>,
 }
 
 /// A sample in its serialised form (`contracts/peer_sample@1.yaml`), with wall-clock time.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct SampleRecord {
     /// When the pull started, Unix seconds.
-    pub at: f64,
-    pub duration_seconds: f64,
-    pub failure: Option<FailureReason>,
+    pub(crate) at: f64,
+    pub(crate) duration_seconds: f64,
+    pub(crate) failure: Option<FailureReason>,
 }
 
 impl Sample {
@@ -39,7 +39,7 @@ impl Sample {
     }
 
     /// How long the pull took.
-    pub fn duration(&self) -> Duration {
+    pub(crate) fn duration(&self) -> Duration {
         Duration::from_micros(u64::from(self.duration_micros))
     }
 
@@ -53,7 +53,7 @@ impl Sample {
     }
 
     /// Back from the serialised form.
-    pub fn from_record(record: &SampleRecord, anchor: &Anchor) -> Self {
+    pub(crate) fn from_record(record: &SampleRecord, anchor: &Anchor) -> Self {
         Sample::new(
             anchor.to_instant(record.at),
             Duration::try_from_secs_f64(record.duration_seconds).unwrap_or_default(),
@@ -64,17 +64,17 @@ impl Sample {
 
 /// What a window holds at a moment.
 #[derive(Clone, Debug, PartialEq)]
-pub struct WindowStats {
-    pub attempts: usize,
-    pub successes: usize,
+pub(crate) struct WindowStats {
+    pub(crate) attempts: usize,
+    pub(crate) successes: usize,
     /// Durations of the successful pulls, in seconds, oldest first.
-    pub success_durations: Vec<f64>,
+    pub(crate) success_durations: Vec<f64>,
 }
 
 /// Samples of the last `span`, oldest first. Holds at most `capacity` samples, so memory
 /// stays bounded by window / interval even if pulls come faster than planned.
 #[derive(Clone, Debug)]
-pub struct Window {
+pub(crate) struct Window {
     samples: VecDeque<Sample>,
     span: Duration,
     capacity: usize,
@@ -82,7 +82,7 @@ pub struct Window {
 
 impl Window {
     /// A window over `span` for pulls every `interval`.
-    pub fn new(span: Duration, interval: Duration) -> Self {
+    pub(crate) fn new(span: Duration, interval: Duration) -> Self {
         let capacity = (span.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
         Window {
             samples: VecDeque::with_capacity(capacity.min(1024)),
@@ -92,7 +92,7 @@ impl Window {
     }
 
     /// Adds a sample and forgets what has left the window.
-    pub fn push(&mut self, sample: Sample) {
+    pub(crate) fn push(&mut self, sample: Sample) {
         self.forget_before(sample.at);
         if self.samples.len() == self.capacity {
             self.samples.pop_front();
@@ -101,7 +101,7 @@ impl Window {
     }
 
     /// Drops samples that are `span` or more older than `now`.
-    pub fn forget_before(&mut self, now: Instant) {
+    pub(crate) fn forget_before(&mut self, now: Instant) {
         while let Some(oldest) = self.samples.front() {
             if self.in_window(oldest, now) {
                 break;
@@ -115,7 +115,7 @@ impl Window {
     }
 
     /// Replaces the samples (restoring a checkpoint); keeps the newest that fit.
-    pub fn restore(&mut self, samples: impl IntoIterator<Item = Sample>, now: Instant) {
+    pub(crate) fn restore(&mut self, samples: impl IntoIterator<Item = Sample>, now: Instant) {
         self.samples.clear();
         for sample in samples {
             self.push(sample);
@@ -124,7 +124,7 @@ impl Window {
     }
 
     /// Changes the span (a reloaded `window` or `interval`), keeping the samples that fit.
-    pub fn resize(&mut self, span: Duration, interval: Duration) {
+    pub(crate) fn resize(&mut self, span: Duration, interval: Duration) {
         let samples: Vec<Sample> = self.samples.drain(..).collect();
         let now = samples.last().map(|s| s.at);
         *self = Window::new(span, interval);
@@ -137,12 +137,12 @@ impl Window {
     }
 
     /// The samples, oldest first.
-    pub fn samples(&self) -> impl Iterator<Item = &Sample> {
+    pub(crate) fn samples(&self) -> impl Iterator<Item = &Sample> {
         self.samples.iter()
     }
 
     /// Counts and successful durations of the samples inside the window at `now`.
-    pub fn stats(&self, now: Instant) -> WindowStats {
+    pub(crate) fn stats(&self, now: Instant) -> WindowStats {
         let mut stats = WindowStats {
             attempts: 0,
             successes: 0,
@@ -161,7 +161,8 @@ impl Window {
     }
 
     /// The most samples this window ever holds.
-    pub fn capacity(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
         self.capacity
     }
 }

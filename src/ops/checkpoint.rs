@@ -22,12 +22,12 @@ use crate::outside::file::{directory_of, read_bounded, ReadError};
 use crate::store::{Store, StoreCheckpoint};
 use crate::timeline::{unix_seconds, Anchor};
 
-pub const FORMAT: &str = "peerscope-checkpoint";
-pub const VERSION: u32 = 1;
+pub(crate) const FORMAT: &str = "peerscope-checkpoint";
+pub(crate) const VERSION: u32 = 1;
 /// The largest checkpoint read, in bytes (10,000 full windows fit many times over).
-pub const FILE_LIMIT: u64 = 1 << 30;
+pub(crate) const FILE_LIMIT: u64 = 1 << 30;
 /// Unusable checkpoints moved aside are kept for inspection, the newest this many.
-pub const MOVED_ASIDE_KEPT: usize = 5;
+pub(crate) const MOVED_ASIDE_KEPT: usize = 5;
 
 /// What a checkpoint holds.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -119,7 +119,7 @@ pub fn decode(bytes: &[u8], path: &str) -> Result<Payload, CheckpointError> {
 }
 
 /// Writes `text` to `path` atomically and durably.
-pub fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointError> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointError> {
     let io = |action: &'static str| {
         move |source| CheckpointError::Io {
             path: path.display().to_string(),
@@ -246,12 +246,12 @@ fn remove_stale_temporaries(path: &Path) {
 }
 
 /// Held for the process's life: the lock on a checkpoint path.
-pub struct CheckpointLock {
+pub(crate) struct CheckpointLock {
     _file: File,
 }
 
 /// Takes the lock `<path>.lock` (an OS file lock, released if the process dies).
-pub fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
+pub(crate) fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
     let shown = path.display().to_string();
     let lock_path = PathBuf::from(format!("{shown}.lock"));
     std::fs::create_dir_all(directory_of(path)).map_err(|source| CheckpointError::Io {
@@ -285,16 +285,16 @@ pub fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
 
 /// Writes checkpoints of the store and the reconciler.
 #[derive(Clone)]
-pub struct Checkpointer {
-    pub path: PathBuf,
-    pub store: Store,
-    pub reconciler: Reconciler,
-    pub operations: Operations,
+pub(crate) struct Checkpointer {
+    pub(crate) path: PathBuf,
+    pub(crate) store: Store,
+    pub(crate) reconciler: Reconciler,
+    pub(crate) operations: Operations,
 }
 
 impl Checkpointer {
     /// Restores from the file, if there is one, and records what happened.
-    pub fn restore(&self) -> Result<(), CheckpointError> {
+    pub(crate) fn restore(&self) -> Result<(), CheckpointError> {
         remove_stale_temporaries(&self.path);
         let anchor = Anchor::now();
         let outcome = match load(&self.path)? {
@@ -324,7 +324,7 @@ impl Checkpointer {
     }
 
     /// Writes one checkpoint, off the async threads, and records the outcome.
-    pub async fn save(&self) {
+    pub(crate) async fn save(&self) {
         let anchor = Anchor::now();
         let payload = Payload {
             written_at: unix_seconds(anchor.wall),

@@ -35,8 +35,8 @@ pub fn init(format: LogFormat, level: &str, color: LogColor) {
 #[derive(Debug, thiserror::Error)]
 #[error("log_file {directory}: {source}")]
 pub struct LogFileError {
-    pub directory: String,
-    pub source: tracing_appender::rolling::InitError,
+    pub(crate) directory: String,
+    pub(crate) source: tracing_appender::rolling::InitError,
 }
 
 /// Installs stderr logging plus, when `log_file` is set, rolling files. Keep the returned

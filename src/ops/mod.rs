@@ -3,6 +3,6 @@
 
 pub mod checkpoint;
 pub mod logging;
-pub mod operations;
-pub mod reload;
+pub(crate) mod operations;
+pub(crate) mod reload;
 pub mod shutdown;

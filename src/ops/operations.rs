@@ -8,67 +8,67 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Shared handle; cheap to clone.
 #[derive(Clone, Default)]
-pub struct Operations {
+pub(crate) struct Operations {
     shared: Arc<Mutex<OperationsState>>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
 pub struct OperationsState {
-    pub config: ConfigStatus,
-    pub checkpoint: CheckpointStatus,
-    pub server: ServerStatus,
+    pub(crate) config: ConfigStatus,
+    pub(crate) checkpoint: CheckpointStatus,
+    pub(crate) server: ServerStatus,
 }
 
 /// The HTTP server's own limits at work.
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct ServerStatus {
+pub(crate) struct ServerStatus {
     /// Connections closed because the connection limit was reached (the oldest idle one,
     /// or the new one when every connection was inside a request).
-    pub connections_shed_total: u64,
+    pub(crate) connections_shed_total: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct ConfigStatus {
+pub(crate) struct ConfigStatus {
     /// The file the configuration came from, if any.
-    pub source: Option<String>,
+    pub(crate) source: Option<String>,
     /// FNV-1a hash of the configuration in force (after all sources were merged).
-    pub hash: String,
+    pub(crate) hash: String,
     /// Unix time the configuration in force was loaded.
-    pub loaded_at: f64,
-    pub reloads_total: u64,
-    pub reload_failures_total: u64,
-    pub last_reload_successful: bool,
-    pub last_reload_success_at: f64,
-    pub last_error: Option<String>,
+    pub(crate) loaded_at: f64,
+    pub(crate) reloads_total: u64,
+    pub(crate) reload_failures_total: u64,
+    pub(crate) last_reload_successful: bool,
+    pub(crate) last_reload_success_at: f64,
+    pub(crate) last_error: Option<String>,
     /// The web configuration in force: TLS settings and user names (never hashes).
-    pub web: WebConfig,
+    pub(crate) web: WebConfig,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]
-pub struct CheckpointStatus {
-    pub path: Option<String>,
+pub(crate) struct CheckpointStatus {
+    pub(crate) path: Option<String>,
     /// What happened at start: restored, fresh, or moved aside.
-    pub restore: Option<String>,
-    pub restore_failures_total: u64,
-    pub writes_total: u64,
-    pub write_failures_total: u64,
-    pub last_success_at: Option<f64>,
-    pub last_error: Option<String>,
+    pub(crate) restore: Option<String>,
+    pub(crate) restore_failures_total: u64,
+    pub(crate) writes_total: u64,
+    pub(crate) write_failures_total: u64,
+    pub(crate) last_success_at: Option<f64>,
+    pub(crate) last_error: Option<String>,
 }
 
 impl Operations {
-    pub fn lock(&self) -> MutexGuard<'_, OperationsState> {
+    pub(crate) fn lock(&self) -> MutexGuard<'_, OperationsState> {
         // std Mutex: held only to copy or bump a few fields.
         sync::lock(&self.shared)
     }
 
-    pub fn snapshot(&self) -> OperationsState {
+    pub(crate) fn snapshot(&self) -> OperationsState {
         self.lock().clone()
     }
 }
 
 /// FNV-1a, 64 bits, as hex: a fast checksum against corruption (not against tampering).
-pub fn fnv1a_hex(bytes: &[u8]) -> String {
+pub(crate) fn fnv1a_hex(bytes: &[u8]) -> String {
     format!("{:016x}", fnv1a64(bytes))
 }
 

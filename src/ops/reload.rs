@@ -23,14 +23,14 @@ use crate::store::Store;
 use crate::timeline::unix_seconds;
 
 /// Loads the whole configuration again, from the same sources as at start.
-pub type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
+pub(crate) type Loader = Arc<dyn Fn() -> Result<Config, ConfigError> + Send + Sync>;
 
 /// Events within this window after a change are folded into one reload.
 const DEBOUNCE: Duration = Duration::from_millis(250);
 /// The periodic re-check.
 const RECHECK: Duration = Duration::from_secs(60);
 /// How long loading the configuration (reading every file) may take.
-pub const LOAD_TIME_LIMIT: Duration = Duration::from_secs(5);
+pub(crate) const LOAD_TIME_LIMIT: Duration = Duration::from_secs(5);
 
 enum Trigger {
     /// A watched directory changed, or the periodic re-check: apply only if changed.
@@ -43,13 +43,13 @@ enum Trigger {
 
 /// Asks the reloader for a reload; held by the HTTP server.
 #[derive(Clone)]
-pub struct ReloadHandle {
+pub(crate) struct ReloadHandle {
     triggers: mpsc::UnboundedSender<Trigger>,
 }
 
 impl ReloadHandle {
     /// Reloads now; `Err` carries the reason a new configuration was refused.
-    pub async fn reload(&self) -> Result<(), String> {
+    pub(crate) async fn reload(&self) -> Result<(), String> {
         let (reply, answer) = oneshot::channel();
         self.triggers
             .send(Trigger::Request(reply))
@@ -61,21 +61,21 @@ impl ReloadHandle {
 }
 
 /// Applies reloaded configurations to the running sidecar.
-pub struct Reloader {
-    pub loader: Loader,
-    pub current: Config,
+pub(crate) struct Reloader {
+    pub(crate) loader: Loader,
+    pub(crate) current: Config,
     /// The configuration the sidecar started with: what the keys that need a restart
     /// still come from.
-    pub at_start: Config,
+    pub(crate) at_start: Config,
     /// The `--config` file, if any; its directory and the peers file's are watched.
-    pub config_file: Option<PathBuf>,
-    pub store: Store,
-    pub reconciler: Reconciler,
-    pub operations: Operations,
+    pub(crate) config_file: Option<PathBuf>,
+    pub(crate) store: Store,
+    pub(crate) reconciler: Reconciler,
+    pub(crate) operations: Operations,
     /// The web configuration the server uses; replaced by each applied reload.
-    pub web: WebSettings,
+    pub(crate) web: WebSettings,
     /// A load that outlived [`LOAD_TIME_LIMIT`] and has not finished yet.
-    pub stalled_load: Option<Pending<Result<Config, ConfigError>>>,
+    pub(crate) stalled_load: Option<Pending<Result<Config, ConfigError>>>,
 }
 
 /// The triggers one reload answers.
@@ -104,7 +104,7 @@ impl Batch {
 }
 
 /// A handle and the receiving end, to be run with [`Reloader::run`].
-pub fn channel() -> (ReloadHandle, ReloadTriggers) {
+pub(crate) fn channel() -> (ReloadHandle, ReloadTriggers) {
     let (triggers, receiver) = mpsc::unbounded_channel();
     (
         ReloadHandle {
@@ -117,19 +117,19 @@ pub fn channel() -> (ReloadHandle, ReloadTriggers) {
     )
 }
 
-pub struct ReloadTriggers {
+pub(crate) struct ReloadTriggers {
     sender: mpsc::UnboundedSender<Trigger>,
     receiver: mpsc::UnboundedReceiver<Trigger>,
 }
 
 /// The configuration's fingerprint, shown in `/status`.
-pub fn config_hash(config: &Config) -> String {
+pub(crate) fn config_hash(config: &Config) -> String {
     fnv1a_hex(serde_json::to_string(config).unwrap_or_default().as_bytes())
 }
 
 impl Reloader {
     /// Records the configuration in force at start.
-    pub fn record_initial(&self, source: Option<String>) {
+    pub(crate) fn record_initial(&self, source: Option<String>) {
         let mut operations = self.operations.lock();
         operations.config.source = source;
         operations.config.hash = config_hash(&self.current);

@@ -28,7 +28,7 @@ pub enum ReadError {
 
 /// The directory `path` is in: `.` for a bare file name. Relative paths written in a
 /// file are taken from there.
-pub fn directory_of(path: &Path) -> &Path {
+pub(crate) fn directory_of(path: &Path) -> &Path {
     match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
@@ -40,7 +40,7 @@ pub fn directory_of(path: &Path) -> &Path {
 /// The file is opened with `O_NONBLOCK` so a FIFO cannot block the open, and its type is
 /// checked on the opened descriptor (no race with a rename in between). The size is capped
 /// while reading, not only by the size the file claims.
-pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(libc::O_NONBLOCK)
@@ -58,7 +58,7 @@ pub fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, ReadError> {
 }
 
 /// Like [`read_bounded`], as UTF-8 text.
-pub fn read_text_bounded(path: &Path, limit: u64) -> Result<String, ReadError> {
+pub(crate) fn read_text_bounded(path: &Path, limit: u64) -> Result<String, ReadError> {
     String::from_utf8(read_bounded(path, limit)?).map_err(|_| {
         ReadError::Io(std::io::Error::new(
             std::io::ErrorKind::InvalidData,
@@ -86,7 +86,7 @@ fn describe(kind: std::fs::FileType) -> &'static str {
 /// Blocking work that did not finish: it took longer than its limit (it goes on,
 /// abandoned, on its own thread), or no thread could be started for it.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum Unfinished {
+pub(crate) enum Unfinished {
     #[error("took longer than {0:?} (a stalled filesystem?)")]
     TimedOut(Duration),
     #[error("cannot start a thread for it: {0}")]
@@ -99,13 +99,13 @@ pub enum Unfinished {
 ///
 /// Kept by its owner after a time-out so the next attempt waits for the same work instead
 /// of starting another thread that would stall the same way.
-pub struct Pending<T> {
+pub(crate) struct Pending<T> {
     answer: tokio::sync::oneshot::Receiver<T>,
 }
 
 impl<T: Send + 'static> Pending<T> {
     /// Starts `work` on a new thread.
-    pub fn start(work: impl FnOnce() -> T + Send + 'static) -> std::io::Result<Self> {
+    pub(crate) fn start(work: impl FnOnce() -> T + Send + 'static) -> std::io::Result<Self> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         std::thread::Builder::new()
             .name("peerscope-file".into())
@@ -117,7 +117,7 @@ impl<T: Send + 'static> Pending<T> {
 
     /// The work's result (`None` if it panicked), or `Err(self)` to wait again later if it
     /// took longer than `limit`.
-    pub async fn wait(mut self, limit: Duration) -> Result<Option<T>, Self> {
+    pub(crate) async fn wait(mut self, limit: Duration) -> Result<Option<T>, Self> {
         match tokio::time::timeout(limit, &mut self.answer).await {
             Ok(answer) => Ok(answer.ok()),
             Err(_) => Err(self),
@@ -126,7 +126,7 @@ impl<T: Send + 'static> Pending<T> {
 }
 
 /// Runs blocking `work` on a thread of its own; gives up waiting after `limit`.
-pub async fn off_runtime<T: Send + 'static>(
+pub(crate) async fn off_runtime<T: Send + 'static>(
     limit: Duration,
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, Unfinished> {
@@ -139,15 +139,15 @@ pub async fn off_runtime<T: Send + 'static>(
 }
 
 /// The largest token file read, in bytes.
-pub const TOKEN_LIMIT: u64 = 4096;
+pub(crate) const TOKEN_LIMIT: u64 = 4096;
 /// How long reading a token file may take.
-pub const TOKEN_TIME_LIMIT: Duration = Duration::from_secs(2);
+pub(crate) const TOKEN_TIME_LIMIT: Duration = Duration::from_secs(2);
 
 /// Reads a bearer token from its file, off the runtime: surrounding white space (the
 /// trailing newline of `echo token > file`) is trimmed; an empty token, or one with a
 /// character that cannot be sent in an `Authorization` header, is refused. Errors name
 /// the file and never contain the token.
-pub async fn read_token(path: &Path) -> Result<String, String> {
+pub(crate) async fn read_token(path: &Path) -> Result<String, String> {
     let owned = path.to_path_buf();
     let read = off_runtime(TOKEN_TIME_LIMIT, move || {
         read_text_bounded(&owned, TOKEN_LIMIT)

@@ -4,5 +4,5 @@
 //! outlives its time limit; text from a peer is made printable before a log line or a
 //! terminal table shows it.
 
-pub mod file;
-pub mod text;
+pub(crate) mod file;
+pub(crate) mod text;

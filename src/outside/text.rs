@@ -7,7 +7,7 @@ use std::borrow::Cow;
 
 /// `text` with every control character (C0, DEL, C1, and the Unicode line and paragraph
 /// separators) written as `\n`, `\t`, `\r` or `\u{…}`; borrowed when nothing needed escaping.
-pub fn printable(text: &str) -> Cow<'_, str> {
+pub(crate) fn printable(text: &str) -> Cow<'_, str> {
     if !text.chars().any(needs_escape) {
         return Cow::Borrowed(text);
     }

@@ -1,7 +1,7 @@
 //! Sampled observation: which peers this sidecar pulls when every peer should be observed
 //! by only K members (`observers_per_peer`). Rendezvous (highest-random-weight) hashing
 //! over the shared member list: the observers of peer `p` are the K members `m ≠ p` with
-//! the highest [`score`]`(m, p)`. Every sidecar computes its own share from the member list
+//! the highest `score``(m, p)`. Every sidecar computes its own share from the member list
 //! alone — no coordination, no traffic — and a member joining or leaving moves only the
 //! assignments it takes or gives up.
 //!
@@ -13,14 +13,15 @@
 //! (astronomically rare) go to the smaller name.
 
 /// FNV-1a 64 of a name's bytes (also the checkpoint's and the configuration's checksum).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
+pub(crate) fn fnv1a64(bytes: &[u8]) -> u64 {
     bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| {
         (hash ^ u64::from(*byte)).wrapping_mul(0x0000_0100_0000_01b3)
     })
 }
 
 /// The rendezvous score of `observer` for `peer`.
-pub fn score(observer: &str, peer: &str) -> u64 {
+#[cfg(test)] // the formula as written; the tests hold the fast path (`Members`) to it
+pub(crate) fn score(observer: &str, peer: &str) -> u64 {
     combine(
         fnv1a64(observer.as_bytes()),
         fmix64(fnv1a64(peer.as_bytes())),
@@ -43,14 +44,6 @@ impl<'a> Members<'a> {
         let names: Vec<&'a str> = names.into_iter().collect();
         let keys = names.iter().map(|n| fnv1a64(n.as_bytes())).collect();
         Members { names, keys }
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
     }
 
     /// Where `me` ranks among the observers of `peer` (0 = highest), if within the first

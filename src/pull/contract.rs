@@ -15,7 +15,7 @@ use crate::pull::failure::{FailureReason, PullError};
 pub const SUMMARY_PATH: &str = "/federation/sync/summary";
 
 /// The URL a node's summary is pulled from.
-pub fn summary_url(base: &Url) -> Url {
+pub(crate) fn summary_url(base: &Url) -> Url {
     let mut url = base.clone();
     let path = format!("{}{SUMMARY_PATH}", base.path().trim_end_matches('/'));
     url.set_path(&path);
@@ -23,14 +23,14 @@ pub fn summary_url(base: &Url) -> Url {
 }
 
 /// The only major version of the payload this build understands.
-pub const SUPPORTED_MAJOR: u64 = 1;
+pub(crate) const SUPPORTED_MAJOR: u64 = 1;
 
 /// The largest integer a JSON number carries exactly (2^53 − 1); larger heights are refused.
 const MAX_EXACT_INTEGER: f64 = 9_007_199_254_740_991.0;
 
 /// Names of the reported numeric fields, in export order (`field` label values).
 /// Only these are exported: labels never come from payload content.
-pub const REPORTED_FIELDS: [&str; 9] = [
+pub(crate) const REPORTED_FIELDS: [&str; 9] = [
     "peer_quality",
     "stability_margin",
     "hopf_distance",
@@ -47,16 +47,16 @@ const G_COMPONENT_KEYS: [&str; 3] = ["P", "N", "Cc"];
 /// A node's summary, validated.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Summary {
-    pub schema_version: u64,
+    pub(crate) schema_version: u64,
     pub node_id: String,
     /// Unix seconds at which the node produced the summary.
     pub timestamp: f64,
     pub state_root: Option<String>,
-    pub state_height: Option<u64>,
+    pub(crate) state_height: Option<u64>,
     pub metrics: ReportedMetrics,
 }
 
-/// The numeric fields of a summary's `metrics`, indexed like [`REPORTED_FIELDS`].
+/// The numeric fields of a summary's `metrics`, indexed like `REPORTED_FIELDS`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ReportedMetrics {
     values: [Option<f64>; REPORTED_FIELDS.len()],
@@ -69,7 +69,7 @@ impl ReportedMetrics {
     }
 
     /// The fields present, as (`field` label, value).
-    pub fn present(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
+    pub(crate) fn present(&self) -> impl Iterator<Item = (&'static str, f64)> + '_ {
         REPORTED_FIELDS
             .iter()
             .zip(self.values.iter())

@@ -81,7 +81,7 @@ impl fmt::Display for FailureReason {
 #[error("{reason}: {detail}")]
 pub struct PullError {
     pub reason: FailureReason,
-    pub detail: String,
+    pub(crate) detail: String,
 }
 
 impl PullError {
@@ -99,7 +99,7 @@ impl PullError {
 
 /// The innermost cause of an error: the informative one ("Connection refused (os error
 /// 111)") under the wrappers an HTTP client adds.
-pub fn innermost_cause<'e>(
+pub(crate) fn innermost_cause<'e>(
     error: &'e (dyn std::error::Error + 'static),
 ) -> &'e (dyn std::error::Error + 'static) {
     let mut cause = error;

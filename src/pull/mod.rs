@@ -6,4 +6,4 @@ pub mod assignment;
 pub mod contract;
 pub mod failure;
 pub mod outcome;
-pub mod poller;
+pub(crate) mod poller;

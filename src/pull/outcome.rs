@@ -34,9 +34,9 @@ pub struct PullTarget {
     pub id: TargetId,
     /// The label at the time the plan was made (for logs and tests; never a key).
     pub label: String,
-    pub summary_url: Url,
+    pub(crate) summary_url: Url,
     /// TLS settings and `Authorization` header for this node (plain for the local node).
-    pub transport: Arc<Transport>,
+    pub(crate) transport: Arc<Transport>,
 }
 
 /// What a cycle pulls: the local node and every configured peer, in configuration order.
@@ -48,17 +48,17 @@ pub struct PullPlan {
 
 /// How cycles are paced.
 #[derive(Clone, Copy, Debug)]
-pub struct Pacing {
-    pub interval: Duration,
-    pub timeout: Duration,
-    pub body_limit: usize,
-    pub max_concurrent_pulls: usize,
+pub(crate) struct Pacing {
+    pub(crate) interval: Duration,
+    pub(crate) timeout: Duration,
+    pub(crate) body_limit: usize,
+    pub(crate) max_concurrent_pulls: usize,
 }
 
 impl Pacing {
     /// The spread of pull start times: small, and never so large that a pull started last
     /// could run past the next cycle.
-    pub fn jitter(&self) -> Duration {
+    pub(crate) fn jitter(&self) -> Duration {
         let slack = self.interval.saturating_sub(self.timeout) / 2;
         slack.min(self.interval / 10).min(Duration::from_secs(1))
     }

@@ -46,24 +46,24 @@ fn client_builder(connect_timeout: Duration, keep_alive: bool) -> reqwest::Clien
 
 /// The bounds of one pull (they may change on reload).
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Limits {
+pub(crate) struct Limits {
     /// Total time for the whole pull, headers and body.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Largest body accepted, in bytes.
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
 }
 
 impl Poller {
     /// A poller; `connect_timeout` bounds connection set-up (each pull is bounded whole by
     /// its own limits too).
-    pub fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
         Poller::build(connect_timeout, true)
     }
 
     /// A poller that closes each connection after its pull: for one-off pulls of members
     /// drawn at random (reconciliation's confirmation), which would otherwise leave an idle
     /// connection to every member drawn, on both sides, for the pool's idle timeout.
-    pub fn without_keep_alive(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub(crate) fn without_keep_alive(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
         Poller::build(connect_timeout, false)
     }
 
@@ -98,7 +98,12 @@ impl Poller {
     }
 
     /// Pulls and decodes one summary. Never fails: a failure is part of the outcome.
-    pub async fn pull(&self, url: &Url, transport: &Transport, limits: Limits) -> PullOutcome {
+    pub(crate) async fn pull(
+        &self,
+        url: &Url,
+        transport: &Transport,
+        limits: Limits,
+    ) -> PullOutcome {
         let started = Instant::now();
         let fetch = self.fetch(url, transport, limits.body_limit);
         let result = match tokio::time::timeout(limits.timeout, fetch).await {

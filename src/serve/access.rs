@@ -17,7 +17,7 @@ use crate::config::web::TlsServer;
 use crate::sync;
 
 /// One client connection: plain, or TLS once the handshake is done.
-pub type Stream = Either<TcpStream, TlsStream<TcpStream>>;
+pub(crate) type Stream = Either<TcpStream, TlsStream<TcpStream>>;
 
 /// The first byte of a TLS handshake record.
 const TLS_HANDSHAKE: u8 = 0x16;
@@ -27,7 +27,7 @@ const PLAIN_ON_TLS: &[u8] = b"HTTP/1.0 400 Bad Request\r\nContent-Type: text/pla
 
 /// TLS on `stream` as `tls` says, after a handshake that must finish within
 /// `time_limit`. `Err` says why the connection was closed.
-pub async fn handshake(
+pub(crate) async fn handshake(
     stream: TcpStream,
     tls: &TlsServer,
     time_limit: Duration,
@@ -55,7 +55,7 @@ pub async fn handshake(
 /// Checks HTTP basic auth against bcrypt hashes. bcrypt is slow on purpose (tens of
 /// milliseconds a check): a password once verified is remembered by a digest of user,
 /// password and hash, so a scraper or the page pays once, not at every request.
-pub struct BasicAuth {
+pub(crate) struct BasicAuth {
     verified: Mutex<HashSet<[u8; 32]>>,
     /// At most this many bcrypt checks at a time: clients with wrong passwords cannot
     /// take every core.
@@ -76,7 +76,7 @@ impl Default for BasicAuth {
 
 impl BasicAuth {
     /// Whether `header` (`Authorization`) names one of `users` with its password.
-    pub async fn allows(
+    pub(crate) async fn allows(
         &self,
         users: &BTreeMap<String, String>,
         header: Option<&HeaderValue>,

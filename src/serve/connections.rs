@@ -17,11 +17,11 @@ use tokio_util::sync::CancellationToken;
 
 /// Connections open at once. A scraper, probes and an operator need a handful; the limit,
 /// with the per-connection buffer cap, bounds the memory a flood can take.
-pub const MAX_CONNECTIONS: usize = 512;
+pub(crate) const MAX_CONNECTIONS: usize = 512;
 
 /// The open connections, oldest first.
 #[derive(Clone, Default)]
-pub struct Connections {
+pub(crate) struct Connections {
     shared: Arc<Mutex<Open>>,
 }
 
@@ -53,7 +53,7 @@ const SERVED: usize = 1 << (usize::BITS - 1);
 const IN_FLIGHT: usize = !SERVED;
 
 /// One admitted connection: closes when `closed()` fires, leaves the table when dropped.
-pub struct Admitted {
+pub(crate) struct Admitted {
     id: u64,
     close: CancellationToken,
     requests_in_flight: Arc<AtomicUsize>,
@@ -61,7 +61,7 @@ pub struct Admitted {
 }
 
 /// What admitting a new connection took.
-pub enum Admission {
+pub(crate) enum Admission {
     /// Admitted; `shed` is true when the oldest idle connection was closed for it.
     Admitted { connection: Admitted, shed: bool },
     /// Every open connection is inside a request: the new one is closed.
@@ -70,7 +70,7 @@ pub enum Admission {
 
 impl Connections {
     /// Admits a new connection, making room as the module says.
-    pub fn admit(&self, limit: usize) -> Admission {
+    pub(crate) fn admit(&self, limit: usize) -> Admission {
         let mut open = sync::lock(&self.shared);
         let mut shed = false;
         if open.slots.len() >= limit {
@@ -111,30 +111,31 @@ impl Connections {
     }
 
     /// Connections open now.
-    pub fn open(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn open(&self) -> usize {
         sync::lock(&self.shared).slots.len()
     }
 }
 
 impl Admitted {
     /// Fires when the connection was chosen to make room.
-    pub fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+    pub(crate) fn closed(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.close.cancelled()
     }
 
     /// A handle for the request handlers of this connection: a connection with a request
     /// in flight is never shed.
-    pub fn requests(&self) -> RequestCounter {
+    pub(crate) fn requests(&self) -> RequestCounter {
         RequestCounter(Arc::clone(&self.requests_in_flight))
     }
 }
 
 /// Counts the requests in flight on one connection (cheap to clone into a service).
 #[derive(Clone)]
-pub struct RequestCounter(Arc<AtomicUsize>);
+pub(crate) struct RequestCounter(Arc<AtomicUsize>);
 
 impl RequestCounter {
-    pub fn enter(&self) -> InRequest {
+    pub(crate) fn enter(&self) -> InRequest {
         self.0.fetch_or(SERVED, Ordering::AcqRel);
         self.0.fetch_add(1, Ordering::AcqRel);
         InRequest(Arc::clone(&self.0))
@@ -142,7 +143,7 @@ impl RequestCounter {
 }
 
 /// A request in flight; dropped when its response is ready.
-pub struct InRequest(Arc<AtomicUsize>);
+pub(crate) struct InRequest(Arc<AtomicUsize>);
 
 impl Drop for InRequest {
     fn drop(&mut self) {

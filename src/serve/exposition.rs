@@ -1,5 +1,5 @@
 //! `/metrics`: the Prometheus text exposition (format 0.0.4) or OpenMetrics 1.0 text, as
-//! the scraper asks ([`negotiate`]), rendered at scrape time from a [`View`], so a peer
+//! the scraper asks (`negotiate`), rendered at scrape time from a `View`, so a peer
 //! that left the configuration has no series by construction. Every family comes from
 //! the table in [`crate::serve::families`].
 //!
@@ -36,7 +36,7 @@ pub enum Format {
 
 impl Format {
     /// The exact content type of the exposition.
-    pub fn content_type(self) -> &'static str {
+    pub(crate) fn content_type(self) -> &'static str {
         match self {
             Format::Text => "text/plain; version=0.0.4; charset=utf-8",
             Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -48,7 +48,7 @@ impl Format {
 /// q-value at least that of text 0.0.4 (Prometheus sends
 /// `application/openmetrics-text;version=1.0.0,…,text/plain;version=0.0.4;q=0.5,*/*;q=0.1`);
 /// text otherwise, and for anything this server does not speak.
-pub fn negotiate(accept: Option<&HeaderValue>) -> Format {
+pub(crate) fn negotiate(accept: Option<&HeaderValue>) -> Format {
     let Some(accept) = accept.and_then(|h| h.to_str().ok()) else {
         return Format::Text;
     };
@@ -92,8 +92,8 @@ pub struct Rendering {
 /// Build facts exported as `peerscope_build_info`.
 #[derive(Clone, Debug)]
 pub struct BuildInfo {
-    pub version: &'static str,
-    pub revision: &'static str,
+    pub(crate) version: &'static str,
+    pub(crate) revision: &'static str,
 }
 
 impl BuildInfo {

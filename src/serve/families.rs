@@ -6,7 +6,7 @@
 
 /// A family's type, as the exposition's `# TYPE` line says it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Counter,
     Gauge,
     Histogram,
@@ -27,13 +27,13 @@ impl Kind {
 pub struct Family {
     /// The full name, `peerscope_` included.
     pub name: &'static str,
-    pub kind: Kind,
+    pub(crate) kind: Kind,
     /// Label names of every series (histograms add `le` to their buckets).
-    pub labels: &'static [&'static str],
+    pub(crate) labels: &'static [&'static str],
     pub help: &'static str,
 }
 
-pub const PEER_POLLS_TOTAL: Family = Family {
+pub(crate) const PEER_POLLS_TOTAL: Family = Family {
     name: "peerscope_peer_polls_total",
     kind: Kind::Counter,
     labels: &["peer"],
@@ -45,134 +45,134 @@ pub const PEER_POLL_FAILURES_TOTAL: Family = Family {
     labels: &["peer", "reason"],
     help: "Failed pulls of the peer's summary, by reason: timeout, connect, tls, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
 };
-pub const PEER_POLL_DURATION_SECONDS: Family = Family {
+pub(crate) const PEER_POLL_DURATION_SECONDS: Family = Family {
     name: "peerscope_peer_poll_duration_seconds",
     kind: Kind::Histogram,
     labels: &["peer"],
     help: "Duration of every pull of the peer's summary, failed ones included.",
 };
-pub const PEER_UP: Family = Family {
+pub(crate) const PEER_UP: Family = Family {
     name: "peerscope_peer_up",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "1 if the last pull of the peer succeeded, else 0.",
 };
-pub const PEER_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+pub(crate) const PEER_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
     name: "peerscope_peer_last_success_timestamp_seconds",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "Unix time of the last successful pull of the peer.",
 };
-pub const PEER_SUCCESS_RATIO: Family = Family {
+pub(crate) const PEER_SUCCESS_RATIO: Family = Family {
     name: "peerscope_peer_success_ratio",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "Successful pulls / pull attempts in the window.",
 };
-pub const PEER_LATENCY_P95_SECONDS: Family = Family {
+pub(crate) const PEER_LATENCY_P95_SECONDS: Family = Family {
     name: "peerscope_peer_latency_p95_seconds",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "95th percentile (nearest rank) of successful pull durations in the window.",
 };
-pub const PEER_LATENCY_SCORE: Family = Family {
+pub(crate) const PEER_LATENCY_SCORE: Family = Family {
     name: "peerscope_peer_latency_score",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "1 - min(latency_p95 / timeout, 1); 0 without a successful pull in the window.",
 };
-pub const PEER_FRESHNESS: Family = Family {
+pub(crate) const PEER_FRESHNESS: Family = Family {
     name: "peerscope_peer_freshness",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "exp(-age / (3 x interval)), age since the last successful pull; 0 if never.",
 };
-pub const PEER_QUALITY: Family = Family {
+pub(crate) const PEER_QUALITY: Family = Family {
     name: "peerscope_peer_quality",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "Weighted mean of success ratio, latency score and freshness, in [0, 1].",
 };
-pub const PEER_REPORTED_VALUE: Family = Family {
+pub(crate) const PEER_REPORTED_VALUE: Family = Family {
     name: "peerscope_peer_reported_value",
     kind: Kind::Gauge,
     labels: &["peer", "field"],
     help: "A numeric field of the metrics in the peer's last valid summary.",
 };
-pub const PEER_STATE_DIVERGENT: Family = Family {
+pub(crate) const PEER_STATE_DIVERGENT: Family = Family {
     name: "peerscope_peer_state_divergent",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "1 if the peer's fresh state root differs from the local node's fresh root, else 0.",
 };
-pub const PEER_DIVERGENCE_STREAK: Family = Family {
+pub(crate) const PEER_DIVERGENCE_STREAK: Family = Family {
     name: "peerscope_peer_divergence_streak",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "Consecutive cycles in which the peer was divergent.",
 };
-pub const PEER_CLOCK_SKEW_SECONDS: Family = Family {
+pub(crate) const PEER_CLOCK_SKEW_SECONDS: Family = Family {
     name: "peerscope_peer_clock_skew_seconds",
     kind: Kind::Gauge,
     labels: &["peer"],
     help: "Payload timestamp minus receive time, from the last successful pull.",
 };
-pub const PEERS_CONFIGURED: Family = Family {
+pub(crate) const PEERS_CONFIGURED: Family = Family {
     name: "peerscope_peers_configured",
     kind: Kind::Gauge,
     labels: &[],
     help: "Peers in the configuration.",
 };
-pub const PEERS_LIVE: Family = Family {
+pub(crate) const PEERS_LIVE: Family = Family {
     name: "peerscope_peers_live",
     kind: Kind::Gauge,
     labels: &[],
     help: "Peers with a successful pull within live_max_age.",
 };
-pub const PEERS_OBSERVED: Family = Family {
+pub(crate) const PEERS_OBSERVED: Family = Family {
     name: "peerscope_peers_observed",
     kind: Kind::Gauge,
     labels: &[],
     help: "Peers this sidecar observes: the sample its figures and decisions come from.",
 };
-pub const OBSERVERS_PER_PEER: Family = Family {
+pub(crate) const OBSERVERS_PER_PEER: Family = Family {
     name: "peerscope_observers_per_peer",
     kind: Kind::Gauge,
     labels: &[],
     help:
         "Observers per peer in force (rendezvous hashing); 0 = every sidecar observes every peer.",
 };
-pub const NOVELTY: Family = Family {
+pub(crate) const NOVELTY: Family = Family {
     name: "peerscope_novelty",
     kind: Kind::Gauge,
     labels: &[],
     help: "clip(stddev of the live peers' g_star / 0.5, 0, 1); 0 with fewer than 2 live peers.",
 };
-pub const G_STAR_STDDEV: Family = Family {
+pub(crate) const G_STAR_STDDEV: Family = Family {
     name: "peerscope_g_star_stddev",
     kind: Kind::Gauge,
     labels: &[],
     help: "Population standard deviation of the live peers' latest g_star.",
 };
-pub const DIVERGENCE_RATIO: Family = Family {
+pub(crate) const DIVERGENCE_RATIO: Family = Family {
     name: "peerscope_divergence_ratio",
     kind: Kind::Gauge,
     labels: &[],
     help: "Divergent live peers / live peers with a known root; 0 if none.",
 };
-pub const STATE_PEERS: Family = Family {
+pub(crate) const STATE_PEERS: Family = Family {
     name: "peerscope_state_peers",
     kind: Kind::Gauge,
     labels: &["relation"],
     help: "Peers by how their state root relates to the local node's.",
 };
-pub const NODE_UP: Family = Family {
+pub(crate) const NODE_UP: Family = Family {
     name: "peerscope_node_up",
     kind: Kind::Gauge,
     labels: &[],
     help: "1 if the last pull of the local node succeeded, else 0.",
 };
-pub const NODE_POLLS_TOTAL: Family = Family {
+pub(crate) const NODE_POLLS_TOTAL: Family = Family {
     name: "peerscope_node_polls_total",
     kind: Kind::Counter,
     labels: &[],
@@ -184,145 +184,145 @@ pub const NODE_POLL_FAILURES_TOTAL: Family = Family {
     labels: &["reason"],
     help: "Failed pulls of the local node's summary, by reason: timeout, connect, tls, http_status, redirect, body_too_large, decode, schema, unsupported_version, identity.",
 };
-pub const NODE_REPORTED_VALUE: Family = Family {
+pub(crate) const NODE_REPORTED_VALUE: Family = Family {
     name: "peerscope_node_reported_value",
     kind: Kind::Gauge,
     labels: &["field"],
     help: "A numeric field of the metrics in the local node's last valid summary.",
 };
-pub const RECONCILE_REQUESTS_TOTAL: Family = Family {
+pub(crate) const RECONCILE_REQUESTS_TOTAL: Family = Family {
     name: "peerscope_reconcile_requests_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Reconciliation requests sent to the local node.",
 };
-pub const RECONCILE_FAILURES_TOTAL: Family = Family {
+pub(crate) const RECONCILE_FAILURES_TOTAL: Family = Family {
     name: "peerscope_reconcile_failures_total",
     kind: Kind::Counter,
     labels: &["reason"],
     help: "Reconciliation requests that failed, by reason.",
 };
-pub const RECONCILE_SUPPRESSED_TOTAL: Family = Family {
+pub(crate) const RECONCILE_SUPPRESSED_TOTAL: Family = Family {
     name: "peerscope_reconcile_suppressed_total",
     kind: Kind::Counter,
     labels: &["reason"],
     help: "Cycles in which a warranted reconciliation request was not sent, by reason.",
 };
-pub const RECONCILE_IN_PROGRESS: Family = Family {
+pub(crate) const RECONCILE_IN_PROGRESS: Family = Family {
     name: "peerscope_reconcile_in_progress",
     kind: Kind::Gauge,
     labels: &[],
     help: "1 while a reconciliation request is awaiting the node's answer.",
 };
-pub const RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+pub(crate) const RECONCILE_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
     name: "peerscope_reconcile_last_success_timestamp_seconds",
     kind: Kind::Gauge,
     labels: &[],
     help: "Unix time of the last reconciliation request the node accepted.",
 };
-pub const RECONCILE_BACKOFF_SECONDS: Family = Family {
+pub(crate) const RECONCILE_BACKOFF_SECONDS: Family = Family {
     name: "peerscope_reconcile_backoff_seconds",
     kind: Kind::Gauge,
     labels: &[],
     help: "Seconds until a failed reconciliation may be retried; 0 when not backing off.",
 };
-pub const RECONCILE_CONSECUTIVE_FAILURES: Family = Family {
+pub(crate) const RECONCILE_CONSECUTIVE_FAILURES: Family = Family {
     name: "peerscope_reconcile_consecutive_failures",
     kind: Kind::Gauge,
     labels: &[],
     help: "Reconciliation requests in a row that failed or had no effect; 0 when the node accepts one.",
 };
-pub const RECONCILE_CONFIRMATIONS_TOTAL: Family = Family {
+pub(crate) const RECONCILE_CONFIRMATIONS_TOTAL: Family = Family {
     name: "peerscope_reconcile_confirmations_total",
     kind: Kind::Counter,
     labels: &["outcome"],
     help: "Confirmations on random members of the whole membership that finished, by outcome: confirmed, refuted, undecided.",
 };
-pub const RECONCILE_CONFIRMATION_PULLS_TOTAL: Family = Family {
+pub(crate) const RECONCILE_CONFIRMATION_PULLS_TOTAL: Family = Family {
     name: "peerscope_reconcile_confirmation_pulls_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Members pulled to confirm a reconciliation target (random draws from the whole membership).",
 };
-pub const RECONCILE_CONFIRMATION_IN_PROGRESS: Family = Family {
+pub(crate) const RECONCILE_CONFIRMATION_IN_PROGRESS: Family = Family {
     name: "peerscope_reconcile_confirmation_in_progress",
     kind: Kind::Gauge,
     labels: &[],
     help: "1 while a reconciliation target is being confirmed on random members.",
 };
-pub const RECONCILE_CONFIRMATION_STATISTIC: Family = Family {
+pub(crate) const RECONCILE_CONFIRMATION_STATISTIC: Family = Family {
     name: "peerscope_reconcile_confirmation_statistic",
     kind: Kind::Gauge,
     labels: &[],
     help: "The running or last confirmation's test statistic: sampled votes for the target minus the rest (confirmed at 35, refuted at -25).",
 };
-pub const RECONCILE_PROBE_PULLS_TOTAL: Family = Family {
+pub(crate) const RECONCILE_PROBE_PULLS_TOTAL: Family = Family {
     name: "peerscope_reconcile_probe_pulls_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Pulls of the roaming probe: one random member per interval beside the observed peers, so that a sampled sidecar sees a divergence its few observed peers miss.",
 };
-pub const CONFIG_LAST_RELOAD_SUCCESSFUL: Family = Family {
+pub(crate) const CONFIG_LAST_RELOAD_SUCCESSFUL: Family = Family {
     name: "peerscope_config_last_reload_successful",
     kind: Kind::Gauge,
     labels: &[],
     help: "1 if the last configuration (re)load succeeded, else 0.",
 };
-pub const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+pub(crate) const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
     name: "peerscope_config_last_reload_success_timestamp_seconds",
     kind: Kind::Gauge,
     labels: &[],
     help: "Unix time of the last successful configuration (re)load.",
 };
-pub const CONFIG_RELOADS_TOTAL: Family = Family {
+pub(crate) const CONFIG_RELOADS_TOTAL: Family = Family {
     name: "peerscope_config_reloads_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Configuration reloads attempted (changes, SIGHUP, POST /-/reload).",
 };
-pub const CONFIG_RELOAD_FAILURES_TOTAL: Family = Family {
+pub(crate) const CONFIG_RELOAD_FAILURES_TOTAL: Family = Family {
     name: "peerscope_config_reload_failures_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Configuration reloads refused; the previous configuration stayed in force.",
 };
-pub const HTTP_CONNECTIONS_SHED_TOTAL: Family = Family {
+pub(crate) const HTTP_CONNECTIONS_SHED_TOTAL: Family = Family {
     name: "peerscope_http_connections_shed_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Client connections closed because the server's connection limit was reached: the oldest idle one, or the new one when every connection was inside a request.",
 };
-pub const CHECKPOINT_WRITES_TOTAL: Family = Family {
+pub(crate) const CHECKPOINT_WRITES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_writes_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Checkpoints written.",
 };
-pub const CHECKPOINT_WRITE_FAILURES_TOTAL: Family = Family {
+pub(crate) const CHECKPOINT_WRITE_FAILURES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_write_failures_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Checkpoint writes that failed.",
 };
-pub const CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
+pub(crate) const CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
     name: "peerscope_checkpoint_last_success_timestamp_seconds",
     kind: Kind::Gauge,
     labels: &[],
     help: "Unix time of the last checkpoint written.",
 };
-pub const CHECKPOINT_RESTORE_FAILURES_TOTAL: Family = Family {
+pub(crate) const CHECKPOINT_RESTORE_FAILURES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_restore_failures_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Checkpoints found unusable at start and moved aside.",
 };
-pub const CYCLES_TOTAL: Family = Family {
+pub(crate) const CYCLES_TOTAL: Family = Family {
     name: "peerscope_cycles_total",
     kind: Kind::Counter,
     labels: &[],
     help: "Poll cycles completed since start.",
 };
-pub const BUILD_INFO: Family = Family {
+pub(crate) const BUILD_INFO: Family = Family {
     name: "peerscope_build_info",
     kind: Kind::Gauge,
     labels: &["version", "revision"],
@@ -330,7 +330,8 @@ pub const BUILD_INFO: Family = Family {
 };
 
 /// Every family, in exposition order.
-pub const ALL: &[&Family] = &[
+#[cfg(test)] // the catalogue the tests hold to contracts/metrics@1.yaml
+pub(crate) const ALL: &[&Family] = &[
     &PEER_POLLS_TOTAL,
     &PEER_POLL_FAILURES_TOTAL,
     &PEER_POLL_DURATION_SECONDS,

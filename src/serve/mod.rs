@@ -2,9 +2,9 @@
 //! it, the server and its endpoints, who may reach them (TLS, basic auth), and the human
 //! table of `/status`.
 
-pub mod access;
-pub mod connections;
+pub(crate) mod access;
+pub(crate) mod connections;
 pub mod exposition;
 pub mod families;
-pub mod server;
+pub(crate) mod server;
 pub mod status_table;

@@ -59,28 +59,28 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest read buffer of one connection, in bytes: request headers longer than this
 /// are answered `431` and the connection closed (hyper's default is ~400 KiB, and 2,000
 /// clients sending unfinished headers took the sidecar to 778 MiB — issue 12).
-pub const MAX_REQUEST_BUFFER: usize = 16 * 1024;
+pub(crate) const MAX_REQUEST_BUFFER: usize = 16 * 1024;
 /// The page served at `/`: self-contained, every link and fetch relative.
 const PAGE: &str = include_str!("page.html");
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
 /// What the handlers need; built once and shared by every connection.
-pub struct App {
-    pub store: Store,
-    pub reconciler: Reconciler,
-    pub operations: Operations,
-    pub reload: ReloadHandle,
+pub(crate) struct App {
+    pub(crate) store: Store,
+    pub(crate) reconciler: Reconciler,
+    pub(crate) operations: Operations,
+    pub(crate) reload: ReloadHandle,
     /// File holding the token that lets a non-loopback caller reload.
-    pub admin_token_file: Option<PathBuf>,
+    pub(crate) admin_token_file: Option<PathBuf>,
     /// TLS and basic auth in force (replaced by reloads).
-    pub web: WebSettings,
-    pub basic_auth: BasicAuth,
-    pub build: BuildInfo,
+    pub(crate) web: WebSettings,
+    pub(crate) basic_auth: BasicAuth,
+    pub(crate) build: BuildInfo,
     /// Unix time the sidecar started: its own counters' OpenMetrics `_created`.
-    pub started_at: f64,
+    pub(crate) started_at: f64,
     /// Holds the `process_*` collector; passed in, never global.
-    pub process_registry: prometheus::Registry,
+    pub(crate) process_registry: prometheus::Registry,
 }
 
 /// The `/status` document.
@@ -104,7 +104,7 @@ struct HistoryDocument {
 }
 
 /// Serves until `shutdown` is cancelled, then lets in-flight requests finish.
-pub async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
+pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: CancellationToken) {
     let graceful = GracefulShutdown::new();
     let connections = Connections::default();
     loop {

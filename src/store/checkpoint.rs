@@ -19,16 +19,16 @@ pub struct StoreCheckpoint {
 pub struct PeerCheckpoint {
     /// The peer's base URL: what identifies it across configuration changes.
     pub url: String,
-    pub node_id: Option<String>,
-    pub streak: u64,
+    pub(crate) node_id: Option<String>,
+    pub(crate) streak: u64,
     /// Unix time of the last successful pull.
-    pub last_success: Option<f64>,
-    pub samples: Vec<SampleRecord>,
+    pub(crate) last_success: Option<f64>,
+    pub(crate) samples: Vec<SampleRecord>,
 }
 
 impl Store {
     /// The state worth keeping across a restart.
-    pub fn checkpoint(&self, anchor: &Anchor) -> StoreCheckpoint {
+    pub(crate) fn checkpoint(&self, anchor: &Anchor) -> StoreCheckpoint {
         let state = self.lock();
         StoreCheckpoint {
             peers: state

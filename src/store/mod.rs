@@ -76,7 +76,7 @@ struct State {
 }
 
 /// The most cycles of headline figures kept for the page's plot.
-pub const HISTORY_LIMIT: usize = 1000;
+pub(crate) const HISTORY_LIMIT: usize = 1000;
 
 /// Cycles of history kept: a window's worth, at most [`HISTORY_LIMIT`].
 fn history_length(settings: &Settings) -> usize {
@@ -182,7 +182,7 @@ impl Store {
     }
 
     /// How the next cycle is paced.
-    pub fn pacing(&self) -> Pacing {
+    pub(crate) fn pacing(&self) -> Pacing {
         let settings = self.lock().settings;
         Pacing {
             interval: settings.interval,
@@ -193,12 +193,12 @@ impl Store {
     }
 
     /// The local node's base URL.
-    pub fn node_url(&self) -> Url {
+    pub(crate) fn node_url(&self) -> Url {
         self.lock().node.url.clone()
     }
 
     /// The member list a confirmation draws from.
-    pub fn membership(&self) -> Membership {
+    pub(crate) fn membership(&self) -> Membership {
         let state = self.lock();
         let k = state.observation.observers_per_peer;
         Membership {
@@ -211,7 +211,7 @@ impl Store {
 
     /// The members at `positions` of the member list of `generation`, with their base
     /// URLs; `None` when the list has changed since.
-    pub fn members_at(
+    pub(crate) fn members_at(
         &self,
         generation: u64,
         positions: &[usize],
@@ -244,18 +244,18 @@ impl Store {
     }
 
     /// The interval and the window in force.
-    pub fn timing(&self) -> (Duration, Duration) {
+    pub(crate) fn timing(&self) -> (Duration, Duration) {
         let state = self.lock();
         (state.settings.interval, state.settings.window)
     }
 
     /// Records that the poll loop is alive at `now`.
-    pub fn beat(&self, now: Instant) {
+    pub(crate) fn beat(&self, now: Instant) {
         self.lock().heartbeat = Some(now);
     }
 
     /// Alive: the poll loop's heartbeat advanced within 3 intervals.
-    pub fn is_alive(&self, now: Instant) -> bool {
+    pub(crate) fn is_alive(&self, now: Instant) -> bool {
         let state = self.lock();
         state.heartbeat.is_some_and(|beat| {
             now.saturating_duration_since(beat) <= state.settings.interval.saturating_mul(3)
@@ -263,7 +263,7 @@ impl Store {
     }
 
     /// Ready: the first poll cycle has completed.
-    pub fn is_ready(&self) -> bool {
+    pub(crate) fn is_ready(&self) -> bool {
         self.lock().cycles_completed > 0
     }
 
@@ -339,7 +339,7 @@ impl Store {
     }
 
     /// The headline figures of each cycle over the last window (at most
-    /// [`HISTORY_LIMIT`] cycles), oldest first, with wall-clock times from `anchor`.
+    /// `HISTORY_LIMIT` cycles), oldest first, with wall-clock times from `anchor`.
     pub fn history(&self, anchor: &Anchor) -> Vec<HistoryPoint> {
         let state = self.lock();
         let span = state.settings.window;
@@ -359,7 +359,7 @@ impl Store {
     }
 
     /// What the reconciliation decision looks at, at `now`.
-    pub fn reconcile_facts(&self, now: Instant) -> Facts {
+    pub(crate) fn reconcile_facts(&self, now: Instant) -> Facts {
         let state = self.lock();
         let settings = state.settings;
         let live_max_age = settings.live_max_age;
@@ -407,7 +407,7 @@ impl Store {
 
     /// After an accepted reconciliation every streak starts over, so the threshold must be
     /// crossed again before the next request.
-    pub fn reset_streaks(&self) {
+    pub(crate) fn reset_streaks(&self) {
         for peer in &mut self.lock().peers {
             peer.streak = 0;
         }
@@ -497,7 +497,7 @@ pub(super) mod testing {
 
     /// A configuration for node `http://127.0.0.1:1` with `peers` (`name=url` or a URL)
     /// and any other flags.
-    pub fn config(peers: &[&str], flags: &[(&'static str, &str)]) -> Config {
+    pub(crate) fn config(peers: &[&str], flags: &[(&'static str, &str)]) -> Config {
         let mut all = vec![("node", "http://127.0.0.1:1")];
         all.extend(peers.iter().map(|p| ("peers", *p)));
         all.extend_from_slice(flags);
@@ -505,7 +505,7 @@ pub(super) mod testing {
     }
 
     /// A successful pull at `at` of a summary with this node_id and root.
-    pub fn answered(node_id: &str, root: &str, at: Instant) -> PullOutcome {
+    pub(crate) fn answered(node_id: &str, root: &str, at: Instant) -> PullOutcome {
         let body = format!(
             r#"{{"node_id":"{node_id}","timestamp":1700000000,"state_root":"{root}","state_height":7,"metrics":{{"g_star":0.5}}}}"#
         );
@@ -518,7 +518,7 @@ pub(super) mod testing {
     }
 
     /// A pull at `at` that failed with `reason`.
-    pub fn failed(reason: FailureReason, at: Instant) -> PullOutcome {
+    pub(crate) fn failed(reason: FailureReason, at: Instant) -> PullOutcome {
         PullOutcome {
             started: at,
             duration: Duration::from_millis(20),
