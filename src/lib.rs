@@ -17,6 +17,7 @@
 //! - [`figures`]: windows and the figures computed from them, as pure functions, and the
 //!   decision whether to reconcile.
 //! - [`store`]: the one shared store of what is known, built first and passed to every task.
+//! - [`discover`]: the discovery loop — DNS and http_sd sources looked up every refresh.
 //! - [`cycle`]: the poll loop that pulls everything every interval.
 //! - [`act`]: the reconciler — pure guards, the HTTP client, the actor loop.
 //! - [`ops`]: running for months — reload, checkpoints, logs, signals, their counters.
@@ -49,6 +50,8 @@ pub mod pull;
 
 pub mod figures;
 pub mod store;
+
+pub mod discover;
 
 pub mod cycle;
 

@@ -73,7 +73,7 @@ impl clap::Args for RunArgs {
                 DefaultValue::Required | DefaultValue::Absent => String::new(),
             };
             let action = match key.value {
-                Value::PeerList => ArgAction::Append,
+                Value::PeerList | Value::List(_) => ArgAction::Append,
                 Value::Scalar(_) | Value::Path(_) => ArgAction::Set,
             };
             command.arg(

@@ -13,10 +13,12 @@ use crate::act::{self, Reconciler};
 use crate::config::web::WebSettings;
 use crate::config::Config;
 use crate::cycle::run_poll_loop;
+use crate::discover::run_discovery;
 use crate::ops::checkpoint::{self, CheckpointError, Checkpointer};
 use crate::ops::operations::Operations;
 use crate::ops::reload::{self, Loader, Reloader};
 use crate::pull::poller::Poller;
+use crate::pull::resolver::Resolver;
 use crate::serve::access::BasicAuth;
 use crate::serve::exposition::BuildInfo;
 use crate::serve::server::{serve, App};
@@ -92,9 +94,19 @@ pub async fn run(
         checkpointer.restore()?;
     }
 
-    let poller = Poller::new(config.timeout).map_err(SidecarError::HttpClient)?;
+    // Named DNS servers resolve discovered names for every pull too; without them the
+    // system resolver does, and hickory (with the system's configuration) only looks up
+    // the discovery sources.
+    let resolver = Resolver::new(&config.discovery.dns_servers);
+    if let (Err(reason), true) = (&resolver, !config.discovery.dns.is_empty()) {
+        tracing::error!(%reason, "no DNS resolver: the dns+ and dnssrv+ sources cannot be looked up");
+    }
+    let pull_resolver = resolver.as_ref().ok().filter(|r| r.custom).cloned();
+    let poller =
+        Poller::new(config.timeout, pull_resolver.clone()).map_err(SidecarError::HttpClient)?;
     // Members drawn at random are pulled once: no connection kept to each of them.
-    let sampler = Poller::without_keep_alive(config.timeout).map_err(SidecarError::HttpClient)?;
+    let sampler = Poller::without_keep_alive(config.timeout, pull_resolver)
+        .map_err(SidecarError::HttpClient)?;
     let process_registry = prometheus::Registry::new();
     process_registry
         .register(Box::new(
@@ -143,6 +155,12 @@ pub async fn run(
         cycles_seen,
         shutdown.clone(),
     ));
+    let discovery = tokio::spawn(run_discovery(
+        store.clone(),
+        resolver,
+        poller.clone(),
+        shutdown.clone(),
+    ));
     let poll_loop = tokio::spawn(run_poll_loop(store, poller, cycles, shutdown.clone()));
     let reloading = tokio::spawn(reloader.run(reload_triggers, shutdown.clone()));
     let periodic = checkpointer
@@ -153,6 +171,7 @@ pub async fn run(
     let (poll_loop, acting) = tokio::join!(poll_loop, acting);
     poll_loop.map_err(panicked("poll loop"))?;
     acting.map_err(panicked("reconciler"))?;
+    discovery.await.map_err(panicked("discovery"))?;
     if let Some(periodic) = periodic {
         periodic.await.map_err(panicked("checkpointer"))?;
     }

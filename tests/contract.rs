@@ -172,6 +172,9 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         state.display()
     );
     std::fs::write(&config, text).unwrap();
+    // An http_sd endpoint nobody serves: its failed refreshes give the discovery families
+    // their samples, and its members (none) change nothing else.
+    let http_sd = format!("{}/sd", common::closed_port_url());
     let sidecar = Sidecar::start(&args(&[
         "--config",
         config.to_str().unwrap(),
@@ -181,6 +184,8 @@ async fn a_real_scrape_exports_exactly_the_catalogue_and_passes_promtool() {
         &peer.url(),
         "--peer",
         &other.url(),
+        "--peers-http-sd",
+        &http_sd,
         "--interval",
         "300ms",
         "--timeout",

@@ -266,3 +266,75 @@ fn the_dockerfile_caches_dependencies_and_carries_oci_labels() {
     let first_build = text.find("cargo build").unwrap();
     assert!(manifests < first_build && first_build < sources);
 }
+
+/// The StatefulSet example finds its peers through its headless Service's SRV records
+/// (SPEC §10), each pod naming itself as those records do, and its arguments are a valid
+/// configuration (`peerscope check`, with the downward API's values filled in).
+#[test]
+fn the_statefulset_example_finds_its_peers_through_the_headless_services_srv_records() {
+    let documents = documents("deploy/kubernetes/statefulset.yaml");
+    let service = of_kind(&documents, "Service")[0];
+    assert_eq!(service["spec"]["clusterIP"], "None");
+    let service_name = service["metadata"]["name"].as_str().unwrap();
+    let port_name = service["spec"]["ports"][0]["name"].as_str().unwrap();
+    let set = of_kind(&documents, "StatefulSet")[0];
+    assert_eq!(set["spec"]["serviceName"].as_str(), Some(service_name));
+    let sidecar = set["spec"]["template"]["spec"]["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "peerscope")
+        .unwrap();
+    let env_of = |name: &str| {
+        sidecar["env"]
+            .as_sequence()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == name)
+            .map(|e| {
+                e["valueFrom"]["fieldRef"]["fieldPath"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+    };
+    assert_eq!(env_of("POD_NAME").as_deref(), Some("metadata.name"));
+    assert_eq!(
+        env_of("POD_NAMESPACE").as_deref(),
+        Some("metadata.namespace")
+    );
+    let args: Vec<String> = sidecar["args"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_owned())
+        .collect();
+    let peer = format!(
+        "--peer=dnssrv+_{port_name}._tcp.{service_name}.$(POD_NAMESPACE).svc.cluster.local"
+    );
+    assert!(args.contains(&peer), "{args:?}");
+    assert!(
+        args.iter()
+            .any(|a| a.starts_with(&format!("--name=$(POD_NAME).{service_name}."))),
+        "{args:?}"
+    );
+    assert!(sidecar["readinessProbe"].is_null());
+    let filled: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| {
+            a.replace("$(POD_NAME)", "nova-0")
+                .replace("$(POD_NAMESPACE)", "default")
+        })
+        .collect();
+    let check = std::process::Command::new(env!("CARGO_BIN_EXE_peerscope"))
+        .arg("check")
+        .args(&filled)
+        .output()
+        .unwrap();
+    assert!(
+        check.status.success(),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+}

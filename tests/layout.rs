@@ -5,9 +5,9 @@
 use std::path::Path;
 
 /// Top-level modules in reading order; a module may import only from this position or above.
-const ORDER: [&str; 12] = [
-    "timeline", "sync", "outside", "config", "pull", "figures", "store", "cycle", "act", "ops",
-    "serve", "sidecar",
+const ORDER: [&str; 13] = [
+    "timeline", "sync", "outside", "config", "pull", "figures", "store", "discover", "cycle",
+    "act", "ops", "serve", "sidecar",
 ];
 
 fn rank(module: &str) -> usize {

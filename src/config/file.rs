@@ -4,7 +4,9 @@
 
 use std::path::Path;
 
+use super::discovery::{self, DnsSource};
 use super::keys::{self, Value};
+use super::load::PeerList;
 use super::parse::base_url;
 use super::{Config, ConfigError, PeerConfig};
 use crate::outside::file::{directory_of, read_text_bounded};
@@ -15,7 +17,7 @@ pub(crate) struct FileValues {
     /// Scalar keys as (key, text), in file order.
     pub(crate) scalars: Vec<(&'static str, String)>,
     /// The `[[peers]]` tables, if the file has any.
-    pub(crate) peers: Option<Vec<PeerConfig>>,
+    pub(crate) peers: Option<PeerList>,
 }
 
 /// The largest configuration file read, in bytes.
@@ -84,16 +86,30 @@ fn add(
                     format!("{name}: must be [[{name}]] tables"),
                 ));
             };
-            let peers = entries
-                .iter()
-                .enumerate()
-                .map(|(index, entry)| peer_entry(entry, index, origin, directory))
-                .collect::<Result<_, _>>()?;
-            values.peers = Some(peers);
+            let mut list: PeerList = (Vec::new(), Vec::new());
+            for (index, entry) in entries.iter().enumerate() {
+                if let Some(source) = dns_entry(entry, index, origin)? {
+                    list.1.push(source);
+                } else {
+                    list.0.push(peer_entry(entry, index, origin, directory)?);
+                }
+            }
+            values.peers = Some(list);
         }
         Value::Scalar(_) => values
             .scalars
             .push((key.name, scalar_text(value, name, origin)?)),
+        Value::List(_) => {
+            let text = match value {
+                toml::Value::Array(items) => items
+                    .iter()
+                    .map(|item| scalar_text(item, name, origin))
+                    .collect::<Result<Vec<_>, _>>()?
+                    .join(","),
+                other => scalar_text(other, name, origin)?,
+            };
+            values.scalars.push((key.name, text));
+        }
         Value::Path(_) => {
             let text = scalar_text(value, name, origin)?;
             values.scalars.push((key.name, within(directory, text)));
@@ -110,6 +126,34 @@ fn within(directory: &Path, text: String) -> String {
         }
         _ => text,
     }
+}
+
+/// A `[[peers]]` table whose `url` is a `dns+` or `dnssrv+` address: a DNS source. Its
+/// members are reached as `[pull]` says, so the table takes no other key.
+fn dns_entry(
+    entry: &toml::Value,
+    index: usize,
+    origin: &str,
+) -> Result<Option<DnsSource>, ConfigError> {
+    let at = format!("peers[{index}]");
+    let Some(source) = entry
+        .get("url")
+        .and_then(toml::Value::as_str)
+        .and_then(discovery::dns_source)
+    else {
+        return Ok(None);
+    };
+    let source = source.map_err(|p| ConfigError::new(origin, format!("{at}.url: {p}")))?;
+    if let Some(other) = entry
+        .as_table()
+        .and_then(|table| table.keys().find(|key| *key != "url"))
+    {
+        return Err(ConfigError::new(
+            origin,
+            format!("{at}.{other}: a dns+ or dnssrv+ address takes no other key (its members are reached as [pull] says)"),
+        ));
+    }
+    Ok(Some(source))
 }
 
 fn peer_entry(

@@ -5,12 +5,12 @@
 //! [`Config`] and, where it spans keys, a rule in `check_rules`).
 
 use super::parse::{
-    api_path, base_url, duration, growth_factor, name, nonzero_duration, observers_per_peer,
-    one_of, positive, socket_address, text, weight,
+    api_path, base_url, duration, growth_factor, http_url, name, nonzero_duration,
+    observers_per_peer, one_of, positive, socket_address, text, weight,
 };
 use std::path::PathBuf;
 
-use super::transport;
+use super::{discovery, transport};
 use super::{Config, LogColor, LogFormat, LogRotation, Mode, PerPeer, Policy};
 
 /// Where the HTTP server listens by default (SPEC §2); the demo starts there too.
@@ -53,6 +53,8 @@ pub enum Value {
     /// from the file's directory (as Prometheus does with `file_sd`); from a flag or a
     /// variable, from the working directory.
     Path(fn(&mut Config, PathBuf)),
+    /// A list: comma-separated in a variable or the file (or a TOML array), the flag repeats.
+    List(fn(&mut Config, &str) -> Result<(), String>),
     /// The peer list: comma-separated `[NAME=]URL` in variables, repeated `--peer`,
     /// `[[peers]]` tables in the file. The whole list comes from the highest source.
     PeerList,
@@ -63,7 +65,7 @@ impl Key {
     /// The peer list is set whole by the loader, never through here.
     pub(crate) fn apply(&self, config: &mut Config, text: &str) -> Result<(), String> {
         match self.value {
-            Value::Scalar(set) => set(config, text),
+            Value::Scalar(set) | Value::List(set) => set(config, text),
             Value::Path(set) => super::parse::path(text).map(|path| set(config, path)),
             Value::PeerList => Err("the peer list is not a single value".to_owned()),
         }
@@ -192,8 +194,35 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         restart: false,
-        doc: "Prometheus `file_sd` JSON list of peers, added to the peer list",
+        doc: "Prometheus `file_sd` list of peers (JSON or YAML), added to the peer list",
         value: Value::Path(|c, p| c.peers_file = Some(p)),
+    },
+    Key {
+        name: "peers_http_sd",
+        flag: Some("peers-http-sd"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        restart: false,
+        doc: "Prometheus http_sd URL: the `file_sd` JSON list over HTTP, fetched with the peer TLS settings every `discovery_refresh`",
+        value: Value::Scalar(|c, t| http_url(t).map(|v| c.discovery.http_sd = Some(v))),
+    },
+    Key {
+        name: "discovery_refresh",
+        flag: Some("discovery-refresh"),
+        seed_variables: &[],
+        default: DefaultValue::Text("30s"),
+        restart: false,
+        doc: "how often DNS names (`dns+`, `dnssrv+` peer addresses) and `peers_http_sd` are looked up again; a failed lookup keeps that source's last members",
+        value: Value::Scalar(|c, t| nonzero_duration(t).map(|v| c.discovery.refresh = v)),
+    },
+    Key {
+        name: "dns_servers",
+        flag: Some("dns-server"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        restart: true,
+        doc: "DNS servers (`ADDR[:PORT]`, comma-separated; the flag repeats) for discovery and for pulling discovered names; default: the system's resolver configuration",
+        value: Value::List(|c, t| discovery::dns_servers(t).map(|v| c.discovery.dns_servers = v)),
     },
     Key {
         name: "quality.w_success",
@@ -522,33 +551,6 @@ pub static KEYS: &[Key] = &[
     },
 ];
 
-/// The configuration table of docs/configuration.md, made from [`KEYS`] (a test holds the page to it).
-pub fn markdown_table() -> String {
-    let mut table = String::from(
-        "| key (file) | variable | flag | default | meaning |\n|---|---|---|---|---|\n",
-    );
-    for key in KEYS {
-        let variables: Vec<String> = std::iter::once(env_variable(key.name))
-            .chain(key.seed_variables.iter().map(|v| v.to_string()))
-            .map(|v| format!("`{v}`"))
-            .collect();
-        let flag = key.flag.map_or(String::new(), |f| format!("`--{f}`"));
-        let default = match key.default {
-            DefaultValue::Required => "— (required)".to_owned(),
-            DefaultValue::Absent => "none".to_owned(),
-            DefaultValue::Text(text) => format!("`{text}`"),
-        };
-        let restart = if key.restart { "; needs a restart" } else { "" };
-        table += &format!(
-            "| `{}` | {} | {flag} | {default} | {}{restart} |\n",
-            key.name,
-            variables.join(", "),
-            key.doc
-        );
-    }
-    table
-}
-
 /// The keys that need a restart whose values differ between `old` and `new`: what a
 /// reload from `old` to `new` cannot apply. A key's value is found at its dotted path in
 /// the configuration's serialized form (a test holds every such path to exist).
@@ -567,6 +569,9 @@ fn at_path<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_jso
     path.split('.')
         .try_fold(value, |value, part| value.get(part))
 }
+
+mod markdown;
+pub use markdown::markdown_table;
 
 #[cfg(test)]
 mod tests;

@@ -137,18 +137,23 @@ fn layer(
             builder.apply(key, &text, &format!("environment variable {variable}"))?;
         }
     }
-    let mut flag_peers = Vec::new();
+    // A repeated list flag (`--peer`, `--dns-server`) gives the whole list: its values
+    // are joined, in order, and applied once.
+    let mut flag_lists: BTreeMap<&'static str, Vec<&str>> = BTreeMap::new();
     for (name, text) in &sources.flags {
         let key = known(name)?;
         let origin = format!("flag --{}", key.flag.unwrap_or(key.name));
         match key.value {
-            Value::PeerList => flag_peers.push(text.as_str()),
+            Value::PeerList | Value::List(_) => {
+                flag_lists.entry(key.name).or_default().push(text.as_str())
+            }
             Value::Scalar(_) | Value::Path(_) => builder.apply(key, text, &origin)?,
         }
     }
-    if let Some(key) = flag_peers.first().and(keys::find("peers")) {
+    for (name, texts) in flag_lists {
+        let key = known(name)?;
         let origin = format!("flag --{}", key.flag.unwrap_or(key.name));
-        builder.apply(key, &flag_peers.join(","), &origin)?;
+        builder.apply(key, &texts.join(","), &origin)?;
     }
     builder.finish()
 }
@@ -168,8 +173,14 @@ impl Builder {
     fn apply(&mut self, key: &'static Key, text: &str, source: &str) -> Result<(), ConfigError> {
         let fail = |problem: String| ConfigError::new(source, format!("{}: {problem}", key.name));
         match key.value {
-            Value::PeerList => self.config.peers = parse_peer_list(text).map_err(fail)?,
-            Value::Scalar(_) | Value::Path(_) => key.apply(&mut self.config, text).map_err(fail)?,
+            Value::PeerList => {
+                let (peers, dns) = parse_peer_list(text).map_err(fail)?;
+                self.config.peers = peers;
+                self.config.discovery.dns = dns;
+            }
+            Value::Scalar(_) | Value::Path(_) | Value::List(_) => {
+                key.apply(&mut self.config, text).map_err(fail)?
+            }
         }
         self.origins.insert(
             key.name,
@@ -181,8 +192,9 @@ impl Builder {
         Ok(())
     }
 
-    fn set_peers(&mut self, peers: Vec<PeerConfig>, source: &str, text: &str) {
+    fn set_peers(&mut self, (peers, dns): PeerList, source: &str, text: &str) {
         self.config.peers = peers;
+        self.config.discovery.dns = dns;
         self.origins.insert(
             "peers",
             Origin {
@@ -231,6 +243,16 @@ impl Builder {
                 }
             };
         }
+        if self.config.discovery.is_on() {
+            let access = transport::PeerAccess::default().over(&self.config.pull);
+            self.config.discovery.transport = match built.get(&access) {
+                Some(transport) => Arc::clone(transport),
+                None => Arc::new(
+                    transport::build(&access)
+                        .map_err(|problem| ConfigError::new("discovery ([pull])", problem))?,
+                ),
+            };
+        }
         check_rules(&self.config, &self.origins)?;
         Ok(Explained {
             config: self.config,
@@ -239,10 +261,18 @@ impl Builder {
     }
 }
 
-/// Comma-separated `[NAME=]URL` entries.
-fn parse_peer_list(list: &str) -> Result<Vec<PeerConfig>, String> {
+/// A peer list: the peers it names, and the DNS names that name more (SPEC §10).
+pub(crate) type PeerList = (Vec<PeerConfig>, Vec<discovery::DnsSource>);
+
+/// Comma-separated `[NAME=]URL` entries, and `dns+`/`dnssrv+` addresses.
+fn parse_peer_list(list: &str) -> Result<PeerList, String> {
     let mut peers = Vec::new();
+    let mut dns = Vec::new();
     for entry in list.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        if let Some(source) = discovery::dns_source(entry) {
+            dns.push(source?);
+            continue;
+        }
         let (name, url) = match entry.split_once('=') {
             Some((name, url)) if !name.contains("://") => (Some(name.trim()), url.trim()),
             _ => (None, entry),
@@ -255,7 +285,7 @@ fn parse_peer_list(list: &str) -> Result<Vec<PeerConfig>, String> {
             name.map(str::to_owned),
         ));
     }
-    Ok(peers)
+    Ok((peers, dns))
 }
 
 /// The most samples one peer's window may hold (window ÷ interval): bounds memory per peer.

@@ -9,6 +9,7 @@
 //! or flag, the key and the problem. The peer list comes whole from the highest source
 //! that defines one; a `peers_file` (Prometheus `file_sd` JSON) adds its targets to it.
 
+pub mod discovery;
 pub mod duration;
 mod file;
 pub mod keys;
@@ -144,6 +145,10 @@ pub struct Config {
     pub(crate) weights: QualityWeights,
     pub peers: Vec<PeerConfig>,
     pub(crate) peers_file: Option<PathBuf>,
+    /// Peers found by DNS and http_sd (SPEC §10), beside `peers` and the peers file.
+    /// Flattened: its keys are top-level keys of the file.
+    #[serde(flatten)]
+    pub(crate) discovery: discovery::DiscoveryConfig,
     /// Largest summary body accepted, in bytes.
     pub(crate) body_limit: usize,
     /// How many pulls may run at once.
@@ -294,6 +299,7 @@ impl Config {
             weights: QualityWeights::default(),
             peers: Vec::new(),
             peers_file: None,
+            discovery: discovery::DiscoveryConfig::default(),
             body_limit: 0,
             max_concurrent_pulls: 0,
             log_format: LogFormat::default(),

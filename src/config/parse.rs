@@ -11,6 +11,17 @@ use super::duration::parse_duration;
 use super::ObserversPerPeer;
 
 /// A node's base URL: http(s), a host, an optional path prefix, no query.
+/// A whole `http://` or `https://` URL (an http_sd endpoint), query included.
+pub fn http_url(text: &str) -> Result<Url, String> {
+    let url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+        return Err(format!(
+            "{text:?} must be an http:// or https:// URL with a host"
+        ));
+    }
+    Ok(url)
+}
+
 pub fn base_url(text: &str) -> Result<Url, String> {
     let mut url = Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
     if !matches!(url.scheme(), "http" | "https") {

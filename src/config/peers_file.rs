@@ -1,6 +1,8 @@
-//! The peers file: Prometheus `file_sd` JSON, `[{"targets": ["host:port", …], "labels":
-//! {"__scheme__": "http", "__path__": "/nova", "name": "…"}}]`. Targets without a scheme
-//! are `http://`; `name` may name a group of one target only.
+//! The peers file: Prometheus `file_sd` JSON or YAML, `[{"targets": ["host:port", …],
+//! "labels": {"__scheme__": "http", "__path__": "/nova", "name": "…"}}]`. Targets without
+//! a scheme are `http://`; `__metrics_path__` (Prometheus' name) is understood beside
+//! `__path__`; `name` may name a group of one target only. The same list comes over HTTP
+//! from an http_sd endpoint.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -31,15 +33,35 @@ pub(crate) fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
 
 /// Parses a peers file's bytes; `origin` names it in errors.
 pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
-    let groups: Vec<TargetGroup> = serde_json::from_slice(text)
-        .map_err(|e| ConfigError::new(origin, format!("not a file_sd target list: {e}")))?;
+    // JSON first (what http_sd serves and most generators write); YAML as Prometheus
+    // also reads it. A text that opens like JSON gets the JSON parser's message.
+    let looks_like_json = text.trim_ascii_start().first() == Some(&b'[');
+    let groups: Vec<TargetGroup> = match serde_json::from_slice(text) {
+        Ok(groups) => groups,
+        Err(json) if looks_like_json => {
+            return Err(ConfigError::new(
+                origin,
+                format!("not a file_sd target list: {json}"),
+            ))
+        }
+        Err(_) => yaml_serde::from_slice(text).map_err(|e| {
+            ConfigError::new(
+                origin,
+                format!("not a file_sd target list (JSON or YAML): {e}"),
+            )
+        })?,
+    };
     let mut peers = Vec::new();
     for (index, group) in groups.into_iter().enumerate() {
         let scheme = group
             .labels
             .get("__scheme__")
             .map_or("http", String::as_str);
-        let prefix = group.labels.get("__path__").map_or("", String::as_str);
+        let prefix = group
+            .labels
+            .get("__path__")
+            .or_else(|| group.labels.get("__metrics_path__"))
+            .map_or("", String::as_str);
         let name = group.labels.get("name");
         // Found by the peers_file fuzz target: an empty name made an empty `peer` label.
         if name.is_some_and(|n| n.trim().is_empty()) {
@@ -91,5 +113,22 @@ mod tests {
             err.problem.contains("label `name` must not be empty"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn reads_a_yaml_file_sd_peers_file_with_metrics_path() {
+        let text = b"- targets: ['10.0.0.5:8100']\n  labels:\n    __metrics_path__: /nova\n    name: nova-e\n- targets:\n    - 10.0.0.6:8100\n";
+        let peers = parse(text, "peers.yml").unwrap();
+        assert_eq!(peers.len(), 2);
+        assert_eq!(peers[0].url.as_str(), "http://10.0.0.5:8100/nova");
+        assert_eq!(peers[0].label, "nova-e");
+        let err = parse(b"[{\"targets\": 5}]", "p").unwrap_err();
+        assert!(
+            err.problem
+                .contains("not a file_sd target list: invalid type"),
+            "{err}"
+        );
+        let err = parse(b"targets: nope", "p").unwrap_err();
+        assert!(err.problem.contains("(JSON or YAML)"), "{err}");
     }
 }

@@ -25,6 +25,33 @@ pub struct View {
     pub(crate) created_samples: bool,
     /// Completed poll cycles since start.
     pub(crate) cycles_completed: u64,
+    /// Each discovery source: its members and its refreshes (SPEC §10).
+    pub discovery: Vec<SourceView>,
+}
+
+/// One discovery source (a `dns+`/`dnssrv+` address or the http_sd URL).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SourceView {
+    pub source: String,
+    /// Members of its last good answer.
+    pub members: usize,
+    /// Refreshes by outcome: `ok` or the failure's class.
+    #[serde(serialize_with = "serialize_counts")]
+    pub refreshes: Vec<(&'static str, u64)>,
+    pub last_success_timestamp_seconds: Option<f64>,
+    pub last_error: Option<String>,
+}
+
+fn serialize_counts<S: serde::Serializer>(
+    counts: &[(&'static str, u64)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut map = s.serialize_map(Some(counts.len()))?;
+    for (outcome, count) in counts {
+        map.serialize_entry(outcome, count)?;
+    }
+    map.end()
 }
 
 /// What is known of one pulled node (the local node or a peer).

@@ -15,6 +15,7 @@ use crate::config::transport::Transport;
 use crate::pull::contract::decode_summary;
 use crate::pull::failure::{innermost_cause, FailureReason, PullError};
 use crate::pull::outcome::PullOutcome;
+use crate::pull::resolver::Resolver;
 use crate::sync;
 
 /// Pulls summaries. Holds one HTTP client (and so one connection pool) for every pull
@@ -27,13 +28,23 @@ pub struct Poller {
     keep_alive: bool,
     /// Clients for peers with TLS settings, by [`Transport::fingerprint`].
     tls_clients: Arc<Mutex<HashMap<String, reqwest::Client>>>,
+    /// The named DNS servers, which resolve discovered names for pulls too.
+    resolver: Option<Resolver>,
 }
 
 /// Clients for TLS settings no longer in force are dropped all at once beyond this many.
 const TLS_CLIENTS: usize = 64;
 
-fn client_builder(connect_timeout: Duration, keep_alive: bool) -> reqwest::ClientBuilder {
-    reqwest::Client::builder()
+fn client_builder(
+    connect_timeout: Duration,
+    keep_alive: bool,
+    resolver: Option<&Resolver>,
+) -> reqwest::ClientBuilder {
+    let builder = match resolver {
+        Some(resolver) => reqwest::Client::builder().dns_resolver(Arc::new(resolver.clone())),
+        None => reqwest::Client::builder(),
+    };
+    builder
         .redirect(reqwest::redirect::Policy::none())
         // A sidecar talks to its federation directly; an HTTP_PROXY meant for something
         // else must not reroute (or leak) its pulls.
@@ -56,23 +67,34 @@ pub(crate) struct Limits {
 impl Poller {
     /// A poller; `connect_timeout` bounds connection set-up (each pull is bounded whole by
     /// its own limits too).
-    pub(crate) fn new(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        Poller::build(connect_timeout, true)
+    pub(crate) fn new(
+        connect_timeout: Duration,
+        resolver: Option<Resolver>,
+    ) -> Result<Self, reqwest::Error> {
+        Poller::build(connect_timeout, true, resolver)
     }
 
     /// A poller that closes each connection after its pull: for one-off pulls of members
     /// drawn at random (reconciliation's confirmation), which would otherwise leave an idle
     /// connection to every member drawn, on both sides, for the pool's idle timeout.
-    pub(crate) fn without_keep_alive(connect_timeout: Duration) -> Result<Self, reqwest::Error> {
-        Poller::build(connect_timeout, false)
+    pub(crate) fn without_keep_alive(
+        connect_timeout: Duration,
+        resolver: Option<Resolver>,
+    ) -> Result<Self, reqwest::Error> {
+        Poller::build(connect_timeout, false, resolver)
     }
 
-    fn build(connect_timeout: Duration, keep_alive: bool) -> Result<Self, reqwest::Error> {
+    fn build(
+        connect_timeout: Duration,
+        keep_alive: bool,
+        resolver: Option<Resolver>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Poller {
-            client: client_builder(connect_timeout, keep_alive).build()?,
+            client: client_builder(connect_timeout, keep_alive, resolver.as_ref()).build()?,
             connect_timeout,
             keep_alive,
             tls_clients: Arc::default(),
+            resolver,
         })
     }
 
@@ -86,10 +108,14 @@ impl Poller {
         if let Some(client) = clients.get(&key) {
             return Ok(client.clone());
         }
-        let client = client_builder(self.connect_timeout, self.keep_alive)
-            .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
-            .build()
-            .map_err(|e| PullError::new(FailureReason::Tls, format!("cannot set up TLS: {e}")))?;
+        let client = client_builder(
+            self.connect_timeout,
+            self.keep_alive,
+            self.resolver.as_ref(),
+        )
+        .use_preconfigured_tls(rustls::ClientConfig::clone(tls))
+        .build()
+        .map_err(|e| PullError::new(FailureReason::Tls, format!("cannot set up TLS: {e}")))?;
         if clients.len() >= TLS_CLIENTS {
             clients.clear();
         }
@@ -125,7 +151,9 @@ impl Poller {
         }
     }
 
-    async fn fetch(
+    /// The body at `url` (2xx only, no redirect, at most `body_limit` bytes); the pull's
+    /// failure classes name what went wrong. Used for summaries and http_sd lists.
+    pub(crate) async fn fetch(
         &self,
         url: &Url,
         transport: &Transport,

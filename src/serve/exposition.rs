@@ -19,7 +19,7 @@ use crate::act::{ReconcileView, RequestFailure};
 use crate::config::PerPeer;
 use crate::figures::decision::Suppression;
 use crate::figures::histogram::BUCKETS;
-use crate::figures::view::{PeerView, TargetView, View};
+use crate::figures::view::{PeerView, SourceView, TargetView, View};
 use crate::ops::operations::OperationsState;
 use crate::pull::contract::REPORTED_FIELDS;
 use crate::pull::failure::FailureReason;
@@ -130,6 +130,7 @@ pub fn render(
     out.created = created.then_some(rendering.started_at);
     render_federation(&mut out, view);
     render_reconcile(&mut out, reconcile);
+    render_discovery(&mut out, &view.discovery);
     render_operations(&mut out, operations);
     out.family(&f::CYCLES_TOTAL);
     out.sample(&[], view.cycles_completed as f64);
@@ -330,6 +331,22 @@ fn render_reconcile(out: &mut Writer, r: &ReconcileView) {
     out.sample(&[], c.statistic as f64);
     out.family(&f::RECONCILE_PROBE_PULLS_TOTAL);
     out.sample(&[], c.probe_pulls_total as f64);
+}
+
+fn render_discovery(out: &mut Writer, sources: &[SourceView]) {
+    out.family(&f::DISCOVERY_REFRESHES_TOTAL);
+    for source in sources {
+        for (outcome, count) in &source.refreshes {
+            out.sample(
+                &[("source", &source.source), ("outcome", outcome)],
+                *count as f64,
+            );
+        }
+    }
+    out.family(&f::DISCOVERY_MEMBERS);
+    for source in sources {
+        out.sample(&[("source", &source.source)], source.members as f64);
+    }
 }
 
 fn render_operations(out: &mut Writer, operations: &OperationsState) {

@@ -274,6 +274,18 @@ pub(crate) const CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS: Family = Family {
     labels: &[],
     help: "Unix time of the last successful configuration (re)load.",
 };
+pub(crate) const DISCOVERY_REFRESHES_TOTAL: Family = Family {
+    name: "peerscope_discovery_refreshes_total",
+    kind: Kind::Counter,
+    labels: &["source", "outcome"],
+    help: "Refreshes of a discovery source (a dns+ or dnssrv+ address, or the http_sd URL), by outcome: ok, or the failure's class (timeout, servfail, refused, unreachable, error; for http_sd the pull failure reasons and bad_body). A failed refresh keeps the source's last members.",
+};
+pub(crate) const DISCOVERY_MEMBERS: Family = Family {
+    name: "peerscope_discovery_members",
+    kind: Kind::Gauge,
+    labels: &["source"],
+    help: "Members of the discovery source's last good answer.",
+};
 pub(crate) const CONFIG_RELOADS_TOTAL: Family = Family {
     name: "peerscope_config_reloads_total",
     kind: Kind::Counter,
@@ -370,6 +382,8 @@ pub(crate) const ALL: &[&Family] = &[
     &RECONCILE_CONFIRMATION_IN_PROGRESS,
     &RECONCILE_CONFIRMATION_STATISTIC,
     &RECONCILE_PROBE_PULLS_TOTAL,
+    &DISCOVERY_REFRESHES_TOTAL,
+    &DISCOVERY_MEMBERS,
     &CONFIG_LAST_RELOAD_SUCCESSFUL,
     &CONFIG_LAST_RELOAD_SUCCESS_TIMESTAMP_SECONDS,
     &CONFIG_RELOADS_TOTAL,

@@ -103,6 +103,20 @@ pub fn render(status: &Value) -> String {
             );
         }
     }
+    for source in status["discovery"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "discovery {}: {} members{}",
+            text(&source["source"]),
+            text(&source["members"]),
+            source["last_error"]
+                .as_str()
+                .map_or_else(String::new, |e| format!(
+                    "  |  last refresh failed: {}",
+                    truncate(e, 60)
+                )),
+        );
+    }
     let _ = writeln!(
         out,
         "{:<24} {:<4} {:>7} {:>7} {:>8} {:>6} {:>6}  {:<10} {:<8} {:>6}  LAST ERROR",

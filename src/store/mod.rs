@@ -10,7 +10,10 @@ use std::time::Duration;
 use reqwest::Url;
 use tokio::time::Instant;
 
-use crate::config::{url_without_scheme, Config, ObserversPerPeer, PerPeer, QualityWeights};
+use crate::config::discovery::DiscoveryConfig;
+use crate::config::{
+    url_without_scheme, Config, ObserversPerPeer, PeerConfig, PerPeer, QualityWeights,
+};
 use crate::figures::confirmation::Membership;
 use crate::figures::decision::{Facts, PeerFacts};
 use crate::figures::divergence::{self, Relation};
@@ -22,11 +25,13 @@ use crate::pull::outcome::{Pacing, PullOutcome, PullPlan, PullTarget, TargetId};
 use crate::timeline::Anchor;
 
 mod checkpoint;
+mod discovered;
 mod peer;
 mod target;
 
 use crate::sync;
 pub use checkpoint::{PeerCheckpoint, StoreCheckpoint};
+use discovered::Discovered;
 use peer::{adopt_node_id, assign_roles, identity_problem, Peer, Role};
 use target::Target;
 
@@ -73,6 +78,10 @@ struct State {
     members: Vec<usize>,
     /// Bumped whenever `members` or the roles change; draws of an older one are void.
     generation: u64,
+    /// The peers the configuration lists (peer list and peers file).
+    configured: Vec<PeerConfig>,
+    /// The discovery sources, their last good members and their refreshes.
+    discovery: Discovered,
 }
 
 /// The most cycles of headline figures kept for the page's plot.
@@ -106,12 +115,11 @@ impl Store {
             history: VecDeque::new(),
             members: Vec::new(),
             generation: 0,
+            configured: config.peers.clone(),
+            discovery: Discovered::default(),
         };
-        for peer in &config.peers {
-            let id = state.new_id();
-            state.peers.push(Peer::new(id, peer, &settings));
-        }
-        assign_roles(&mut state);
+        state.discovery.set_config(&config.discovery);
+        apply_members(&mut state, false);
         Store {
             shared: Arc::new(Mutex::new(state)),
         }
@@ -142,12 +150,48 @@ impl Store {
                 &settings,
             );
         }
+        state.configured.clone_from(&config.peers);
+        state.discovery.set_config(&config.discovery);
+        state.name.clone_from(&config.name);
+        state.observers_per_peer = config.observers_per_peer;
+        apply_members(state, resized);
+    }
+
+    /// The discovery settings in force: what the discovery task looks up.
+    pub(crate) fn discovery_config(&self) -> DiscoveryConfig {
+        self.lock().discovery.config.clone()
+    }
+
+    /// Records one refresh of the discovery source `source`: its members on success (a
+    /// changed set is applied at once), the failure's class and detail otherwise (the
+    /// source's last members stay).
+    pub(crate) fn record_discovery(
+        &self,
+        source: &str,
+        result: Result<Vec<PeerConfig>, (&'static str, String)>,
+    ) {
+        let mut guard = self.lock();
+        let state = &mut *guard;
+        if state.discovery.record(source, result) {
+            apply_members(state, false);
+        }
+    }
+}
+
+/// Makes the peer list the configured peers followed by every discovery source's members,
+/// each URL once (the first listing wins). Peers that stay (same URL) keep their windows,
+/// streaks and identity; added peers start empty; removed peers are forgotten, so their
+/// series vanish at the next scrape.
+fn apply_members(state: &mut State, resized: bool) {
+    let settings = state.settings;
+    let wanted = discovered::merge(&state.configured, &state.discovery);
+    {
         // Indexed by URL: matching is linear in the membership, not quadratic.
         let mut old: HashMap<Url, Peer> = std::mem::take(&mut state.peers)
             .into_iter()
             .map(|peer| (peer.target.url.clone(), peer))
             .collect();
-        for wanted in &config.peers {
+        for (wanted, discovered) in &wanted {
             let peer = match old.remove(&wanted.url) {
                 Some(mut peer) => {
                     peer.target.label = wanted.label.clone();
@@ -163,24 +207,26 @@ impl Store {
                 }
                 None => Peer::new(state.new_id(), wanted, &settings),
             };
+            let mut peer = peer;
+            peer.discovered = *discovered;
             state.peers.push(peer);
         }
-        let labels: HashMap<String, &str> = state
-            .peers
-            .iter()
-            .filter_map(|p| Some((p.target.node_id.clone()?, p.target.label.as_str())))
-            .collect();
-        state
-            .owners
-            .retain(|node_id, _| labels.contains_key(node_id));
-        for (node_id, owner) in state.owners.iter_mut() {
-            labels[node_id].clone_into(owner);
-        }
-        state.name.clone_from(&config.name);
-        state.observers_per_peer = config.observers_per_peer;
-        assign_roles(state);
     }
+    let labels: HashMap<String, &str> = state
+        .peers
+        .iter()
+        .filter_map(|p| Some((p.target.node_id.clone()?, p.target.label.as_str())))
+        .collect();
+    state
+        .owners
+        .retain(|node_id, _| labels.contains_key(node_id));
+    for (node_id, owner) in state.owners.iter_mut() {
+        labels[node_id].clone_into(owner);
+    }
+    assign_roles(state);
+}
 
+impl Store {
     /// How the next cycle is paced.
     pub(crate) fn pacing(&self) -> Pacing {
         let settings = self.lock().settings;
@@ -303,6 +349,14 @@ impl Store {
                 continue;
             };
             if let Ok(summary) = &outcome.result {
+                // Discovery lists this node too, under its address: skipped, not flagged.
+                let peer = &mut state.peers[index];
+                if peer.discovered && local_id.as_deref() == Some(summary.node_id.as_str()) {
+                    tracing::info!(peer = %peer.target.label, "a discovered member is this node itself; skipped");
+                    peer.is_local = true;
+                    assign_roles(state);
+                    continue;
+                }
                 match identity_problem(state, index, &summary.node_id, local_id.as_deref(), now) {
                     Some(problem) => {
                         outcome.result =
@@ -455,6 +509,7 @@ impl Store {
             per_peer: settings.per_peer,
             created_samples: settings.created_samples,
             cycles_completed: state.cycles_completed,
+            discovery: state.discovery.view(),
         }
     }
 }

@@ -30,6 +30,11 @@ pub(super) struct Peer {
     pub(super) streak: u64,
     pub(super) relation: Relation,
     pub(super) identity_problem: Option<String>,
+    /// Found by discovery rather than listed.
+    pub(super) discovered: bool,
+    /// A discovered member whose summary reports the local node's node_id: this node
+    /// itself, found under another name. Skipped like a listed self.
+    pub(super) is_local: bool,
 }
 
 impl Peer {
@@ -46,6 +51,8 @@ impl Peer {
             streak: 0,
             relation: Relation::Unknown,
             identity_problem: None,
+            discovered: false,
+            is_local: false,
         }
     }
 
@@ -98,7 +105,8 @@ pub(super) fn assign_roles(state: &mut State) {
     let me = state.name.clone().or_else(|| state.node.node_id.clone());
     let listed_self = me
         .as_deref()
-        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me));
+        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me))
+        || state.peers.iter().any(|p| p.is_local);
     let members = state.peers.len() + usize::from(!listed_self);
     let k = state.observers_per_peer.for_members(members);
     let names = Members::new(
@@ -114,6 +122,7 @@ pub(super) fn assign_roles(state: &mut State) {
         .map(|peer| {
             let label = peer.target.label.as_str();
             match me.as_deref() {
+                _ if peer.is_local => Role::Myself,
                 Some(me) if me == label => Role::Myself,
                 _ if k == 0 => Role::Observed { rank: None },
                 // Without a name nothing can be ranked: wait for the local node's node_id.
