@@ -7,7 +7,7 @@ use std::time::Duration;
 use futures_util::future::join_all;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::discovery::{DiscoveryConfig, DnsSource, Lookup};
+use crate::config::discovery::{source_name, DiscoveryConfig, DnsSource, Lookup};
 use crate::config::peers_file::{self, FILE_LIMIT};
 use crate::config::{parse_base_url, PeerConfig};
 use crate::pull::poller::Poller;
@@ -38,10 +38,9 @@ pub(crate) async fn run_discovery(
                 };
                 (source.text.clone(), result)
             });
-            let http_sd = config
-                .http_sd
-                .iter()
-                .map(|url| async { (url.to_string(), fetch_http_sd(&poller, url, &config).await) });
+            let http_sd = config.http_sd.iter().map(|url| async {
+                (source_name(url), fetch_http_sd(&poller, url, &config).await)
+            });
             let (dns, http_sd) = tokio::select! {
                 _ = shutdown.cancelled() => break,
                 results = async { tokio::join!(join_all(dns), join_all(http_sd)) } => results,
@@ -109,7 +108,7 @@ async fn fetch_http_sd(
         Ok(Err(error)) => return Err((error.reason.as_str(), error.detail)),
         Err(_) => return Err(("timeout", format!("no whole answer within {timeout:?}"))),
     };
-    let peers = peers_file::parse(&body, &format!("http_sd {url}"))
+    let peers = peers_file::parse_json(&body, &format!("http_sd {}", source_name(url)))
         .map_err(|error| ("bad_body", error.to_string()))?;
     Ok(peers
         .into_iter()

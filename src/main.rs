@@ -213,9 +213,13 @@ fn check(args: &RunArgs) -> ExitCode {
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,
-                "configuration OK: node {}, {} peers, interval {:?}, timeout {:?}, window {:?}, listen {}",
+                "configuration OK: node {}, {} peers{}, interval {:?}, timeout {:?}, window {:?}, listen {}",
                 config.node,
                 config.peers.len(),
+                match config.discovery_sources() {
+                    0 => String::new(),
+                    sources => format!(" and {sources} discovery sources"),
+                },
                 config.interval,
                 config.timeout,
                 config.window,

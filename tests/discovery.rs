@@ -243,17 +243,27 @@ async fn a_dns_name_gives_one_peer_per_address() {
     let a = node("nova-a", first).await;
     let b = node("nova-b", second).await;
     let local = node("nova-local", free_address()).await;
-    let dns = Dns::start(
+    // peers.test is dnsmasq's own domain (unknown names there are NXDOMAIN); it has no
+    // upstream, so a name elsewhere is REFUSED.
+    let local_domain = "--local=/peers.test/".to_owned();
+    let mut dns = Dns::start(
         free_address(),
         &[
+            local_domain.clone(),
             format!("--host-record=peers.test,{}", first.ip()),
             format!("--host-record=peers.test,{}", second.ip()),
         ],
     );
     let source = format!("dns+peers.test:{}", first.port());
+    let refused = "dnssrv+_nova._tcp.elsewhere.example";
     let sidecar = discovering_sidecar(
         &local,
-        &["--peer", &source, "--dns-server", &dns.address.to_string()],
+        &[
+            "--peer",
+            &format!("{source},{refused}"),
+            "--dns-server",
+            &dns.address.to_string(),
+        ],
     )
     .await;
     until(15, "one peer per A record, named ADDRESS:PORT", || async {
@@ -261,6 +271,22 @@ async fn a_dns_name_gives_one_peer_per_address() {
         polled_and_up(&text, &a.address().to_string())
             && polled_and_up(&text, &b.address().to_string())
             && sample(&text, "peerscope_peers_configured", &[]) == Some(2.0)
+    })
+    .await;
+    until(
+        10,
+        "the source outside the server's domain counted as refused",
+        || async { refreshes(&sidecar.metrics().await, refused, "refused") >= 2.0 },
+    )
+    .await;
+
+    // The name is gone (NXDOMAIN): a valid answer, so the source has no members now.
+    dns.restart(&[local_domain]);
+    until(10, "both peers gone after NXDOMAIN", || async {
+        let text = sidecar.metrics().await;
+        sample(&text, "peerscope_discovery_members", &[("source", &source)]) == Some(0.0)
+            && sample(&text, "peerscope_peers_configured", &[]) == Some(0.0)
+            && series_of_peer(&text, &a.address().to_string()).is_empty()
     })
     .await;
 }

@@ -62,6 +62,17 @@ impl DiscoveryConfig {
     }
 }
 
+/// The `source` label of an http_sd URL: without user, password, query or fragment, which
+/// may carry credentials that must not reach `/metrics`, `/status` or the logs.
+pub fn source_name(url: &Url) -> String {
+    let mut shown = url.clone();
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.set_query(None);
+    shown.set_fragment(None);
+    shown.to_string()
+}
+
 /// The DNS source a peer address names, if it has a `dns+` or `dnssrv+` prefix; `Err`
 /// says what is wrong with one that does.
 pub fn dns_source(text: &str) -> Option<Result<DnsSource, String>> {
@@ -107,6 +118,12 @@ fn parse_dns_source(text: &str, srv: bool, rest: &str) -> Result<DnsSource, Stri
             .ok_or_else(|| format!("{text:?}: {port:?} is not a port"))?;
         (name, Lookup::Address { port })
     };
+    // The members' URLs are this with the host filled in: check the rest now.
+    if let Err(problem) = super::parse::base_url(&format!("{scheme}://member.invalid:1{path}")) {
+        return Err(format!(
+            "{text:?}: the path is not usable in a URL: {problem}"
+        ));
+    }
     let name = name.trim_end_matches('.');
     let valid_label = |label: &str| {
         !label.is_empty()
@@ -174,10 +191,17 @@ mod tests {
             ("dns+ftp://peers.example:21", "scheme must be http or https"),
             ("dns+bad name:80", "is not a DNS name"),
             ("dnssrv+", "is not a DNS name"),
+            ("dns+peers.example:80/x?q=1", "the path is not usable"),
         ] {
             let error = dns_source(bad).unwrap().unwrap_err();
             assert!(error.contains(expected), "{bad}: {error}");
         }
+    }
+
+    #[test]
+    fn an_http_sd_source_is_shown_without_credentials() {
+        let url = Url::parse("https://user:secret@sd.example/targets?token=t0k#x").unwrap();
+        assert_eq!(source_name(&url), "https://sd.example/targets");
     }
 
     #[test]

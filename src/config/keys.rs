@@ -221,7 +221,7 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Absent,
         restart: true,
-        doc: "DNS servers (`ADDR[:PORT]`, comma-separated; the flag repeats) for discovery and for pulling discovered names; default: the system's resolver configuration",
+        doc: "DNS servers (`ADDR[:PORT]`, comma-separated; the flag repeats) for discovery and for the host names of every pull; default: the system's resolver configuration",
         value: Value::List(|c, t| discovery::dns_servers(t).map(|v| c.discovery.dns_servers = v)),
     },
     Key {

@@ -282,6 +282,11 @@ pub struct ReconcileConfig {
 }
 
 impl Config {
+    /// How many discovery sources (DNS names and the http_sd URL) add members.
+    pub fn discovery_sources(&self) -> usize {
+        self.discovery.dns.len() + usize::from(self.discovery.http_sd.is_some())
+    }
+
     /// The starting point of [`load`]: every key is then written over from its default or
     /// a source, and a required key no source set is refused, so these values never
     /// reach a running sidecar.

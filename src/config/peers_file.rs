@@ -31,10 +31,13 @@ pub(crate) fn read(path: &Path) -> Result<Vec<PeerConfig>, ConfigError> {
     parse(&text, &origin)
 }
 
-/// Parses a peers file's bytes; `origin` names it in errors.
+/// The most targets one list may name: a peers file or one http_sd answer.
+pub(crate) const MAX_TARGETS: usize = 100_000;
+
+/// Parses a peers file's bytes, JSON or YAML; `origin` names it in errors.
 pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
-    // JSON first (what http_sd serves and most generators write); YAML as Prometheus
-    // also reads it. A text that opens like JSON gets the JSON parser's message.
+    // JSON first (what most generators write); YAML as Prometheus also reads it. A text
+    // that opens like JSON gets the JSON parser's message.
     let looks_like_json = text.trim_ascii_start().first() == Some(&b'[');
     let groups: Vec<TargetGroup> = match serde_json::from_slice(text) {
         Ok(groups) => groups,
@@ -44,13 +47,53 @@ pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> 
                 format!("not a file_sd target list: {json}"),
             ))
         }
-        Err(_) => yaml_serde::from_slice(text).map_err(|e| {
-            ConfigError::new(
-                origin,
-                format!("not a file_sd target list (JSON or YAML): {e}"),
-            )
-        })?,
+        Err(_) => {
+            // An alias copies its anchor's value each time it is used: a 32 MiB file of
+            // aliases to one large value would take gigabytes. A target list needs none.
+            if has_anchor(text) {
+                return Err(ConfigError::new(
+                    origin,
+                    "YAML anchors and aliases (&name, *name) are not accepted in a target list",
+                ));
+            }
+            yaml_serde::from_slice(text).map_err(|e| {
+                ConfigError::new(
+                    origin,
+                    format!("not a file_sd target list (JSON or YAML): {e}"),
+                )
+            })?
+        }
     };
+    targets(groups, origin)
+}
+
+/// Parses an http_sd answer: JSON only, as Prometheus' http_sd format is.
+pub(crate) fn parse_json(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+    let groups: Vec<TargetGroup> = serde_json::from_slice(text)
+        .map_err(|e| ConfigError::new(origin, format!("not an http_sd target list: {e}")))?;
+    targets(groups, origin)
+}
+
+/// Whether a YAML text defines an anchor: `&` where a node starts.
+fn has_anchor(text: &[u8]) -> bool {
+    text.iter().enumerate().any(|(at, &byte)| {
+        byte == b'&'
+            && (at == 0 || b" \t\r\n[{,".contains(&text[at - 1]))
+            && text
+                .get(at + 1)
+                .is_some_and(|next| !next.is_ascii_whitespace())
+    })
+}
+
+/// The peers the groups name.
+fn targets(groups: Vec<TargetGroup>, origin: &str) -> Result<Vec<PeerConfig>, ConfigError> {
+    let count: usize = groups.iter().map(|g| g.targets.len()).sum();
+    if count > MAX_TARGETS {
+        return Err(ConfigError::new(
+            origin,
+            format!("{count} targets: more than the {MAX_TARGETS} a list may name"),
+        ));
+    }
     let mut peers = Vec::new();
     for (index, group) in groups.into_iter().enumerate() {
         let scheme = group
@@ -80,6 +123,12 @@ pub fn parse(text: &[u8], origin: &str) -> Result<Vec<PeerConfig>, ConfigError> 
             ));
         }
         for target in &group.targets {
+            if target.starts_with("dns+") || target.starts_with("dnssrv+") {
+                return Err(ConfigError::new(
+                    origin,
+                    format!("group {index}: target {target:?}: DNS discovery addresses go in the peer list (--peer, [[peers]] url), not in a target list"),
+                ));
+            }
             let url = base_url(&format!("{scheme}://{target}{prefix}")).map_err(|p| {
                 ConfigError::new(origin, format!("group {index}: target {target:?}: {p}"))
             })?;
@@ -130,5 +179,16 @@ mod tests {
         );
         let err = parse(b"targets: nope", "p").unwrap_err();
         assert!(err.problem.contains("(JSON or YAML)"), "{err}");
+        // Aliases would copy a large value once per use: refused before parsing.
+        let bomb = b"- targets: &t ['10.0.0.5:8100']\n- targets: *t\n";
+        let err = parse(bomb, "p").unwrap_err();
+        assert!(err.problem.contains("anchors and aliases"), "{err}");
+        // `&` inside a value is no anchor.
+        let plain = b"- targets: ['10.0.0.5:8100']\n  labels: {name: R&D}\n";
+        assert_eq!(parse(plain, "p").unwrap()[0].label, "R&D");
+        let err = parse(br#"[{"targets": ["dnssrv+x.test"]}]"#, "p").unwrap_err();
+        assert!(err.problem.contains("go in the peer list"), "{err}");
+        let err = parse_json(b"- targets: ['10.0.0.5:8100']", "p").unwrap_err();
+        assert!(err.problem.contains("not an http_sd target list"), "{err}");
     }
 }

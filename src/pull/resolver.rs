@@ -62,32 +62,49 @@ impl Resolver {
         options.cache_size = 0;
         options.timeout = LOOKUP_TIMEOUT;
         options.attempts = 1;
-        if custom {
-            // The named servers' answers, not /etc/hosts.
-            options.use_hosts_file = ResolveHosts::Never;
-        }
+        // /etc/hosts still answers the names it lists (hostAliases, --add-host), as for
+        // the system resolver; discovery's SRV lookups never consult it.
+        options.use_hosts_file = ResolveHosts::Auto;
         Ok(Resolver {
             inner: Arc::new(builder.build()),
             custom,
         })
     }
 
-    /// The addresses (A and AAAA) of `name`.
+    /// The addresses of `name`: its A and its AAAA records, asked separately and both
+    /// needed. (hickory's combined lookup takes an A timeout followed by an empty AAAA
+    /// answer for "no addresses", which would empty a source on one lost packet.)
     pub async fn addresses(&self, name: &str) -> Result<Vec<IpAddr>, LookupFailure> {
-        match self.inner.lookup_ip(fqdn(name)).await {
-            Ok(lookup) => Ok(lookup.iter().collect()),
-            Err(error) => empty_or_failure(error),
+        let name = fqdn(name);
+        let (v4, v6) = tokio::join!(
+            self.inner.ipv4_lookup(name.as_str()),
+            self.inner.ipv6_lookup(name.as_str())
+        );
+        let mut addresses: Vec<IpAddr> = match v4 {
+            Ok(lookup) => lookup.iter().map(|a| IpAddr::V4(a.0)).collect(),
+            Err(error) => empty_or_failure(error)?,
+        };
+        match v6 {
+            Ok(lookup) => addresses.extend(lookup.iter().map(|aaaa| IpAddr::V6(aaaa.0))),
+            Err(error) => addresses.extend(empty_or_failure::<IpAddr>(error)?),
         }
+        Ok(addresses)
     }
 
-    /// The targets and ports of the SRV records of `name`, targets without the trailing dot.
+    /// The targets and ports of the SRV records of `name`, targets without the trailing
+    /// dot. A record that names no service (target `.`, RFC 2782) or port 0 is left out.
     pub async fn services(&self, name: &str) -> Result<Vec<(String, u16)>, LookupFailure> {
         match self.inner.srv_lookup(fqdn(name)).await {
             Ok(lookup) => Ok(lookup
                 .iter()
-                .map(|srv| {
+                .filter_map(|srv| {
                     let target = srv.target().to_utf8();
-                    (target.trim_end_matches('.').to_owned(), srv.port())
+                    let target = target.trim_end_matches('.');
+                    if target.is_empty() || srv.port() == 0 {
+                        tracing::debug!(%name, "an SRV record names no service; left out");
+                        return None;
+                    }
+                    Some((target.to_owned(), srv.port()))
                 })
                 .collect()),
             Err(error) => empty_or_failure(error),
@@ -123,10 +140,13 @@ impl reqwest::dns::Resolve for Resolver {
     fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
         let resolver = self.clone();
         Box::pin(async move {
-            let addresses = resolver.addresses(name.as_str()).await?;
+            // For a connection, whatever answered will do (A, else AAAA).
+            let lookup = resolver.inner.lookup_ip(fqdn(name.as_str())).await?;
+            let addresses: Vec<IpAddr> = lookup.iter().collect();
             if addresses.is_empty() {
                 return Err(format!("{} has no addresses", name.as_str()).into());
             }
+            // Port 0: reqwest puts the URL's port in.
             let addrs: reqwest::dns::Addrs =
                 Box::new(addresses.into_iter().map(|ip| SocketAddr::new(ip, 0)));
             Ok(addrs)

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::Store;
+use super::{State, Store};
 use crate::figures::window::{Sample, SampleRecord};
 use crate::timeline::{from_unix, Anchor};
 
@@ -46,6 +46,8 @@ impl Store {
                         .map(|s| s.to_record(anchor))
                         .collect(),
                 })
+                // Entries still waiting for their member to be discovered are kept too.
+                .chain(state.unclaimed.values().map(|(saved, _)| saved.clone()))
                 .collect(),
         }
     }
@@ -62,26 +64,44 @@ impl Store {
             .enumerate()
             .map(|(index, peer)| (peer.target.url.to_string(), index))
             .collect();
+        let discovering = state.discovery.config.is_on();
         for saved in &checkpoint.peers {
             let Some(&index) = by_url.get(&saved.url) else {
-                continue; // no longer configured
+                // Not listed: with discovery on, it may be a member not discovered yet
+                // (discovery runs after the restore); it waits for its URL to appear.
+                if discovering {
+                    state
+                        .unclaimed
+                        .insert(saved.url.clone(), (saved.clone(), *anchor));
+                }
+                continue;
             };
-            let peer = &mut state.peers[index];
-            let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
-            peer.target.window.restore(samples, anchor.instant);
-            peer.streak = saved.streak;
-            peer.target.node_id = saved.node_id.clone();
-            peer.target.last_success = saved
-                .last_success
-                .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
-            if let Some(node_id) = &saved.node_id {
-                state
-                    .owners
-                    .insert(node_id.clone(), peer.target.label.clone());
-            }
+            restore_peer(state, index, saved, anchor);
             restored += 1;
         }
         restored
+    }
+}
+
+/// Gives the peer at `index` what `saved` kept: its window, streak and identity.
+pub(super) fn restore_peer(
+    state: &mut State,
+    index: usize,
+    saved: &PeerCheckpoint,
+    anchor: &Anchor,
+) {
+    let peer = &mut state.peers[index];
+    let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
+    peer.target.window.restore(samples, anchor.instant);
+    peer.streak = saved.streak;
+    peer.target.node_id = saved.node_id.clone();
+    peer.target.last_success = saved
+        .last_success
+        .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
+    if let Some(node_id) = &saved.node_id {
+        state
+            .owners
+            .insert(node_id.clone(), peer.target.label.clone());
     }
 }
 
@@ -94,10 +114,10 @@ mod tests {
     use super::super::testing::{answered, config};
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_checkpoint_gives_back_identity_window_and_streak_of_peers_still_configured() {
-        let peers = ["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"];
-        let store = Store::new(&config(&peers, &[]));
+    /// A store of `peers` after one cycle in which each peer `X` reported `id-X`, root
+    /// `theirs`, and the local node root `mine`.
+    fn store_after_one_cycle(peers: &[&str]) -> Store {
+        let store = Store::new(&config(peers, &[]));
         let now = Instant::now();
         let plan = store.pull_plan();
         let outcomes: HashMap<_, _> = plan
@@ -110,6 +130,13 @@ mod tests {
             outcomes,
             now,
         );
+        store
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpoint_gives_back_identity_window_and_streak_of_peers_still_configured() {
+        let peers = ["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"];
+        let store = store_after_one_cycle(&peers);
         let anchor = Anchor::now();
         let saved = store.checkpoint(&anchor);
         assert_eq!(saved.peers.len(), 2);
@@ -123,5 +150,26 @@ mod tests {
         assert_eq!(a.streak, 1);
         assert!(a.target.last_success_timestamp_seconds.is_some());
         assert_eq!(restarted.checkpoint(&anchor).peers[0], saved.peers[0]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_checkpointed_member_not_discovered_yet_is_restored_when_discovery_finds_it() {
+        let store = store_after_one_cycle(&["a=http://127.0.0.1:2"]);
+        let anchor = Anchor::now();
+        let saved = store.checkpoint(&anchor);
+
+        // After a restart the member comes from DNS, which has not answered yet.
+        let source = "dnssrv+_nova._tcp.peers.test";
+        let restarted = Store::new(&config(&[source], &[]));
+        assert_eq!(restarted.restore(&saved, &anchor), 0);
+        // Checkpointed again before discovery answers, the entry is not lost.
+        assert_eq!(restarted.checkpoint(&anchor).peers, saved.peers);
+        let found = crate::config::PeerConfig::new("http://127.0.0.1:2".parse().unwrap(), None);
+        restarted.record_discovery(source, Ok(vec![found]));
+        let view = restarted.view(anchor.instant);
+        assert_eq!(view.peers.len(), 1);
+        assert_eq!(view.peers[0].target.node_id.as_deref(), Some("id-a"));
+        assert_eq!(view.peers[0].streak, 1);
+        assert_eq!(restarted.checkpoint(&anchor).peers.len(), 1);
     }
 }

@@ -5,7 +5,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::time::SystemTime;
 
-use crate::config::discovery::DiscoveryConfig;
+use crate::config::discovery::{source_name, DiscoveryConfig};
 use crate::config::PeerConfig;
 use crate::figures::view::SourceView;
 use crate::timeline::unix_seconds;
@@ -36,10 +36,14 @@ impl Discovered {
             .dns
             .iter()
             .map(|source| source.text.clone())
-            .chain(config.http_sd.iter().map(|url| url.to_string()))
+            .chain(config.http_sd.iter().map(source_name))
             .collect();
         let mut old = std::mem::take(&mut self.sources);
         for name in names {
+            // A source listed twice is one source (one series per source on /metrics).
+            if self.sources.iter().any(|(n, _)| *n == name) {
+                continue;
+            }
             let source = match old.iter().position(|(n, _)| *n == name) {
                 Some(index) => old.swap_remove(index).1,
                 None => Source::default(),
@@ -177,6 +181,9 @@ mod tests {
                 ("http://10.0.0.3:1/", true)
             ]
         );
+        // A source listed twice is looked up and shown once.
+        discovered.set_config(&config(&["dnssrv+peers.test", "dnssrv+peers.test"]));
+        assert_eq!(discovered.view().len(), 1);
         // A reload that drops a source drops its members; the other keeps its own.
         discovered.set_config(&config(&["dnssrv+peers.test"]));
         assert_eq!(merge(&[], &discovered).len(), 2);

@@ -82,6 +82,9 @@ struct State {
     configured: Vec<PeerConfig>,
     /// The discovery sources, their last good members and their refreshes.
     discovery: Discovered,
+    /// Checkpointed peers not listed at the restore, by URL: members discovery has not
+    /// found yet, restored when it does.
+    unclaimed: HashMap<String, (PeerCheckpoint, Anchor)>,
 }
 
 /// The most cycles of headline figures kept for the page's plot.
@@ -117,6 +120,7 @@ impl Store {
             generation: 0,
             configured: config.peers.clone(),
             discovery: Discovered::default(),
+            unclaimed: HashMap::new(),
         };
         state.discovery.set_config(&config.discovery);
         apply_members(&mut state, false);
@@ -210,6 +214,10 @@ fn apply_members(state: &mut State, resized: bool) {
             let mut peer = peer;
             peer.discovered = *discovered;
             state.peers.push(peer);
+            if let Some((saved, anchor)) = state.unclaimed.remove(wanted.url.as_str()) {
+                let index = state.peers.len() - 1;
+                checkpoint::restore_peer(state, index, &saved, &anchor);
+            }
         }
     }
     let labels: HashMap<String, &str> = state

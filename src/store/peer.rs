@@ -102,11 +102,17 @@ impl Peer {
 /// node), K and this node's name. Cheap enough to run under the lock: a sidecar's share is
 /// O(N·K·log N) scores (see `pull::assignment`), recomputed only when its inputs change.
 pub(super) fn assign_roles(state: &mut State) {
-    let me = state.name.clone().or_else(|| state.node.node_id.clone());
+    // A discovered member found to be this node names it as every other member knows it.
+    let me = state
+        .peers
+        .iter()
+        .find(|p| p.is_local)
+        .map(|p| p.target.label.clone())
+        .or_else(|| state.name.clone())
+        .or_else(|| state.node.node_id.clone());
     let listed_self = me
         .as_deref()
-        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me))
-        || state.peers.iter().any(|p| p.is_local);
+        .is_some_and(|me| state.peers.iter().any(|p| p.target.label == me));
     let members = state.peers.len() + usize::from(!listed_self);
     let k = state.observers_per_peer.for_members(members);
     let names = Members::new(
