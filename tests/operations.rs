@@ -603,6 +603,18 @@ async fn unusable_checkpoints_are_moved_aside_and_the_sidecar_starts_fresh() {
     }
 }
 
+/// The exit status of a sidecar expected to stop by itself within 10 s.
+async fn exit_within(sidecar: &mut Sidecar, what: &str) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = sidecar.child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "{what} kept running");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sidecar_on_the_same_checkpoint_is_refused() {
     let local = node("nova-local", "r").await;
@@ -613,20 +625,62 @@ async fn a_second_sidecar_on_the_same_checkpoint_is_refused() {
     let arguments = args(&["--config", path.to_str().unwrap()]);
     let _first = Sidecar::start(&arguments).await;
     let mut second = Sidecar::spawn(&arguments);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(status) = second.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the second sidecar kept running");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let status = exit_within(&mut second, "the second sidecar").await;
     assert!(!status.success());
     let log = second.log();
     assert!(
         log.contains("another peerscope holds this checkpoint's lock"),
         "{log}"
     );
+}
+
+/// Issue 19, item 3: a symlink planted in the state directory is never written through.
+/// The temporary file had the predictable name `.NAME.tmp-PID` and was created with
+/// create-and-truncate: a link planted there made every checkpoint overwrite its target
+/// (and then the checkpoint path itself became that link). And the lock file followed a
+/// link at its path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_planted_in_the_state_directory_are_never_written_through() {
+    let local = node("nova-local", "r").await;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let victim = dir.path().join("victim.txt");
+    std::fs::write(&victim, "precious").unwrap();
+    let path = dir.path().join("peerscope.toml");
+    std::fs::write(&path, checkpoint_config(&local, &[], &state, "")).unwrap();
+    let sidecar = Sidecar::start(&args(&["--config", path.to_str().unwrap()])).await;
+    // The name the temporary file had, planted once the process id is known.
+    let planted = dir
+        .path()
+        .join(format!(".state.json.tmp-{}", sidecar.child.id()));
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    let writes = || async {
+        sample(
+            &sidecar.metrics().await,
+            "peerscope_checkpoint_writes_total",
+            &[],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = writes().await;
+    until(10, "three more checkpoints", || async {
+        writes().await >= before + 3.0
+    })
+    .await;
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    assert!(std::fs::symlink_metadata(&state).unwrap().is_file());
+    drop(sidecar);
+
+    // A link at the lock path: refused at start, naming it.
+    let locked_state = dir.path().join("other.json");
+    std::os::unix::fs::symlink(&victim, dir.path().join("other.json.lock")).unwrap();
+    std::fs::write(&path, checkpoint_config(&local, &[], &locked_state, "")).unwrap();
+    let mut refused = Sidecar::spawn(&args(&["--config", path.to_str().unwrap()]));
+    let status = exit_within(&mut refused, "a sidecar with a linked lock file").await;
+    assert!(!status.success());
+    let log = refused.log();
+    assert!(log.contains("a symbolic link there is refused"), "{log}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -131,8 +131,8 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointErro
     let name = path
         .file_name()
         .map_or_else(|| "checkpoint".into(), |n| n.to_string_lossy().into_owned());
-    let temporary = directory.join(format!(".{name}.tmp-{}", std::process::id()));
-    let mut file = File::create(&temporary).map_err(io("create temporary file"))?;
+    let (temporary, mut file) =
+        create_temporary(directory, &name).map_err(io("create temporary file"))?;
     let written = file
         .write_all(text.as_bytes())
         .and_then(|()| file.sync_all())
@@ -147,6 +147,35 @@ pub(crate) fn write_atomic(path: &Path, text: &str) -> Result<(), CheckpointErro
     File::open(directory)
         .and_then(|d| d.sync_all())
         .map_err(io("sync directory"))
+}
+
+/// A new temporary file beside the checkpoint, created exclusively under a name nobody can
+/// predict: a symlink or file planted in the directory is never written through (with
+/// `O_EXCL` the creation fails on any existing name, link or not), and the next name is
+/// tried. Readable by the owner only.
+fn create_temporary(directory: &Path, name: &str) -> std::io::Result<(PathBuf, File)> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut attempts = 0;
+    loop {
+        let temporary = directory.join(format!(
+            ".{name}.tmp-{}-{:016x}",
+            std::process::id(),
+            fastrand::u64(..)
+        ));
+        match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&temporary)
+        {
+            Ok(file) => return Ok((temporary, file)),
+            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists && attempts < 8 => {
+                attempts += 1;
+            }
+            Err(error) => return Err(error),
+        }
+    }
 }
 
 /// What starting from a checkpoint found.
@@ -259,16 +288,22 @@ pub(crate) fn lock(path: &Path) -> Result<CheckpointLock, CheckpointError> {
         action: "create the directory",
         source,
     })?;
-    let file = OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|source| CheckpointError::Io {
-            path: shown.clone(),
-            action: "open the lock file",
-            source,
-        })?;
+    // Never through a link planted at the lock path (O_NOFOLLOW: the open fails with ELOOP).
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&lock_path)
+    }
+    .map_err(|source| CheckpointError::Io {
+        path: shown.clone(),
+        action: "open the lock file (a symbolic link there is refused)",
+        source,
+    })?;
     match file.try_lock() {
         Ok(()) => Ok(CheckpointLock { _file: file }),
         Err(std::fs::TryLockError::WouldBlock) => Err(CheckpointError::Locked {
