@@ -305,3 +305,134 @@ async fn a_flood_of_unfinished_headers_is_bounded_and_metrics_keep_answering() {
         let _ = task.await;
     }
 }
+
+/// Regression (issue 19, item 6): a peer name with a newline forged a whole log line, and
+/// ESC and BEL reached the terminal. Every value is escaped now, in both log formats.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_name_cannot_forge_a_log_line_in_either_format() {
+    let local = node("nova-local").await;
+    let forged = "level=error msg=FORGED";
+    for format in ["text", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("peerscope.toml");
+        // insecure_skip_verify logs a warning naming the peer at start.
+        std::fs::write(
+            &config,
+            format!(
+                "node = \"{}\"\ninterval = \"200ms\"\ntimeout = \"100ms\"\nlog_format = \"{format}\"\n\
+                 [[peers]]\nname = \"b\\n2026-12-03T00:00:00Z {forged}\\u001b[31m\\u0007\"\n\
+                 url = \"https://127.0.0.1:9\"\ninsecure_skip_verify = true\n",
+                local.url()
+            ),
+        )
+        .unwrap();
+        let sidecar = Sidecar::start(&args(&["--config", config.to_str().unwrap()])).await;
+        until(10, "the warning naming the peer", || async {
+            sidecar.log().contains("insecure_skip_verify")
+        })
+        .await;
+        let log = sidecar.log();
+        assert!(
+            !log.lines()
+                .any(|line| line.starts_with("2026-12-03T00:00:00Z")),
+            "{format}: a line was forged:\n{log}"
+        );
+        assert!(
+            !log.contains('\u{1b}') && !log.contains('\u{7}'),
+            "{format}: a terminal escape reached the log:\n{log}"
+        );
+        for line in log.lines().filter(|line| !line.is_empty()) {
+            if format == "json" {
+                let object: serde_json::Value =
+                    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+                for key in ["time", "level", "source", "msg"] {
+                    assert!(object.get(key).is_some(), "no {key}: {line}");
+                }
+            } else {
+                assert!(line.starts_with("time="), "not logfmt: {line}");
+            }
+        }
+    }
+}
+
+/// Regression (issue 19, item 6): any web page could make a browser reload the sidecar
+/// (a `text/plain` POST needs no preflight), and the page at `/` carried no
+/// Content-Security-Policy, frame or sniffing headers. Its own script is a file now, so
+/// the policy sent by default allows no inline script (the Chromium test shows the page
+/// still runs under it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_site_reloads_are_refused_and_the_page_carries_its_security_headers() {
+    let setup = Setup::new().await;
+    let sidecar = setup.start().await;
+    let reload = |origin: Option<&'static str>, fetch_site: Option<&'static str>| {
+        let mut request = impatient()
+            .post(format!("{}/-/reload", sidecar.base))
+            .header("content-type", "text/plain")
+            .body("x");
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        if let Some(site) = fetch_site {
+            request = request.header("sec-fetch-site", site);
+        }
+        async move { request.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(reload(Some("https://evil.example"), None).await, 403);
+    assert_eq!(
+        reload(Some("https://evil.example"), Some("cross-site")).await,
+        403
+    );
+    assert_eq!(reload(None, Some("same-site")).await, 403);
+    assert_eq!(reload(None, None).await, 200, "curl's reload still works");
+    let own_origin: &'static str = Box::leak(sidecar.base.clone().into_boxed_str());
+    assert_eq!(reload(Some(own_origin), Some("same-origin")).await, 200);
+
+    let page = sidecar.get("/").await;
+    let policy = page.headers()["content-security-policy"].to_str().unwrap();
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    assert_eq!(page.headers()["x-content-type-options"], "nosniff");
+    let html = page.text().await.unwrap();
+    assert!(html.contains(r#"<script src="page.js">"#), "{html}");
+    assert!(!html.contains("<script>") && !html.contains("style="));
+    let script = sidecar.get("/page.js").await;
+    assert_eq!(
+        script.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    assert!(script.text().await.unwrap().contains("refresh()"));
+    let metrics = sidecar.get("/metrics").await;
+    assert_eq!(metrics.headers()["x-content-type-options"], "nosniff");
+}
+
+/// Regression (issue 19, item 6): a log file in the config directory made the watcher
+/// re-read the configuration at every log line — each re-read logged, which wrote the
+/// file, which woke the watcher: a loop every ~250 ms. Only events naming a file the
+/// configuration reads count now.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_file_beside_the_config_does_not_make_it_re_read() {
+    let setup = Setup::new().await;
+    let mut toml = std::fs::read_to_string(&setup.config).unwrap();
+    toml += &format!(
+        "log_level = \"debug\"\nlog_file = \"{}\"\n",
+        setup.dir.path().display()
+    );
+    std::fs::write(&setup.config, toml).unwrap();
+    let sidecar = setup.start().await;
+    sidecar.wait_cycles(2).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let re_reads = sidecar.log().matches("configuration re-read").count();
+    assert_eq!(
+        re_reads,
+        0,
+        "re-read {re_reads} times in 3 s:\n{}",
+        sidecar.log()
+    );
+    // The watch still works: an edit of the peers file is applied.
+    std::fs::write(&setup.peers, "[]").unwrap();
+    until(10, "the edit applied", || async {
+        sample(&scrape(&sidecar).await, "peerscope_peers_configured", &[]) == Some(0.0)
+    })
+    .await;
+}

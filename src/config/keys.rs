@@ -275,10 +275,17 @@ pub static KEYS: &[Key] = &[
         seed_variables: &[],
         default: DefaultValue::Text("text"),
         restart: true,
-        doc: "`text` or `json` (stderr)",
+        doc: "`text` (logfmt; `logfmt` is the same) or `json`, with Prometheus' keys `time`, `level`, `source`, `msg`",
         value: Value::Scalar(|c, t| {
-            one_of(t, &[("text", LogFormat::Text), ("json", LogFormat::Json)])
-                .map(|v| c.log_format = v)
+            one_of(
+                t,
+                &[
+                    ("text", LogFormat::Text),
+                    ("logfmt", LogFormat::Text),
+                    ("json", LogFormat::Json),
+                ],
+            )
+            .map(|v| c.log_format = v)
         }),
     },
     Key {

@@ -1,4 +1,5 @@
-//! Logs through `tracing`: text or JSON on stderr, and optionally to rolling files
+//! Logs through `tracing`: logfmt or JSON (`log_format.rs`: Prometheus' keys, every value
+//! escaped) on stderr, and optionally to rolling files
 //! (`log_file` directory, hourly or daily, at most `log_max_files` kept) through a
 //! non-blocking writer that is flushed when its guard is dropped at shutdown.
 //! `RUST_LOG` overrides the configured level. Colour only where a person reads a terminal
@@ -8,8 +9,9 @@ use tracing_appender::non_blocking::WorkerGuard;
 use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-use tracing_subscriber::{EnvFilter, Layer};
+use tracing_subscriber::EnvFilter;
 
+use super::log_format::LineFormat;
 use crate::config::{Config, LogColor, LogFormat, LogRotation};
 
 fn filter(level: &str) -> EnvFilter {
@@ -25,10 +27,7 @@ pub fn init(format: LogFormat, level: &str, color: LogColor) {
         .with_ansi(color.on_stderr())
         .with_writer(std::io::stderr);
     // Ignore "already set": tests and the demo may initialise twice in one process.
-    let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
-    };
+    let _ = builder.event_format(line_format(format)).try_init();
 }
 
 /// The log directory could not be used.
@@ -61,25 +60,26 @@ pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileErr
             source,
         })?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
-    let json = config.log_format == LogFormat::Json;
+    let format = line_format(config.log_format);
     let stderr = tracing_subscriber::fmt::layer()
         .with_ansi(config.log_color.on_stderr())
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .event_format(format);
     let file = tracing_subscriber::fmt::layer()
         .with_writer(writer)
-        .with_ansi(false);
-    let (stderr, file) = if json {
-        (
-            stderr.json().flatten_event(true).boxed(),
-            file.json().flatten_event(true).boxed(),
-        )
-    } else {
-        (stderr.boxed(), file.boxed())
-    };
+        .with_ansi(false)
+        .event_format(format);
     let _ = tracing_subscriber::registry()
         .with(filter(&config.log_level))
         .with(stderr)
         .with(file)
         .try_init();
     Ok(Some(guard))
+}
+
+fn line_format(format: LogFormat) -> LineFormat {
+    match format {
+        LogFormat::Text => LineFormat::Logfmt,
+        LogFormat::Json => LineFormat::Json,
+    }
 }

@@ -3,11 +3,15 @@
 //! A new configuration is loaded and validated whole from every source; it is applied only
 //! if valid — otherwise the old one stays in force and the failure is logged and counted.
 //! Watching the *directories* of the config and peers files (not the files) sees editors
-//! that save by rename and Kubernetes ConfigMaps that swap a `..data` symlink.
+//! that save by rename and Kubernetes ConfigMaps that swap a `..data` symlink; only
+//! events that name one of those files (or a ConfigMap's `..` entries) count, so a log
+//! file or a checkpoint written in the same directory does not re-read the configuration.
 
 use std::collections::BTreeSet;
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
 use tokio::signal::unix::{signal, SignalKind};
@@ -188,7 +192,7 @@ impl Reloader {
                 result = self.reload(batch.forced) => result,
             };
             if let Some(watch) = &mut watch {
-                watch.follow(self.watched_directories());
+                watch.follow(self.watched_files());
             }
             for reply in batch.replies {
                 let _ = reply.send(result.clone());
@@ -299,11 +303,13 @@ impl Reloader {
     /// Starts watching the directories of the configuration in force; events become
     /// [`Trigger::Changed`].
     fn watch(&self, sender: mpsc::UnboundedSender<Trigger>) -> Option<Watch> {
+        let names = Arc::new(Mutex::new(BTreeSet::new()));
+        let watched = Arc::clone(&names);
         let watcher = match notify::recommended_watcher(
             move |event: notify::Result<notify::Event>| {
                 // Reading the files (our own reloads included) makes access events:
                 // reacting to those would re-read the configuration in a loop.
-                if event.is_ok_and(|e| !e.kind.is_access()) {
+                if event.is_ok_and(|e| !e.kind.is_access() && names_watched(&e, &watched)) {
                     let _ = sender.send(Trigger::Changed);
                 }
             },
@@ -317,15 +323,16 @@ impl Reloader {
         let mut watch = Watch {
             watcher,
             directories: BTreeSet::new(),
+            names,
         };
-        watch.follow(self.watched_directories());
+        watch.follow(self.watched_files());
         Some(watch)
     }
 
-    /// The directories of every file the configuration in force reads: the `--config`
-    /// file, the peers file, the web configuration and its certificates (a renewal there
-    /// reloads), the peers' CA, certificates and credentials (a rotation reloads too).
-    fn watched_directories(&self) -> BTreeSet<PathBuf> {
+    /// Every file the configuration in force reads: the `--config` file, the peers file,
+    /// the web configuration and its certificates (a renewal there reloads), the peers'
+    /// CA, certificates and credentials (a rotation reloads too).
+    fn watched_files(&self) -> BTreeSet<PathBuf> {
         let tls_files = self.current.web.tls.iter().flat_map(|tls| {
             [&tls.cert_file, &tls.key_file]
                 .into_iter()
@@ -342,9 +349,19 @@ impl Reloader {
             .chain(self.current.web_config_file.iter())
             .chain(tls_files)
             .chain(peer_files)
-            .map(|file| directory_of(file).to_path_buf())
+            .cloned()
             .collect()
     }
+}
+
+/// Whether `event` names a watched file, or an entry of a Kubernetes ConfigMap's atomic
+/// swap (`..data`, `..2026_12_03_…`), through which every file of the volume changes.
+fn names_watched(event: &notify::Event, names: &Mutex<BTreeSet<OsString>>) -> bool {
+    let names = crate::sync::lock(names);
+    event.paths.iter().any(|path| {
+        path.file_name()
+            .is_some_and(|name| names.contains(name) || name.as_encoded_bytes().starts_with(b".."))
+    })
 }
 
 /// The file watcher and the directories it watches, which follow the configuration in
@@ -353,11 +370,21 @@ impl Reloader {
 struct Watch {
     watcher: notify::RecommendedWatcher,
     directories: BTreeSet<PathBuf>,
+    /// The names of the watched files, read by the watcher's callback.
+    names: Arc<Mutex<BTreeSet<OsString>>>,
 }
 
 impl Watch {
-    fn follow(&mut self, wanted: BTreeSet<PathBuf>) {
+    fn follow(&mut self, files: BTreeSet<PathBuf>) {
         use notify::Watcher;
+        *crate::sync::lock(&self.names) = files
+            .iter()
+            .filter_map(|file| file.file_name().map(OsString::from))
+            .collect();
+        let wanted: BTreeSet<PathBuf> = files
+            .iter()
+            .map(|file| directory_of(file).to_path_buf())
+            .collect();
         for gone in self.directories.difference(&wanted) {
             // A directory that was removed is no longer watched anyway.
             let _ = self.watcher.unwatch(gone);

@@ -4,11 +4,13 @@
 //! The decoder parses into a JSON value first so that it can tell the three ways a body
 //! can be bad apart: not JSON at all (`decode`), a major version we do not speak
 //! (`unsupported_version`), and JSON that breaks the contract (`schema`). Unknown fields
-//! are ignored, as additive evolution within major version 1 requires.
+//! are ignored, as additive evolution within major version 1 requires; a key repeated in
+//! an object is refused (`schema`), as readers would disagree on its value.
 
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+use crate::outside::json::parse_unique;
 use crate::pull::failure::{FailureReason, PullError};
 
 /// Path of the summary endpoint, appended to a node's base URL.
@@ -79,8 +81,14 @@ impl ReportedMetrics {
 
 /// Decodes and validates a summary body.
 pub fn decode_summary(body: &[u8]) -> Result<Summary, PullError> {
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| PullError::new(FailureReason::Decode, format!("not valid JSON: {e}")))?;
+    let value = parse_unique(body).map_err(|e| {
+        if e.is_data() {
+            // Well-formed JSON that repeats a key: two parsers could read it differently.
+            schema_error("payload", &e.to_string())
+        } else {
+            PullError::new(FailureReason::Decode, format!("not valid JSON: {e}"))
+        }
+    })?;
     let object = value
         .as_object()
         .ok_or_else(|| schema_error("payload", "must be a JSON object"))?;
@@ -284,6 +292,27 @@ mod tests {
         assert_eq!(err.detail, "metrics.g_star: 1.5 is outside [0, 1]");
         let err = decode(r#"{"node_id":"a b","timestamp":1,"metrics":{"g_star":1}}"#).unwrap_err();
         assert!(err.detail.starts_with("node_id:"), "{}", err.detail);
+    }
+
+    #[test]
+    fn a_repeated_key_is_a_schema_error_naming_it() {
+        let err = decode(
+            r#"{"node_id":"honest","node_id":"impostor","timestamp":1,"metrics":{"g_star":0}}"#,
+        )
+        .unwrap_err();
+        assert_eq!(err.reason, FailureReason::Schema);
+        assert!(
+            err.detail.contains("duplicate key `node_id`"),
+            "{}",
+            err.detail
+        );
+        let err = decode(r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0,"g_star":1}}"#)
+            .unwrap_err();
+        assert!(
+            err.detail.contains("duplicate key `g_star`"),
+            "{}",
+            err.detail
+        );
     }
 
     #[test]

@@ -113,6 +113,34 @@ impl BasicAuth {
     }
 }
 
+/// Whether a browser sent this request from a page of another site. Any web page can
+/// make a browser `POST` to loopback (a form, or `fetch` with `text/plain`, needs no
+/// preflight), so a state-changing endpoint refuses such requests. The rule is Go's
+/// `net/http.CrossOriginProtection`: `Sec-Fetch-Site` when the browser sends it (only
+/// `same-origin` and `none` — typed by the user — pass), else an `Origin` whose host is
+/// not the `Host` asked for. Clients that are not browsers send neither and pass.
+pub(crate) fn is_cross_site(headers: &hyper::HeaderMap) -> bool {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return !matches!(site.as_bytes(), b"same-origin" | b"none");
+    }
+    let Some(origin) = headers.get(hyper::header::ORIGIN) else {
+        return false;
+    };
+    let origin_host = origin
+        .to_str()
+        .ok()
+        .and_then(|origin| origin.split_once("://"))
+        .map(|(_, host)| host);
+    let host = headers
+        .get(hyper::header::HOST)
+        .and_then(|host| host.to_str().ok());
+    match (origin_host, host) {
+        (Some(origin), Some(host)) => !origin.eq_ignore_ascii_case(host),
+        // `Origin: null` (a sandboxed page, a redirect) or no Host: not provably ours.
+        _ => true,
+    }
+}
+
 /// (user, password) from `Basic <base64 user:password>`.
 fn credentials(header: &HeaderValue) -> Option<(String, String)> {
     let encoded = header.to_str().ok()?.strip_prefix("Basic ")?;
@@ -143,6 +171,43 @@ mod tests {
         let encoded =
             base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
+    }
+
+    #[test]
+    fn requests_from_pages_of_other_sites_are_cross_site() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = hyper::HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        // curl, Prometheus, scripts: no browser headers.
+        assert!(!is_cross_site(&headers(&[("host", "127.0.0.1:9478")])));
+        assert!(!is_cross_site(&headers(&[
+            ("host", "127.0.0.1:9478"),
+            ("origin", "http://127.0.0.1:9478")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:9478"),
+            ("origin", "https://evil.example")
+        ])));
+        assert!(is_cross_site(&headers(&[
+            ("host", "127.0.0.1:9478"),
+            ("origin", "null")
+        ])));
+        assert!(!is_cross_site(&headers(&[(
+            "sec-fetch-site",
+            "same-origin"
+        )])));
+        assert!(!is_cross_site(&headers(&[("sec-fetch-site", "none")])));
+        for site in ["cross-site", "same-site"] {
+            assert!(is_cross_site(&headers(&[
+                ("sec-fetch-site", site),
+                ("host", "127.0.0.1:9478"),
+                ("origin", "http://127.0.0.1:9478")
+            ])));
+        }
     }
 
     #[tokio::test]

@@ -1,10 +1,11 @@
 //! The sidecar's HTTP surface: the table of metric families, the exposition rendered from
-//! it, the server and its endpoints, who may reach them (TLS, basic auth), and the human
+//! it, the server and its endpoints, the page for people, who may reach them (TLS, basic auth), and the human
 //! table of `/status`.
 
 pub(crate) mod access;
 pub(crate) mod connections;
 pub mod exposition;
 pub mod families;
+pub(crate) mod page;
 pub(crate) mod server;
 pub mod status_table;

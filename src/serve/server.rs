@@ -1,20 +1,22 @@
 //! The sidecar's HTTP server (hyper 1.x, HTTP/1.1).
 //!
 //! Endpoints:
-//! - `GET /` — the page for people (`page.html`, embedded): the federation as this
-//!   sidecar sees it, refreshed from `/status` and `/history`.
+//! - `GET /` — the page for people (`page.rs`; with `/page.js` and `/page.css`): the
+//!   federation as this sidecar sees it, refreshed from `/status` and `/history`.
 //! - `GET /metrics` — Prometheus text exposition 0.0.4, gzip-compressed when the client's
 //!   `Accept-Encoding` allows it (Prometheus' does).
 //! - `GET /healthz` — 200 while the poll loop's heartbeat advanced within 3 intervals, else 503.
 //! - `GET /readyz`  — 200 once the first poll cycle has completed, else 503.
 //! - `POST /-/reload` — reload the configuration; only from loopback, or with
-//!   `Authorization: Bearer <admin token>`.
+//!   `Authorization: Bearer <admin token>`; never from a browser on another site
+//!   ([`access::is_cross_site`]).
 //! - `GET /status`  — a JSON snapshot of the node, the peers, the federation figures and
 //!   the reconciliation state.
 //! - `GET /history` — JSON: each cycle's peers live, novelty and divergence ratio over
 //!   the last window (for the page's plots).
 //!
-//! Every `GET` endpoint answers `HEAD` too. With a web configuration file
+//! Every `GET` endpoint answers `HEAD` too; every answer says `X-Content-Type-Options:
+//! nosniff`. With a web configuration file
 //! (`--web.config.file`, `access.rs`), every endpoint is served over TLS and/or behind
 //! basic auth (`401` without valid credentials).
 //!
@@ -33,7 +35,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
-    CONTENT_TYPE, VARY, WWW_AUTHENTICATE,
+    CONTENT_TYPE, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -51,6 +53,7 @@ use crate::outside::file::read_token;
 use crate::serve::access::{self, BasicAuth, Stream};
 use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
 use crate::serve::exposition::{self, BuildInfo, Rendering};
+use crate::serve::page;
 use crate::store::Store;
 use crate::timeline::Anchor;
 
@@ -60,8 +63,6 @@ const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// are answered `431` and the connection closed (hyper's default is ~400 KiB, and 2,000
 /// clients sending unfinished headers took the sidecar to 778 MiB — issue 12).
 pub(crate) const MAX_REQUEST_BUFFER: usize = 16 * 1024;
-/// The page served at `/`: self-contained, every link and fetch relative.
-const PAGE: &str = include_str!("page.html");
 /// How long in-flight requests may take to finish at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -236,6 +237,9 @@ async fn guarded_route(
         );
         refused
     };
+    response
+        .headers_mut()
+        .insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     for (name, value) in &web.headers {
         // Checked when the file was loaded; a failure here cannot happen.
         if let (Ok(name), Ok(value)) = (
@@ -266,6 +270,14 @@ async fn route(
     };
     match (method, request.uri().path()) {
         (&Method::POST, "/-/reload") => {
+            if access::is_cross_site(request.headers()) {
+                tracing::warn!(%remote, "refused a cross-site reload request (a page of another site sent it)");
+                return respond(
+                    StatusCode::FORBIDDEN,
+                    "text/plain",
+                    "cross-site requests may not reload the configuration\n",
+                );
+            }
             let bearer = request
                 .headers()
                 .get(AUTHORIZATION)
@@ -329,14 +341,10 @@ async fn route(
                 ),
             }
         }
-        (&Method::GET, "/") => {
-            let mut response = respond(StatusCode::OK, "text/html; charset=utf-8", PAGE);
-            response.headers_mut().insert(
-                hyper::header::CACHE_CONTROL,
-                HeaderValue::from_static("no-cache"),
-            );
-            response
-        }
+        (&Method::GET, path @ ("/" | "/page.js" | "/page.css")) => match page::serve(path) {
+            Some(response) => response,
+            None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
+        },
         (&Method::GET, "/history") => {
             let settings = app.store.timing();
             let document = HistoryDocument {
@@ -367,7 +375,11 @@ async fn route(
             };
             json(&document)
         }
-        (_, "/" | "/metrics" | "/healthz" | "/readyz" | "/status" | "/history") => respond(
+        (
+            _,
+            "/" | "/page.js" | "/page.css" | "/metrics" | "/healthz" | "/readyz" | "/status"
+            | "/history",
+        ) => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
             "method not allowed\n",
