@@ -138,6 +138,9 @@ fn main() -> ExitCode {
         }
     };
     let result = runtime.block_on(dispatch(cli));
+    // Work still on blocking threads (a password check, a stalled file read) is not
+    // waited for beyond a moment: shutdown never hangs on it.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     match result {
         Ok(code) => code,
         Err(error) => {

@@ -19,7 +19,7 @@ use crate::ops::operations::Operations;
 use crate::ops::reload::{self, Loader, Reloader};
 use crate::pull::poller::Poller;
 use crate::pull::resolver::Resolver;
-use crate::serve::access::BasicAuth;
+use crate::serve::basic_auth::BasicAuth;
 use crate::serve::exposition::BuildInfo;
 use crate::serve::server::{serve, App};
 use crate::store::Store;

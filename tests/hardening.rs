@@ -436,3 +436,129 @@ async fn a_log_file_beside_the_config_does_not_make_it_re_read() {
     })
     .await;
 }
+
+/// Regression (issue 19, item 2): every wrong password cost a full bcrypt — 200 clients
+/// kept 1.7 cores busy and a legitimate first scrape waited 5.9 s. Now a client with
+/// repeated failures is budgeted (429 beyond it) while others keep their own lane, a
+/// repeated wrong pair is remembered, and an unknown user costs a check like a known one
+/// (so names cannot be told by timing). Counted by `peerscope_http_basic_auth_*`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_wrong_passwords_is_budgeted_and_a_legitimate_client_gets_through() {
+    let local = node("nova-local").await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(
+        &web,
+        format!(
+            "basic_auth_users:\n  alice: {}\n",
+            bcrypt::hash("s3cret", 8).unwrap()
+        ),
+    )
+    .unwrap();
+    let sidecar = Sidecar::spawn(&args(&[
+        "--node",
+        &local.url(),
+        "--interval",
+        "200ms",
+        "--timeout",
+        "100ms",
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]));
+    let from = |address: [u8; 4]| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .local_address(std::net::IpAddr::from(address))
+            .timeout(Duration::from_secs(10))
+            .build()
+            .unwrap()
+    };
+    let (attacker, operator, repeater) = (
+        from([127, 0, 0, 1]),
+        from([127, 0, 0, 2]),
+        from([127, 0, 0, 3]),
+    );
+    let metrics_url = format!("{}/metrics", sidecar.base);
+    // `/metrics` from `client` as `user` with `password`.
+    let login = |client: &reqwest::Client, user: String, password: String| {
+        client
+            .get(&metrics_url)
+            .basic_auth(user, Some(password))
+            .send()
+    };
+    let counter = |name: &'static str| {
+        let scrape = login(&operator, "alice".into(), "s3cret".into());
+        async move {
+            let text = scrape.await.unwrap().text().await.unwrap();
+            sample(&text, name, &[]).unwrap_or_else(|| panic!("{name}:\n{text}"))
+        }
+    };
+    until(30, "the sidecar answers", || async {
+        operator.get(&metrics_url).send().await.is_ok()
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let mut flood = Vec::new();
+    for guess in 0..250 {
+        // Wrong passwords for alice, and unknown users.
+        let user = if guess % 5 == 0 {
+            format!("user{guess}")
+        } else {
+            "alice".to_owned()
+        };
+        let attempt = login(&attacker, user, format!("guess-{guess}"));
+        flood.push(tokio::spawn(async move {
+            attempt.await.map(|r| r.status().as_u16()).unwrap_or(0)
+        }));
+    }
+    // A legitimate client from another address is answered during the flood.
+    let answer = login(&operator, "alice".into(), "s3cret".into())
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    let mut statuses = std::collections::BTreeMap::new();
+    for task in flood {
+        *statuses.entry(task.await.unwrap()).or_insert(0) += 1;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let checks = counter("peerscope_http_basic_auth_checks_total").await;
+    let throttled = counter("peerscope_http_basic_auth_throttled_total").await;
+    println!("250 wrong logins in {seconds:.1} s: {statuses:?}, {checks} bcrypt checks, {throttled} throttled");
+    assert_eq!(statuses.get(&200), None, "{statuses:?}");
+    assert!(
+        throttled > 0.0 && statuses.get(&429) == Some(&(throttled as i32)),
+        "{statuses:?}"
+    );
+    // The 5 failures of good standing, the suspects' 2 a second, the operator's own.
+    let bound = 5.0 + 2.0 * (seconds.ceil() + 1.0) + 1.0;
+    assert!(
+        checks <= bound,
+        "{checks} checks for 250 wrong logins in {seconds:.1} s (at most {bound})"
+    );
+
+    // A repeated wrong pair costs one check, however often it comes.
+    let before = counter("peerscope_http_basic_auth_checks_total").await;
+    for _ in 0..20 {
+        let status = login(&repeater, "alice".into(), "same-wrong".into())
+            .await
+            .unwrap()
+            .status();
+        assert!(matches!(status.as_u16(), 401 | 429), "{status}");
+    }
+    let after = counter("peerscope_http_basic_auth_checks_total").await;
+    assert_eq!(after - before, 1.0, "a repeated wrong pair is checked once");
+
+    // An unknown user costs a check like a wrong password does (same work, same time).
+    let before = after;
+    let status = login(&from([127, 0, 0, 4]), "mallory".into(), "anything".into())
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 401);
+    let after = counter("peerscope_http_basic_auth_checks_total").await;
+    assert_eq!(
+        after - before,
+        1.0,
+        "an unknown user is checked against a real hash"
+    );
+}

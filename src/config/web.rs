@@ -38,6 +38,12 @@ use crate::sync;
 /// The largest web configuration file read, in bytes.
 pub(crate) const FILE_LIMIT: u64 = 1 << 20;
 
+/// The highest bcrypt cost accepted. Each step doubles the work: cost 10 takes ~60 ms of a
+/// core here, 12 ~250 ms. A higher cost makes every client's first request slow and every
+/// wrong password a lever on the CPU (cost 31 would take days, and shutdown would wait
+/// for it); exporter-toolkit sets no cap, this is a deliberate difference.
+pub(crate) const MAX_BCRYPT_COST: u32 = 12;
+
 /// The web configuration in force: no TLS and no users when there is no file.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct WebConfig {
@@ -189,9 +195,15 @@ pub fn parse(text: &str, directory: &Path) -> Result<WebConfig, String> {
                 "basic_auth_users: user {user:?} must be non-empty and without ':'"
             ));
         }
-        if hash.parse::<bcrypt::HashParts>().is_err() {
+        let Ok(parts) = hash.parse::<bcrypt::HashParts>() else {
             return Err(format!(
                 "basic_auth_users.{user}: not a bcrypt hash ($2a$, $2b$ or $2y$; e.g. from `htpasswd -nBC 10 {user}`)"
+            ));
+        };
+        if parts.get_cost() > MAX_BCRYPT_COST {
+            return Err(format!(
+                "basic_auth_users.{user}: bcrypt cost {} is over {MAX_BCRYPT_COST}: each check would take over a quarter of a second of a core, for every client's first request and every wrong password (use `htpasswd -nBC 10 {user}`)",
+                parts.get_cost()
             ));
         }
         config.users.insert(user, hash);
@@ -342,6 +354,16 @@ mod tests {
 
     #[test]
     fn users_show_only_their_names() {
+        let costly = "$2b$13$abcdefghijklmnopqrstuu5Ylt1ZKQmMUDCJcLSiWAD1.CfbVQ2Rq";
+        let refused = parse(
+            &format!("basic_auth_users:\n  bob: {costly}\n"),
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            refused.contains("bob: bcrypt cost 13 is over 12"),
+            "{refused}"
+        );
         let hash = bcrypt::hash("secret", 4).unwrap();
         let config = parse(
             &format!("basic_auth_users:\n  alice: {hash}\n"),

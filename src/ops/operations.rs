@@ -25,6 +25,10 @@ pub(crate) struct ServerStatus {
     /// Connections closed because the connection limit was reached (the oldest idle one,
     /// or the new one when every connection was inside a request).
     pub(crate) connections_shed_total: u64,
+    /// bcrypt checks run for basic auth (remembered pairs need none).
+    pub(crate) basic_auth_checks_total: u64,
+    /// Requests of clients with too many failed logins, answered 429 without a check.
+    pub(crate) basic_auth_throttled_total: u64,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]

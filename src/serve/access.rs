@@ -1,20 +1,16 @@
 //! Who may talk to the server, from the web configuration in force
-//! ([`crate::config::web`]): TLS (and client certificates) for each connection, basic
-//! auth for each request, on every endpoint.
+//! ([`crate::config::web`]): TLS (and client certificates) for each connection; basic
+//! auth for each request, on every endpoint, is `basic_auth.rs`; no state change from a
+//! page of another site.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::Mutex;
 use std::time::Duration;
 
-use base64::Engine;
-use hyper::header::HeaderValue;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_util::either::Either;
 
 use crate::config::web::TlsServer;
-use crate::sync;
 
 /// One client connection: plain, or TLS once the handshake is done.
 pub(crate) type Stream = Either<TcpStream, TlsStream<TcpStream>>;
@@ -52,67 +48,6 @@ pub(crate) async fn handshake(
     }
 }
 
-/// Checks HTTP basic auth against bcrypt hashes. bcrypt is slow on purpose (tens of
-/// milliseconds a check): a password once verified is remembered by a digest of user,
-/// password and hash, so a scraper or the page pays once, not at every request.
-pub(crate) struct BasicAuth {
-    verified: Mutex<HashSet<[u8; 32]>>,
-    /// At most this many bcrypt checks at a time: clients with wrong passwords cannot
-    /// take every core.
-    checking: tokio::sync::Semaphore,
-}
-
-/// Remembered verifications are forgotten all at once beyond this many.
-const REMEMBERED: usize = 1024;
-
-impl Default for BasicAuth {
-    fn default() -> Self {
-        BasicAuth {
-            verified: Mutex::default(),
-            checking: tokio::sync::Semaphore::new(2),
-        }
-    }
-}
-
-impl BasicAuth {
-    /// Whether `header` (`Authorization`) names one of `users` with its password.
-    pub(crate) async fn allows(
-        &self,
-        users: &BTreeMap<String, String>,
-        header: Option<&HeaderValue>,
-    ) -> bool {
-        let Some((user, password)) = header.and_then(credentials) else {
-            return false;
-        };
-        let Some(hash) = users.get(&user) else {
-            return false;
-        };
-        let key = digest(&user, &password, hash);
-        if self.remembered().contains(&key) {
-            return true;
-        }
-        let Ok(_permit) = self.checking.acquire().await else {
-            return false;
-        };
-        let hash = hash.clone();
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
-            .await
-            .is_ok_and(|verified| verified.unwrap_or(false));
-        if matches {
-            let mut remembered = self.remembered();
-            if remembered.len() >= REMEMBERED {
-                remembered.clear();
-            }
-            remembered.insert(key);
-        }
-        matches
-    }
-
-    fn remembered(&self) -> std::sync::MutexGuard<'_, HashSet<[u8; 32]>> {
-        sync::lock(&self.verified)
-    }
-}
-
 /// Whether a browser sent this request from a page of another site. Any web page can
 /// make a browser `POST` to loopback (a form, or `fetch` with `text/plain`, needs no
 /// preflight), so a state-changing endpoint refuses such requests. The rule is Go's
@@ -141,37 +76,10 @@ pub(crate) fn is_cross_site(headers: &hyper::HeaderMap) -> bool {
     }
 }
 
-/// (user, password) from `Basic <base64 user:password>`.
-fn credentials(header: &HeaderValue) -> Option<(String, String)> {
-    let encoded = header.to_str().ok()?.strip_prefix("Basic ")?;
-    let decoded = base64::engine::general_purpose::STANDARD
-        .decode(encoded.trim())
-        .ok()?;
-    let text = String::from_utf8(decoded).ok()?;
-    let (user, password) = text.split_once(':')?;
-    Some((user.to_owned(), password.to_owned()))
-}
-
-fn digest(user: &str, password: &str, hash: &str) -> [u8; 32] {
-    let mut context = ring::digest::Context::new(&ring::digest::SHA256);
-    for part in [user, password, hash] {
-        context.update(&(part.len() as u64).to_le_bytes());
-        context.update(part.as_bytes());
-    }
-    let mut key = [0u8; 32];
-    key.copy_from_slice(context.finish().as_ref());
-    key
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn basic(user: &str, password: &str) -> HeaderValue {
-        let encoded =
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
-        HeaderValue::from_str(&format!("Basic {encoded}")).unwrap()
-    }
+    use hyper::header::HeaderValue;
 
     #[test]
     fn requests_from_pages_of_other_sites_are_cross_site() {
@@ -208,26 +116,5 @@ mod tests {
                 ("origin", "http://127.0.0.1:9478")
             ])));
         }
-    }
-
-    #[tokio::test]
-    async fn only_the_right_password_of_a_known_user_passes_and_is_remembered() {
-        let users = BTreeMap::from([("alice".to_owned(), bcrypt::hash("s3cret", 4).unwrap())]);
-        let auth = BasicAuth::default();
-        assert!(!auth.allows(&users, None).await);
-        assert!(!auth.allows(&users, Some(&basic("alice", "wrong"))).await);
-        assert!(!auth.allows(&users, Some(&basic("bob", "s3cret"))).await);
-        assert!(
-            !auth
-                .allows(&users, Some(&HeaderValue::from_static("Bearer s3cret")))
-                .await
-        );
-        assert!(auth.remembered().is_empty(), "failures are not remembered");
-        assert!(auth.allows(&users, Some(&basic("alice", "s3cret"))).await);
-        assert_eq!(auth.remembered().len(), 1);
-        assert!(auth.allows(&users, Some(&basic("alice", "s3cret"))).await);
-        // A changed hash (a reload) does not match what was remembered for the old one.
-        let changed = BTreeMap::from([("alice".to_owned(), bcrypt::hash("other", 4).unwrap())]);
-        assert!(!auth.allows(&changed, Some(&basic("alice", "s3cret"))).await);
     }
 }

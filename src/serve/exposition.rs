@@ -371,6 +371,14 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
             Some(operations.server.connections_shed_total as f64),
         ),
         (
+            &f::HTTP_BASIC_AUTH_CHECKS_TOTAL,
+            Some(operations.server.basic_auth_checks_total as f64),
+        ),
+        (
+            &f::HTTP_BASIC_AUTH_THROTTLED_TOTAL,
+            Some(operations.server.basic_auth_throttled_total as f64),
+        ),
+        (
             &f::CHECKPOINT_WRITES_TOTAL,
             Some(checkpoint.writes_total as f64),
         ),

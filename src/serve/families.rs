@@ -304,6 +304,18 @@ pub(crate) const HTTP_CONNECTIONS_SHED_TOTAL: Family = Family {
     labels: &[],
     help: "Client connections closed because the server's connection limit was reached: the oldest idle one, or the new one when every connection was inside a request.",
 };
+pub(crate) const HTTP_BASIC_AUTH_CHECKS_TOTAL: Family = Family {
+    name: "peerscope_http_basic_auth_checks_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "bcrypt checks run for HTTP basic auth; a user and password once verified or refused is remembered and needs none.",
+};
+pub(crate) const HTTP_BASIC_AUTH_THROTTLED_TOTAL: Family = Family {
+    name: "peerscope_http_basic_auth_throttled_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Requests answered 429 without a password check: the client had too many failed logins and the budget for such clients was spent.",
+};
 pub(crate) const CHECKPOINT_WRITES_TOTAL: Family = Family {
     name: "peerscope_checkpoint_writes_total",
     kind: Kind::Counter,
@@ -389,6 +401,8 @@ pub(crate) const ALL: &[&Family] = &[
     &CONFIG_RELOADS_TOTAL,
     &CONFIG_RELOAD_FAILURES_TOTAL,
     &HTTP_CONNECTIONS_SHED_TOTAL,
+    &HTTP_BASIC_AUTH_CHECKS_TOTAL,
+    &HTTP_BASIC_AUTH_THROTTLED_TOTAL,
     &CHECKPOINT_WRITES_TOTAL,
     &CHECKPOINT_WRITE_FAILURES_TOTAL,
     &CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,

@@ -3,6 +3,7 @@
 //! table of `/status`.
 
 pub(crate) mod access;
+pub(crate) mod basic_auth;
 pub(crate) mod connections;
 pub mod exposition;
 pub mod families;

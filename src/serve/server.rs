@@ -35,7 +35,7 @@ use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
-    CONTENT_TYPE, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+    CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -50,7 +50,8 @@ use crate::figures::view::{HistoryPoint, View};
 use crate::ops::operations::{Operations, OperationsState};
 use crate::ops::reload::ReloadHandle;
 use crate::outside::file::read_token;
-use crate::serve::access::{self, BasicAuth, Stream};
+use crate::serve::access::{self, Stream};
+use crate::serve::basic_auth::{BasicAuth, Verdict};
 use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
 use crate::serve::exposition::{self, BuildInfo, Rendering};
 use crate::serve::page;
@@ -217,25 +218,49 @@ async fn guarded_route(
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let web = app.web.current();
-    let mut response = if web.users.is_empty()
-        || app
-            .basic_auth
-            .allows(&web.users, request.headers().get(AUTHORIZATION))
-            .await
-    {
-        route(app, remote, request).await
+    let verdict = if web.users.is_empty() {
+        Verdict::Allowed
     } else {
-        tracing::debug!(%remote, path = request.uri().path(), "refused a request without valid basic auth");
-        let mut refused = respond(
-            StatusCode::UNAUTHORIZED,
-            "text/plain",
-            "this peerscope needs a user and password (HTTP basic auth)\n",
-        );
-        refused.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"peerscope\""),
-        );
-        refused
+        let (verdict, checked) = app
+            .basic_auth
+            .check(
+                &web.users,
+                request.headers().get(AUTHORIZATION),
+                remote.ip(),
+            )
+            .await;
+        let counters = &mut app.operations.lock().server;
+        counters.basic_auth_checks_total += u64::from(checked);
+        counters.basic_auth_throttled_total += u64::from(verdict == Verdict::Throttled);
+        verdict
+    };
+    let mut response = match verdict {
+        Verdict::Allowed => route(app, remote, request).await,
+        Verdict::Refused => {
+            tracing::debug!(%remote, path = request.uri().path(), "refused a request without valid basic auth");
+            let mut refused = respond(
+                StatusCode::UNAUTHORIZED,
+                "text/plain",
+                "this peerscope needs a user and password (HTTP basic auth)\n",
+            );
+            refused.headers_mut().insert(
+                WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"peerscope\""),
+            );
+            refused
+        }
+        Verdict::Throttled => {
+            tracing::debug!(%remote, "too many failed logins from this client; answered 429 without a check");
+            let mut throttled = respond(
+                StatusCode::TOO_MANY_REQUESTS,
+                "text/plain",
+                "too many failed logins from this address; try again in a moment\n",
+            );
+            throttled
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            throttled
+        }
     };
     response
         .headers_mut()
