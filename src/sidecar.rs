@@ -138,6 +138,7 @@ pub async fn run(
         build: BuildInfo::current(),
         started_at: unix_seconds(std::time::SystemTime::now()),
         process_registry,
+        renderings: Default::default(),
     });
     tracing::info!(
         listen = %listener.local_addr().map_err(SidecarError::Listener)?,

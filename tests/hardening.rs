@@ -562,3 +562,75 @@ async fn a_flood_of_wrong_passwords_is_budgeted_and_a_legitimate_client_gets_thr
         "an unknown user is checked against a real hash"
     );
 }
+
+/// Regression (issue 19, item 5): each `/metrics` request kept its own rendered body while
+/// its client did not read — 50 such clients on a 20 MB exposition took the sidecar from
+/// 52 MiB to 1.17 GiB. Scrapes that come together now share one rendering, distinct bodies
+/// alive are bounded, and a connection whose writes make no progress for 10 s is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_that_never_read_share_one_body_and_are_cut_off() {
+    let local = node("nova-local").await;
+    let dir = tempfile::tempdir().unwrap();
+    // 2,000 members on closed ports: every one exported, a few MB of exposition.
+    let targets: Vec<String> = (0..2000)
+        .map(|i| format!("\"127.1.{}.{}:9\"", i / 250, i % 250 + 1))
+        .collect();
+    let peers = dir.path().join("peers.json");
+    std::fs::write(
+        &peers,
+        format!(r#"[{{"targets": [{}]}}]"#, targets.join(",")),
+    )
+    .unwrap();
+    let config = dir.path().join("peerscope.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "node = \"{}\"\ninterval = \"2s\"\ntimeout = \"500ms\"\nobservers_per_peer = 0\npeers_file = \"{}\"\n",
+            local.url(),
+            peers.display()
+        ),
+    )
+    .unwrap();
+    let sidecar = Sidecar::start(&args(&["--config", config.to_str().unwrap()])).await;
+    let size = scrape(&sidecar).await.len();
+    let before = sidecar.peak_rss_kib();
+    let address = sidecar.base.trim_start_matches("http://").to_owned();
+    let mut silent = Vec::new();
+    for _ in 0..50 {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .unwrap();
+        silent.push(stream);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // A scraper that reads is answered meanwhile.
+    assert!(scrape(&sidecar)
+        .await
+        .contains("peerscope_peers_configured 2000"));
+    let peak = sidecar.peak_rss_kib();
+    let grown = peak.saturating_sub(before) as usize * 1024;
+    println!(
+        "50 clients that never read a {size}-byte exposition: peak RSS {before} → {peak} KiB (+{:.1} expositions)",
+        grown as f64 / size as f64
+    );
+    assert!(
+        grown < 8 * size,
+        "memory grew by {grown} bytes for 50 silent clients of a {size}-byte exposition"
+    );
+    // Past the stall limit the server has closed them: reading ends, short of the body.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    for mut stream in silent {
+        use tokio::io::AsyncReadExt;
+        let mut received = Vec::new();
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut received))
+            .await
+            .expect("the server closed a connection that made no progress");
+        assert!(
+            read.is_err() || received.len() < size,
+            "a whole body was still there after the stall limit"
+        );
+    }
+}

@@ -26,7 +26,7 @@ use crate::pull::failure::FailureReason;
 use crate::serve::families::{self as f, Family, Kind};
 
 /// The two exposition formats.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Format {
     /// Prometheus text 0.0.4: the default.
     Text,

@@ -8,5 +8,7 @@ pub(crate) mod connections;
 pub mod exposition;
 pub mod families;
 pub(crate) mod page;
+pub(crate) mod scrape;
 pub(crate) mod server;
+pub(crate) mod stall;
 pub mod status_table;

@@ -21,7 +21,9 @@
 //! basic auth (`401` without valid credentials).
 //!
 //! Limits against clients that misbehave: request headers within 10 s and 16 KiB
-//! (else `431` or a closed connection), and at most 512 connections (`connections.rs`).
+//! (else `431` or a closed connection), writes that make no progress for 10 s close the
+//! connection (`stall.rs`), at most 512 connections (`connections.rs`), and one
+//! `/metrics` rendering shared by the scrapes that come together (`scrape.rs`).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -34,8 +36,8 @@ use futures_util::future::Either;
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{
-    HeaderValue, ACCEPT, ACCEPT_ENCODING, AUTHORIZATION, CONNECTION, CONTENT_ENCODING,
-    CONTENT_TYPE, RETRY_AFTER, VARY, WWW_AUTHENTICATE, X_CONTENT_TYPE_OPTIONS,
+    HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -53,8 +55,10 @@ use crate::outside::file::read_token;
 use crate::serve::access::{self, Stream};
 use crate::serve::basic_auth::{BasicAuth, Verdict};
 use crate::serve::connections::{Admission, Connections, MAX_CONNECTIONS};
-use crate::serve::exposition::{self, BuildInfo, Rendering};
+use crate::serve::exposition::BuildInfo;
 use crate::serve::page;
+use crate::serve::scrape::{self, Renderings};
+use crate::serve::stall::{StallLimit, WRITE_STALL_LIMIT};
 use crate::store::Store;
 use crate::timeline::Anchor;
 
@@ -83,6 +87,8 @@ pub(crate) struct App {
     pub(crate) started_at: f64,
     /// Holds the `process_*` collector; passed in, never global.
     pub(crate) process_registry: prometheus::Registry,
+    /// The latest `/metrics` renderings, shared by scrapes that come together.
+    pub(crate) renderings: Renderings,
 }
 
 /// The `/status` document.
@@ -191,7 +197,7 @@ pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Cancel
 fn http1<S>(
     stream: Stream,
     service: S,
-) -> hyper::server::conn::http1::Connection<TokioIo<Stream>, S>
+) -> hyper::server::conn::http1::Connection<TokioIo<StallLimit<Stream>>, S>
 where
     S: hyper::service::Service<
         Request<Incoming>,
@@ -204,7 +210,10 @@ where
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
         .max_buf_size(MAX_REQUEST_BUFFER)
-        .serve_connection(TokioIo::new(stream), service)
+        .serve_connection(
+            TokioIo::new(StallLimit::new(stream, WRITE_STALL_LIMIT)),
+            service,
+        )
 }
 
 /// [`route`] behind the web configuration in force: basic auth (when it names users)
@@ -324,48 +333,7 @@ async fn route(
                 ),
             }
         }
-        (&Method::GET, "/metrics") => {
-            // Rendering 1,000 peers takes milliseconds: off the runtime's threads, so
-            // pulls in flight are not delayed (and their latency not inflated) by a scrape.
-            let gzip = accepts_gzip(request.headers().get(ACCEPT_ENCODING));
-            let rendering = Rendering {
-                format: exposition::negotiate(request.headers().get(ACCEPT)),
-                started_at: app.started_at,
-            };
-            let content_type = rendering.format.content_type();
-            let rendered = tokio::task::spawn_blocking(move || {
-                let reconciliation = app.reconciler.view(now);
-                let operations = app.operations.snapshot();
-                let text = exposition::render(
-                    &app.store.view(now),
-                    &reconciliation,
-                    &operations,
-                    &app.build,
-                    &app.process_registry,
-                    rendering,
-                );
-                // Compressing is CPU work too: here, off the runtime, with the rendering.
-                gzip.then(|| gzip_bytes(text.as_bytes()))
-                    .flatten()
-                    .ok_or(text)
-            })
-            .await;
-            match rendered {
-                Ok(Err(text)) => vary(respond(StatusCode::OK, content_type, text)),
-                Ok(Ok(compressed)) => {
-                    let mut response = Response::new(Full::new(Bytes::from(compressed)));
-                    let headers = response.headers_mut();
-                    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
-                    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                    vary(response)
-                }
-                Err(error) => respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    format!("rendering failed: {error}\n"),
-                ),
-            }
-        }
+        (&Method::GET, "/metrics") => scrape::metrics(app, request, now).await,
         (&Method::GET, path @ ("/" | "/page.js" | "/page.css")) => match page::serve(path) {
             Some(response) => response,
             None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -454,40 +422,6 @@ fn same_secret(given: &str, expected: &str) -> bool {
         == 0
 }
 
-/// Whether an `Accept-Encoding` header allows gzip (`gzip` or `*`, with a q-value above 0).
-fn accepts_gzip(header: Option<&HeaderValue>) -> bool {
-    let Some(text) = header.and_then(|h| h.to_str().ok()) else {
-        return false;
-    };
-    text.split(',').any(|entry| {
-        let mut parts = entry.split(';').map(str::trim);
-        let coding = parts.next().unwrap_or("");
-        let quality = parts
-            .find_map(|p| p.strip_prefix("q=").and_then(|q| q.parse::<f64>().ok()))
-            .unwrap_or(1.0);
-        (coding.eq_ignore_ascii_case("gzip") || coding == "*") && quality > 0.0
-    })
-}
-
-/// `bytes` compressed with gzip (fast level: a scrape is compressed once and read once).
-fn gzip_bytes(bytes: &[u8]) -> Option<Vec<u8>> {
-    use std::io::Write;
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(bytes.len() / 8),
-        flate2::Compression::fast(),
-    );
-    encoder.write_all(bytes).ok()?;
-    encoder.finish().ok()
-}
-
-/// Marks a response whose body depends on `Accept-Encoding`, for caches.
-fn vary(mut response: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
-    response
-        .headers_mut()
-        .insert(VARY, HeaderValue::from_static("accept-encoding"));
-    response
-}
-
 /// A JSON document, pretty-printed.
 fn json(document: &impl serde::Serialize) -> Response<Full<Bytes>> {
     match serde_json::to_string_pretty(document) {
@@ -512,7 +446,7 @@ fn probe(ok: bool, good: &str, bad: &str) -> Response<Full<Bytes>> {
     }
 }
 
-fn respond(
+pub(crate) fn respond(
     status: StatusCode,
     content_type: &str,
     body: impl Into<Bytes>,
@@ -528,18 +462,6 @@ fn respond(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn gzip_is_used_when_accept_encoding_allows_it() {
-        let accepts = |text: &str| accepts_gzip(Some(&HeaderValue::from_str(text).unwrap()));
-        assert!(accepts("gzip"));
-        assert!(accepts("deflate, GZIP;q=0.5"));
-        assert!(accepts("*"));
-        assert!(!accepts("identity"));
-        assert!(!accepts("gzip;q=0"));
-        assert!(!accepts("br, deflate"));
-        assert!(!accepts_gzip(None));
-    }
 
     #[test]
     fn secrets_are_compared_whole() {
