@@ -244,25 +244,30 @@ async fn identity_rules_exclude_self_and_duplicates_and_restart_changed_peers() 
         at,
     );
     let view = store.view(at);
-    assert!(view.peers[0].target.up);
-    assert_eq!(
-        view.peers[1].target.failures_total[FailureReason::Identity.index()],
-        1
-    );
-    assert!(view.peers[1]
-        .identity_problem
-        .as_deref()
-        .unwrap()
-        .contains("a:1"));
+    // Two members reporting one node_id: both up, both contested (issue 19), neither
+    // refused; the one reporting the local node's node_id is refused.
+    for (index, other) in [(0, "b:1"), (1, "a:1")] {
+        assert!(view.peers[index].target.up);
+        assert!(view.peers[index].identity_contested);
+        assert!(view.peers[index]
+            .identity_problem
+            .as_deref()
+            .unwrap()
+            .contains(other));
+        assert_eq!(
+            view.peers[index].target.failures_total[FailureReason::Identity.index()],
+            0
+        );
+    }
     assert_eq!(
         view.peers[2].target.failures_total[FailureReason::Identity.index()],
         1
     );
-    assert_eq!(view.federation.peers_live, 1);
+    assert_eq!(view.federation.peers_live, 2);
 
     // A failed pull of `a`, then `a` reports another node_id: it is a new peer, so its
-    // window restarts (without the restart its success ratio would be 2/3); `b` takes "twin"
-    // over once `a` no longer reports it.
+    // window restarts (without the restart its success ratio would be 2/3); "twin" is no
+    // longer contested once `a` no longer reports it.
     tokio::time::advance(Duration::from_secs(10)).await;
     let at = Instant::now();
     store.record_cycle(
@@ -299,7 +304,11 @@ async fn identity_rules_exclude_self_and_duplicates_and_restart_changed_peers() 
         view.peers[0].target.polls_total, 3,
         "counters are cumulative across the restart"
     );
-    assert!(view.peers[1].target.up, "b took over the released node_id");
+    assert!(view.peers[1].target.up);
+    assert!(
+        !view.peers[1].identity_contested,
+        "b alone reports twin now"
+    );
     assert!(view.peers[1].identity_problem.is_none());
 }
 

@@ -150,7 +150,7 @@ async fn every_failure_is_classified_with_its_reason_and_healthy_peers_are_unaff
     expectations.extend([
         ("self", Some("identity")),
         ("twin-first", None),
-        ("twin-second", Some("identity")),
+        ("twin-second", None),
         ("refused", Some("connect")),
     ]);
     for (peer, expected) in &expectations {
@@ -211,15 +211,35 @@ async fn every_failure_is_classified_with_its_reason_and_healthy_peers_are_unaff
         }
     }
 
-    // Live peers are measured: exactly the three healthy ones (the twin counted once).
-    assert_eq!(sample(&text, "peerscope_peers_live", &[]), Some(3.0));
+    // Live peers are measured: exactly the four that answer validly (the two that report
+    // one node_id are both up: contested, not refused — issue 19).
+    assert_eq!(sample(&text, "peerscope_peers_live", &[]), Some(4.0));
+    for twin in ["twin-first", "twin-second"] {
+        assert_eq!(
+            sample(
+                &text,
+                "peerscope_peer_identity_contested",
+                &[("peer", twin)]
+            ),
+            Some(1.0),
+            "{twin}"
+        );
+    }
+    assert_eq!(
+        sample(
+            &text,
+            "peerscope_peer_identity_contested",
+            &[("peer", "self")]
+        ),
+        Some(0.0)
+    );
     assert_eq!(
         sample(&text, "peerscope_peers_configured", &[]),
         Some(expectations.len() as f64)
     );
     assert_eq!(
         sample(&text, "peerscope_state_peers", &[("relation", "agree")]),
-        Some(3.0)
+        Some(4.0)
     );
     assert_eq!(sample(&text, "peerscope_node_up", &[]), Some(1.0));
     assert_eq!(

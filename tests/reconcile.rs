@@ -239,8 +239,66 @@ async fn one_node_one_vote_and_the_local_node_never_votes() {
         .filter(|p| !p["identity_problem"].is_null())
         .count();
     assert_eq!(
-        flagged, 3,
-        "two duplicates of nova-b and the local node: {status}"
+        flagged, 4,
+        "the three URLs reporting nova-b (contested) and the local node: {status}"
+    );
+}
+
+/// Regression (issue 19, item 4): whoever reported a node_id first owned it. Impostors
+/// listed before the honest peers took their identities, the honest peers were marked
+/// down, and the impostors' root won the quorum: the local node was asked to reconcile
+/// towards it. Now each stolen node_id is contested: neither side votes, the honest peers
+/// stay up, and the impostors never move the quorum.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn impostors_listed_first_never_move_the_quorum() {
+    let fed = federation_of(
+        "root",
+        &[
+            ("nova-b", "forged"),
+            ("nova-c", "forged"),
+            ("nova-d", "forged"),
+            ("nova-b", "root"),
+            ("nova-c", "root"),
+            ("nova-d", "root"),
+        ],
+        ReconcileBehavior::Heal,
+        "mode = \"on\"\nthreshold = 2\n",
+    )
+    .await;
+    // First-come ownership gave the three impostors every vote: 3 of 4 nodes on
+    // "forged", a quorum, and a request within a few cycles.
+    fed.sidecar.wait_cycles(15).await;
+    assert!(
+        fed.local.reconcile_requests().is_empty(),
+        "the impostors moved the quorum"
+    );
+    assert_eq!(fed.local.state_root(), "root");
+    for peer in ["p0", "p1", "p2", "p3", "p4", "p5"] {
+        let labels = [("peer", peer)];
+        assert_eq!(
+            metric(&fed.sidecar, "peerscope_peer_up", &labels).await,
+            1.0,
+            "{peer}"
+        );
+        assert_eq!(
+            metric(&fed.sidecar, "peerscope_peer_identity_contested", &labels).await,
+            1.0,
+            "{peer}"
+        );
+    }
+    let status = fed.sidecar.status().await;
+    let honest = status["peers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["label"] == "p3")
+        .unwrap();
+    assert!(
+        honest["identity_problem"]
+            .as_str()
+            .unwrap()
+            .contains("contested"),
+        "{honest}"
     );
 }
 

@@ -140,7 +140,7 @@ fn peer_series(text: &str) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn series_per_observed_peer_are_44_in_full_and_17_in_lean_mode() {
+async fn series_per_observed_peer_are_45_in_full_and_17_in_lean_mode() {
     let nodes = federation(4).await; // the local node and 3 peers
     let mut counts = Vec::new();
     for mode in ["full", "lean"] {
@@ -167,7 +167,7 @@ async fn series_per_observed_peer_are_44_in_full_and_17_in_lean_mode() {
         counts.push((mode, peer_series(&text), total));
     }
     println!("series (mode, per-peer series for 3 peers, all series): {counts:?}");
-    assert_eq!(counts[0].1, 3 * 44, "full");
+    assert_eq!(counts[0].1, 3 * 45, "full");
     assert_eq!(counts[1].1, 3 * 17, "lean");
     // Everything else does not depend on the peers: the same in both modes.
     assert_eq!(counts[0].2 - counts[0].1, counts[1].2 - counts[1].1);

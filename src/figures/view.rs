@@ -96,6 +96,8 @@ pub struct PeerView {
     pub streak: u64,
     /// Set while the peer is excluded for reporting the local node's or another peer's node_id.
     pub identity_problem: Option<String>,
+    /// Another live member reports the same node_id: this peer has no vote.
+    pub identity_contested: bool,
     /// Why this sidecar observes the peer: its rank among the peer's K observers
     /// (0 = highest rendezvous score); `None` in a full mesh.
     pub(crate) observer_rank: Option<usize>,

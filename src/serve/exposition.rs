@@ -258,6 +258,11 @@ fn render_peers(out: &mut Writer, peers: &[PeerView], mode: PerPeer, created: bo
     gauge_per_peer(out, peers, &f::PEER_STATE_DIVERGENT, |p| {
         Some(bool_value(p.divergent))
     });
+    // Lean mode leaves it out: the claimants' votes are already withheld, and /status
+    // names the problem.
+    gauge_per_peer(out, peers, &f::PEER_IDENTITY_CONTESTED, |p| {
+        Some(bool_value(p.identity_contested)).filter(|_| full)
+    });
     gauge_per_peer(out, peers, &f::PEER_DIVERGENCE_STREAK, |p| {
         Some(p.streak as f64)
     });

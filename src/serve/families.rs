@@ -105,6 +105,12 @@ pub(crate) const PEER_STATE_DIVERGENT: Family = Family {
     labels: &["peer"],
     help: "1 if the peer's fresh state root differs from the local node's fresh root, else 0.",
 };
+pub(crate) const PEER_IDENTITY_CONTESTED: Family = Family {
+    name: "peerscope_peer_identity_contested",
+    kind: Kind::Gauge,
+    labels: &["peer"],
+    help: "1 if another live member reports the same node_id as the peer: both are flagged and neither votes in a reconciliation decision, else 0.",
+};
 pub(crate) const PEER_DIVERGENCE_STREAK: Family = Family {
     name: "peerscope_peer_divergence_streak",
     kind: Kind::Gauge,
@@ -368,6 +374,7 @@ pub(crate) const ALL: &[&Family] = &[
     &PEER_QUALITY,
     &PEER_REPORTED_VALUE,
     &PEER_STATE_DIVERGENT,
+    &PEER_IDENTITY_CONTESTED,
     &PEER_DIVERGENCE_STREAK,
     &PEER_CLOCK_SKEW_SECONDS,
     &PEERS_CONFIGURED,

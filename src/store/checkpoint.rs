@@ -98,11 +98,6 @@ pub(super) fn restore_peer(
     peer.target.last_success = saved
         .last_success
         .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
-    if let Some(node_id) = &saved.node_id {
-        state
-            .owners
-            .insert(node_id.clone(), peer.target.label.clone());
-    }
 }
 
 #[cfg(test)]

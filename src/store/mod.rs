@@ -32,7 +32,7 @@ mod target;
 use crate::sync;
 pub use checkpoint::{PeerCheckpoint, StoreCheckpoint};
 use discovered::Discovered;
-use peer::{adopt_node_id, assign_roles, identity_problem, Peer, Role};
+use peer::{adopt_node_id, assign_roles, mark_contested, self_peering, Peer, Role};
 use target::Target;
 
 /// The settings the figures depend on.
@@ -60,8 +60,6 @@ struct State {
     settings: Settings,
     node: Target,
     peers: Vec<Peer>,
-    /// Which peer a node_id belongs to, so that a second URL reporting it is flagged.
-    owners: HashMap<String, String>,
     cycles_completed: u64,
     heartbeat: Option<Instant>,
     /// The next [`TargetId`] to hand out; ids are never reused.
@@ -108,7 +106,6 @@ impl Store {
                 &settings,
             ),
             peers: Vec::new(),
-            owners: HashMap::new(),
             cycles_completed: 0,
             heartbeat: None,
             next_id: 1,
@@ -219,17 +216,6 @@ fn apply_members(state: &mut State, resized: bool) {
                 checkpoint::restore_peer(state, index, &saved, &anchor);
             }
         }
-    }
-    let labels: HashMap<String, &str> = state
-        .peers
-        .iter()
-        .filter_map(|p| Some((p.target.node_id.clone()?, p.target.label.as_str())))
-        .collect();
-    state
-        .owners
-        .retain(|node_id, _| labels.contains_key(node_id));
-    for (node_id, owner) in state.owners.iter_mut() {
-        labels[node_id].clone_into(owner);
     }
     assign_roles(state);
 }
@@ -365,17 +351,18 @@ impl Store {
                     assign_roles(state);
                     continue;
                 }
-                match identity_problem(state, index, &summary.node_id, local_id.as_deref(), now) {
+                match self_peering(&summary.node_id, local_id.as_deref()) {
                     Some(problem) => {
                         outcome.result =
                             Err(PullError::new(FailureReason::Identity, problem.clone()));
                         state.peers[index].identity_problem = Some(problem);
                     }
-                    None => adopt_node_id(state, index, &summary.node_id),
+                    None => adopt_node_id(peer, &summary.node_id, &state.settings),
                 }
             }
             state.peers[index].target.record(outcome);
         }
+        mark_contested(state, now);
 
         let live_max_age = state.settings.live_max_age;
         let local_root = state.node.fresh_root(now, live_max_age).map(str::to_owned);
@@ -431,8 +418,14 @@ impl Store {
         } else {
             None
         };
-        // With sampled observation the decision sees this sidecar's sample of the peers.
-        let observed = || state.peers.iter().filter(|p| p.is_observed());
+        // With sampled observation the decision sees this sidecar's sample of the peers;
+        // a member whose node_id another also reports has no vote (and is not counted).
+        let observed = || {
+            state
+                .peers
+                .iter()
+                .filter(|p| p.is_observed() && !p.contested)
+        };
         let live_peers = observed()
             .filter(|p| p.target.is_live(now, live_max_age))
             .count();

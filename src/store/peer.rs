@@ -1,5 +1,13 @@
 //! A peer of the member list: its role under sampled observation, its divergence streak,
 //! its identity claims, and its figures.
+//!
+//! Identity: a `node_id` is nobody's to own. When two live members report the same
+//! `node_id`, it is *contested*: every claimant is flagged (`identity_problem`,
+//! `peerscope_peer_identity_contested`) and none may vote in a reconciliation decision,
+//! while each stays up — so an impostor can neither vote in the place of the honest peer
+//! nor get it marked down, whichever was listed or answered first.
+
+use std::collections::HashMap;
 
 use tokio::time::Instant;
 
@@ -30,6 +38,8 @@ pub(super) struct Peer {
     pub(super) streak: u64,
     pub(super) relation: Relation,
     pub(super) identity_problem: Option<String>,
+    /// Another live member reports the same node_id: flagged, and no vote.
+    pub(super) contested: bool,
     /// Found by discovery rather than listed.
     pub(super) discovered: bool,
     /// A discovered member whose summary reports the local node's node_id: this node
@@ -51,6 +61,7 @@ impl Peer {
             streak: 0,
             relation: Relation::Unknown,
             identity_problem: None,
+            contested: false,
             discovered: false,
             is_local: false,
         }
@@ -90,6 +101,7 @@ impl Peer {
             divergent: self.relation == Relation::Diverge,
             streak: self.streak,
             identity_problem: self.identity_problem.clone(),
+            identity_contested: self.contested,
             observer_rank: match self.role {
                 Role::Observed { rank } => rank,
                 Role::NotObserved | Role::Myself => None,
@@ -164,50 +176,80 @@ pub(super) fn assign_roles(state: &mut State) {
     }
 }
 
-/// Why the peer at `index` may not report `node_id`, if it may not.
-pub(super) fn identity_problem(
-    state: &State,
-    index: usize,
-    node_id: &str,
-    local_id: Option<&str>,
-    now: Instant,
-) -> Option<String> {
-    if local_id == Some(node_id) {
-        return Some(format!(
-            "reports node_id {node_id:?}, the local node's own (self-peering)"
-        ));
-    }
-    let label = &state.peers[index].target.label;
-    let owner = state.owners.get(node_id).filter(|owner| *owner != label)?;
-    let owner_still_reports_it = state.peers.iter().any(|p| {
-        &p.target.label == owner
-            && p.target.is_live(now, state.settings.live_max_age)
-            && p.target.node_id.as_deref() == Some(node_id)
-    });
-    owner_still_reports_it
-        .then(|| format!("reports node_id {node_id:?}, already reported by peer {owner:?}"))
+/// Why a peer may not report `node_id`: it is the local node's own (self-peering).
+pub(super) fn self_peering(node_id: &str, local_id: Option<&str>) -> Option<String> {
+    (local_id == Some(node_id))
+        .then(|| format!("reports node_id {node_id:?}, the local node's own (self-peering)"))
 }
 
-/// Makes the peer at `index` the owner of `node_id`; a peer whose node_id changed is a new
-/// peer, so its window, latest summary and streak start over.
-pub(super) fn adopt_node_id(state: &mut State, index: usize, node_id: &str) {
-    let settings = state.settings;
-    let peer = &mut state.peers[index];
-    peer.identity_problem = None;
+/// Records `node_id` as the peer's; a peer whose node_id changed is a new peer, so its
+/// window, latest summary and streak start over.
+pub(super) fn adopt_node_id(peer: &mut Peer, node_id: &str, settings: &Settings) {
+    if !peer.contested {
+        peer.identity_problem = None;
+    }
     let previous = peer.target.node_id.clone();
-    if let Some(previous) = previous.filter(|p| p != node_id) {
-        tracing::warn!(peer = %peer.target.label, from = %previous, to = %node_id, "peer's node_id changed; its window starts over");
+    if previous
+        .as_deref()
+        .is_some_and(|previous| previous != node_id)
+    {
+        tracing::warn!(peer = %peer.target.label, from = ?previous, to = %node_id, "peer's node_id changed; its window starts over");
         peer.target.window = Window::new(settings.window, settings.interval);
         peer.target.latest = None;
         peer.target.last_success = None;
         peer.streak = 0;
-        if state.owners.get(&previous) == Some(&peer.target.label) {
-            state.owners.remove(&previous);
+    }
+}
+
+/// Flags every live member whose node_id another live member also reports, and clears
+/// the flag of those no longer contested. Run after each cycle's outcomes are recorded.
+pub(super) fn mark_contested(state: &mut State, now: Instant) {
+    let live_max_age = state.settings.live_max_age;
+    let claim = |peer: &Peer| {
+        let latest = peer.target.latest.as_ref()?;
+        peer.target
+            .is_live(now, live_max_age)
+            .then(|| latest.summary.node_id.clone())
+    };
+    let mut claimants: HashMap<String, Vec<usize>> = HashMap::new();
+    for (index, peer) in state.peers.iter().enumerate() {
+        if let Some(node_id) = claim(peer).filter(|_| !peer.is_local) {
+            claimants.entry(node_id).or_default().push(index);
         }
     }
-    state
-        .owners
-        .insert(node_id.to_owned(), state.peers[index].target.label.clone());
+    let mut contested = vec![None; state.peers.len()];
+    for (node_id, indices) in &claimants {
+        if indices.len() < 2 {
+            continue;
+        }
+        for &index in indices {
+            let others: Vec<&str> = indices
+                .iter()
+                .filter(|&&other| other != index)
+                .map(|&other| state.peers[other].target.label.as_str())
+                .collect();
+            contested[index] = Some(format!(
+                "node_id {node_id:?} is contested: also reported by peer {}; no vote until one of them stops",
+                others.join(", ")
+            ));
+        }
+    }
+    for (peer, problem) in state.peers.iter_mut().zip(contested) {
+        match problem {
+            Some(problem) => {
+                if !peer.contested {
+                    tracing::warn!(peer = %peer.target.label, %problem, "identity contested");
+                }
+                peer.contested = true;
+                peer.identity_problem = Some(problem);
+            }
+            None if peer.contested => {
+                peer.contested = false;
+                peer.identity_problem = None;
+            }
+            None => {}
+        }
+    }
 }
 
 #[cfg(test)]

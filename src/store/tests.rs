@@ -49,38 +49,78 @@ async fn a_reload_keeps_the_windows_of_peers_that_stay_and_forgets_removed_ones(
 }
 
 #[tokio::test(start_paused = true)]
-async fn a_peer_reporting_the_local_node_id_or_a_live_peers_is_refused() {
-    let store = Store::new(&config(
-        &[
-            "a=http://127.0.0.1:2",
-            "b=http://127.0.0.1:3",
-            "c=http://127.0.0.1:4",
-        ],
-        &[],
-    ));
+async fn a_peer_reporting_the_local_node_id_is_refused() {
+    let store = Store::new(&config(&["c=http://127.0.0.1:4"], &[]));
     let now = Instant::now();
-    // b claims a's identity, c the local node's.
-    cycle(
-        &store,
-        "r",
-        &[("a", "id-a", "r"), ("b", "id-a", "r"), ("c", "local", "r")],
-        now,
-    );
-    let view = store.view(now);
-    assert!(peer(&view, "a").unwrap().identity_problem.is_none());
-    let impostor = peer(&view, "b").unwrap();
-    assert!(impostor
-        .identity_problem
-        .as_deref()
-        .unwrap()
-        .contains("already reported by peer \"a\""));
-    assert!(!impostor.target.up);
-    let mirror = peer(&view, "c").unwrap();
+    cycle(&store, "r", &[("c", "local", "r")], now);
+    let mirror = store.view(now);
+    let mirror = peer(&mirror, "c").unwrap();
     assert!(mirror
         .identity_problem
         .as_deref()
         .unwrap()
         .contains("self-peering"));
+    assert!(!mirror.target.up);
+}
+
+/// Regression (issue 19, item 4): whoever reported a node_id first owned it, so impostors
+/// listed before the honest peer took its identity, got it marked down, and voted in its
+/// place. Now a node_id two live members report is contested: both stay up, both are
+/// flagged, neither votes — whatever the order of the list.
+#[tokio::test(start_paused = true)]
+async fn a_node_id_reported_by_two_members_is_contested_and_neither_votes() {
+    let store = Store::new(&config(
+        &[
+            "impostor=http://127.0.0.1:2",
+            "honest=http://127.0.0.1:3",
+            "other=http://127.0.0.1:4",
+        ],
+        &[],
+    ));
+    let start = Instant::now();
+    let answers = [
+        ("impostor", "id-h", "forged"),
+        ("honest", "id-h", "r"),
+        ("other", "id-o", "r"),
+    ];
+    cycle(&store, "r", &answers, start);
+    let view = store.view(start);
+    for label in ["impostor", "honest"] {
+        let claimant = peer(&view, label).unwrap();
+        assert!(claimant.target.up, "{label} is not marked down for it");
+        assert!(claimant.identity_contested, "{label}");
+        assert!(
+            claimant
+                .identity_problem
+                .as_deref()
+                .unwrap()
+                .contains("\"id-h\" is contested"),
+            "{label}: {:?}",
+            claimant.identity_problem
+        );
+    }
+    assert!(!peer(&view, "other").unwrap().identity_contested);
+    let facts = store.reconcile_facts(start);
+    let voters: Vec<&str> = facts.peers.iter().map(|p| p.peer.as_str()).collect();
+    assert_eq!(voters, ["other"], "the claimants have no vote");
+    assert_eq!(facts.live_peers, 1);
+
+    // The impostor stops answering: once its claim is no longer live, the honest peer
+    // votes again.
+    let later = start + Duration::from_secs(120);
+    cycle(
+        &store,
+        "r",
+        &[("honest", "id-h", "r"), ("other", "id-o", "r")],
+        later,
+    );
+    let view = store.view(later);
+    let honest = peer(&view, "honest").unwrap();
+    assert!(!honest.identity_contested && honest.identity_problem.is_none());
+    let facts = store.reconcile_facts(later);
+    let mut voters: Vec<&str> = facts.peers.iter().map(|p| p.peer.as_str()).collect();
+    voters.sort();
+    assert_eq!(voters, ["honest", "other"]);
 }
 
 #[tokio::test(start_paused = true)]
