@@ -118,7 +118,7 @@ pub async fn run(
     let reloader = Reloader {
         loader: launch.loader,
         current: config.clone(),
-        at_start: config.clone(),
+        at_start: crate::config::keys::RestartValues::of(&config),
         config_file: launch.config_file.clone(),
         store: store.clone(),
         reconciler: reconciler.clone(),

@@ -558,24 +558,10 @@ pub static KEYS: &[Key] = &[
     },
 ];
 
-/// The keys that need a restart whose values differ between `old` and `new`: what a
-/// reload from `old` to `new` cannot apply. A key's value is found at its dotted path in
-/// the configuration's serialized form (a test holds every such path to exist).
-pub(crate) fn changed_restart_keys(old: &Config, new: &Config) -> Vec<&'static str> {
-    let (Ok(old), Ok(new)) = (serde_json::to_value(old), serde_json::to_value(new)) else {
-        return Vec::new();
-    };
-    KEYS.iter()
-        .filter(|key| key.restart && at_path(&old, key.name) != at_path(&new, key.name))
-        .map(|key| key.name)
-        .collect()
-}
-
-/// The value at a dotted key path (`checkpoint.path`) of a serialized configuration.
-fn at_path<'v>(value: &'v serde_json::Value, path: &str) -> Option<&'v serde_json::Value> {
-    path.split('.')
-        .try_fold(value, |value, part| value.get(part))
-}
+mod restart;
+#[cfg(test)]
+use restart::at_path;
+pub(crate) use restart::{changed_restart_keys, RestartValues};
 
 mod markdown;
 pub use markdown::markdown_table;

@@ -85,7 +85,9 @@ impl Window {
     pub(crate) fn new(span: Duration, interval: Duration) -> Self {
         let capacity = (span.as_secs_f64() / interval.as_secs_f64()).ceil() as usize + 1;
         Window {
-            samples: VecDeque::with_capacity(capacity.min(1024)),
+            // Allocated at the first sample: a member this sidecar never pulls (sampled
+            // observation) costs no sample buffer (issue 19: 100,000 unobserved members).
+            samples: VecDeque::new(),
             span,
             capacity,
         }

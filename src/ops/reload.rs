@@ -68,9 +68,8 @@ impl ReloadHandle {
 pub(crate) struct Reloader {
     pub(crate) loader: Loader,
     pub(crate) current: Config,
-    /// The configuration the sidecar started with: what the keys that need a restart
-    /// still come from.
-    pub(crate) at_start: Config,
+    /// The values the keys that need a restart had at start: what is still in force.
+    pub(crate) at_start: keys::RestartValues,
     /// The `--config` file, if any; its directory and the peers file's are watched.
     pub(crate) config_file: Option<PathBuf>,
     pub(crate) store: Store,

@@ -33,7 +33,8 @@ pub(super) struct Target {
     pub(super) up: bool,
     pub(super) last_success: Option<(Instant, SystemTime)>,
     pub(super) last_error: Option<PullError>,
-    pub(super) latest: Option<Latest>,
+    /// Boxed: most members of a large federation are never pulled by this sidecar.
+    pub(super) latest: Option<Box<Latest>>,
     /// The node_id the target reported last: its identity, kept across restarts.
     pub(super) node_id: Option<String>,
 }
@@ -98,10 +99,10 @@ impl Target {
                 self.last_success = Some((received, outcome.received_at));
                 self.last_error = None;
                 self.node_id = Some(summary.node_id.clone());
-                self.latest = Some(Latest {
+                self.latest = Some(Box::new(Latest {
                     clock_skew_seconds: summary.timestamp - received_unix,
                     summary,
-                });
+                }));
             }
             Err(error) => {
                 // One line when a target goes down or fails differently; repeats at debug.
