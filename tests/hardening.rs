@@ -634,3 +634,48 @@ async fn clients_that_never_read_share_one_body_and_are_cut_off() {
         );
     }
 }
+
+/// Regression (issue 19, item 3): the rolling log files were opened following links, so a
+/// symlink planted at the day's log file name made the sidecar append its log to the
+/// link's target. The start is refused now, naming the link, and the target is untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_planted_at_the_log_file_is_never_written_through() {
+    let local = node("nova-local").await;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let logs = dir.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let today = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .unwrap();
+    let today = String::from_utf8(today.stdout).unwrap();
+    std::os::unix::fs::symlink(
+        &victim,
+        logs.join(format!("peerscope.{}.log", today.trim())),
+    )
+    .unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_peerscope"))
+        .args(["run", "--node", &local.url(), "--log-file"])
+        .arg(&logs)
+        .args(["--listen", &common::free_address().to_string()])
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let exited = tokio::time::timeout(Duration::from_secs(5), child.wait()).await;
+    let _ = child.start_kill();
+    let output = child.wait_with_output().await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let victim_now = std::fs::read_to_string(&victim).unwrap();
+    assert_eq!(
+        victim_now, "precious\n",
+        "the log was written through the link"
+    );
+    assert!(
+        exited.is_ok_and(|status| !status.unwrap().success()),
+        "started anyway:\n{stderr}"
+    );
+    assert!(stderr.contains("symbolic link"), "{stderr}");
+}

@@ -6,13 +6,13 @@
 //! (`log_color`): journald and files get plain text.
 
 use tracing_appender::non_blocking::WorkerGuard;
-use tracing_appender::rolling::{RollingFileAppender, Rotation};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::EnvFilter;
 
+use super::log_file::RollingLog;
 use super::log_format::LineFormat;
-use crate::config::{Config, LogColor, LogFormat, LogRotation};
+use crate::config::{Config, LogColor, LogFormat};
 
 fn filter(level: &str) -> EnvFilter {
     EnvFilter::try_from_default_env()
@@ -35,7 +35,7 @@ pub fn init(format: LogFormat, level: &str, color: LogColor) {
 #[error("log_file {directory}: {source}")]
 pub struct LogFileError {
     pub(crate) directory: String,
-    pub(crate) source: tracing_appender::rolling::InitError,
+    pub(crate) source: std::io::Error,
 }
 
 /// Installs stderr logging plus, when `log_file` is set, rolling files. Keep the returned
@@ -45,20 +45,12 @@ pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileErr
         init(config.log_format, &config.log_level, config.log_color);
         return Ok(None);
     };
-    let rotation = match config.log_rotation {
-        LogRotation::Hourly => Rotation::HOURLY,
-        LogRotation::Daily => Rotation::DAILY,
-    };
-    let appender = RollingFileAppender::builder()
-        .rotation(rotation)
-        .filename_prefix("peerscope")
-        .filename_suffix("log")
-        .max_log_files(config.log_max_files)
-        .build(directory)
-        .map_err(|source| LogFileError {
+    let appender = RollingLog::open(directory, config.log_rotation, config.log_max_files).map_err(
+        |source| LogFileError {
             directory: directory.display().to_string(),
             source,
-        })?;
+        },
+    )?;
     let (writer, guard) = tracing_appender::non_blocking(appender);
     let format = line_format(config.log_format);
     let stderr = tracing_subscriber::fmt::layer()

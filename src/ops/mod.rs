@@ -2,6 +2,7 @@
 //! status of those operations.
 
 pub mod checkpoint;
+mod log_file;
 mod log_format;
 pub mod logging;
 pub(crate) mod operations;
