@@ -106,6 +106,8 @@ pub async fn run(args: FaultArgs) -> Result<(), RunError> {
     }
     rows.extend(reconcile_api_faults(&program, &root.join("reconcile")).await?);
     rows.push(hostile_clients(&program, &root.join("clients"), &scale).await?);
+    rows.push(cross_site_reload(&program, &root.join("cross-site")).await?);
+    rows.push(forged_log_line(&program, &root.join("log-line")).await?);
     rows.push(stopped_and_continued(&program, &root.join("stop"), &scale).await?);
     rows.push(killed_during_checkpoint_writes(&program, &root.join("kill"), &scale).await?);
     let _ = std::fs::remove_dir_all(&root);
@@ -323,6 +325,13 @@ impl Rig {
             visible: visible.unwrap_or_else(|| "nowhere".to_owned()),
             broken,
         }
+    }
+
+    /// The row of a fault that touches nothing saved, then the rig stopped.
+    async fn last_row(self, fault: &str, scrapes: Scrapes, visible: Option<String>) -> Row {
+        let row = self.row(fault, scrapes, "-".to_owned(), visible).await;
+        self.stop().await;
+        row
     }
 
     async fn stop(mut self) {
@@ -740,6 +749,53 @@ async fn hostile_clients(program: &Path, dir: &Path, scale: &Scale) -> Result<Ro
     let row = rig.row(&fault, scrapes, "-".to_owned(), visible).await;
     rig.stop().await;
     Ok(row)
+}
+
+/// A web page of another site makes the browser `POST /-/reload` (issue 19, item 6).
+async fn cross_site_reload(program: &Path, dir: &Path) -> Result<Row, RunError> {
+    let rig = Rig::start(program, dir, "", ("root-1", "root-1")).await?;
+    let reloads_before = rig.value("peerscope_config_reloads_total", "").await;
+    let attempt = async {
+        rig.client
+            .post(format!("{}/-/reload", rig.base))
+            .header("origin", "https://evil.example")
+            .header("content-type", "text/plain")
+            .body("x")
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .ok()
+    };
+    let (status, scrapes) = rig.during(attempt).await;
+    let reloads_after = rig.value("peerscope_config_reloads_total", "").await;
+    let visible = (status == Some(403) && reloads_before == reloads_after).then(|| {
+        format!(
+            "403; config_reloads_total stayed {}",
+            reloads_after.unwrap_or(f64::NAN)
+        )
+    });
+    Ok(rig
+        .last_row("a cross-site POST /-/reload", scrapes, visible)
+        .await)
+}
+
+/// A peer name with a newline and terminal escapes (issue 19, item 6): it forged a whole
+/// log line. Every value is escaped now.
+async fn forged_log_line(program: &Path, dir: &Path) -> Result<Row, RunError> {
+    let forged = "2026-01-01T00:00:00Z level=error msg=FORGED";
+    let extra =
+        format!("[[peers]]\nname = \"x\\n{forged}\\u001b[31m\"\nurl = \"http://127.0.0.1:9\"\n");
+    let rig = Rig::start(program, dir, &extra, ("root-1", "root-1")).await?;
+    let (_, scrapes) = rig.during(tokio::time::sleep(Duration::from_secs(2))).await;
+    let log = std::fs::read_to_string(dir.join("sidecar.log")).unwrap_or_default();
+    let mentions = log.matches("FORGED").count();
+    let forged_lines = log.lines().filter(|line| line.starts_with(forged)).count();
+    let escapes = log.matches('\u{1b}').count();
+    let visible = (mentions > 0 && forged_lines == 0 && escapes == 0)
+        .then(|| format!("{mentions} log lines name the peer, escaped; 0 forged lines, 0 ESC"));
+    Ok(rig
+        .last_row("a peer name with a newline and ESC", scrapes, visible)
+        .await)
 }
 
 /// SIGSTOP, a pause, SIGCONT: the sidecar answers again at once and catches up.

@@ -60,6 +60,8 @@ impl RollingLog {
         let period = period(self.rotation, now);
         if self.current.as_ref().map(|(p, _)| p) != Some(&period) {
             let path = self.file_name(&period);
+            // A directory removed meanwhile is made again, as at start.
+            let _ = std::fs::create_dir_all(&self.directory);
             let file = match open_no_follow(&path) {
                 Ok(file) => Some(file),
                 Err(error) => {
@@ -112,13 +114,15 @@ impl Write for RollingLog {
     }
 }
 
-/// Appends to `path`, created mode 0640 if missing; a symlink there is refused (`ELOOP`).
+/// Appends to `path`, created mode 0640 if missing; a symlink there is refused (`ELOOP`),
+/// and so is anything but a regular file (a FIFO planted there would block the open: it
+/// is opened without blocking, then refused).
 fn open_no_follow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
+    let file = OpenOptions::new()
         .append(true)
         .create(true)
         .mode(0o640)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC | libc::O_NONBLOCK)
         .open(path)
         .map_err(|error| {
             if error.raw_os_error() == Some(libc::ELOOP) {
@@ -126,10 +130,22 @@ fn open_no_follow(path: &Path) -> io::Result<File> {
                     "{} is a symbolic link; peerscope does not write through links",
                     path.display()
                 ))
+            } else if error.raw_os_error() == Some(libc::ENXIO) {
+                io::Error::other(format!(
+                    "{} is not a regular file (a FIFO nobody reads)",
+                    path.display()
+                ))
             } else {
                 error
             }
-        })
+        })?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::other(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    Ok(file)
 }
 
 /// `2026-12-03` (daily) or `2026-12-03-15` (hourly), in UTC.
@@ -195,6 +211,20 @@ mod tests {
             .expect("a link at the log file is refused");
         assert!(refused.to_string().contains("symbolic link"), "{refused}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        // A FIFO there is refused too, rather than blocking the open.
+        std::fs::remove_file(dir.path().join(&name)).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(dir.path().join(&name))
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let refused = RollingLog::open(dir.path(), LogRotation::Daily, 7)
+            .err()
+            .expect("a FIFO at the log file is refused");
+        assert!(
+            refused.to_string().contains("not a regular file"),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -59,16 +59,27 @@ where
                 writeln!(writer)
             }
             LineFormat::Json => {
-                let mut object = serde_json::Map::new();
-                object.insert("time".into(), line.time.into());
-                object.insert("level".into(), level.into());
-                object.insert("source".into(), line.source.into());
-                object.insert("msg".into(), line.message.into());
-                for (key, value) in line.fields {
-                    object.insert(key.to_owned(), value.into_json());
+                // Written key by key, so the keys keep Prometheus' order.
+                let mut text = String::from("{");
+                let pairs = [
+                    ("time", Value::Text(line.time)),
+                    ("level", Value::Text(level.to_owned())),
+                    ("source", Value::Text(line.source)),
+                    ("msg", Value::Text(line.message)),
+                ];
+                for (index, (key, value)) in pairs.into_iter().chain(line.fields).enumerate() {
+                    if index > 0 {
+                        text.push(',');
+                    }
+                    let key = serde_json::to_string(key).map_err(|_| fmt::Error)?;
+                    let value =
+                        serde_json::to_string(&value.into_json()).map_err(|_| fmt::Error)?;
+                    text.push_str(&key);
+                    text.push(':');
+                    text.push_str(&value);
                 }
-                let text = serde_json::to_string(&object).map_err(|_| fmt::Error)?;
-                writeln!(writer, "{text}")
+                text.push('}');
+                writeln!(writer, "{}", escape_remaining_controls(&text))
             }
         }
     }
@@ -172,6 +183,24 @@ impl Visit for Line {
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.push(field, Value::Text(value.to_string()));
     }
+}
+
+/// `json` with the control characters serde_json leaves as they are (DEL, C1 — NEL
+/// among them — and the Unicode line separators) written as `\u` escapes. Such characters
+/// can only stand inside JSON strings, where the escape means the same.
+fn escape_remaining_controls(json: &str) -> std::borrow::Cow<'_, str> {
+    if !json.chars().any(needs_escape) {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let mut out = String::with_capacity(json.len() + 16);
+    for c in json.chars() {
+        if needs_escape(c) {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Prometheus' level names.
@@ -278,7 +307,8 @@ mod tests {
 
     #[test]
     fn a_value_from_outside_cannot_forge_a_line_in_either_format() {
-        let name = "evil\n2026-12-03T00:00:00Z level=error msg=forged\u{1b}]0;owned\u{7}";
+        let name =
+            "evil\n2026-12-03T00:00:00Z level=error msg=forged\u{1b}]0;owned\u{7}\u{85}\u{2028}";
         for format in ["logfmt", "json"] {
             let lines = lines_of(format, || {
                 tracing::warn!(peer = name, attempts = 3, "peer {name} unreachable");
@@ -300,6 +330,10 @@ mod tests {
                     .unwrap()
                     .starts_with("log_format.rs:"));
                 assert!(object["time"].as_str().unwrap().ends_with('Z'));
+                assert!(
+                    line.starts_with(r#"{"time":"#)
+                        && line.contains(r#","level":"warn","source":"#)
+                );
             } else {
                 assert!(line.starts_with("time="), "{line}");
                 assert!(line.contains(" level=warn source=log_format.rs:"), "{line}");

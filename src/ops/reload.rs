@@ -357,10 +357,13 @@ impl Reloader {
 /// swap (`..data`, `..2026_12_03_…`), through which every file of the volume changes.
 fn names_watched(event: &notify::Event, names: &Mutex<BTreeSet<OsString>>) -> bool {
     let names = crate::sync::lock(names);
-    event.paths.iter().any(|path| {
-        path.file_name()
-            .is_some_and(|name| names.contains(name) || name.as_encoded_bytes().starts_with(b".."))
-    })
+    // No path: the watcher lost events (an inotify queue overflow) and asks for a rescan.
+    event.paths.is_empty()
+        || event.paths.iter().any(|path| {
+            path.file_name().is_some_and(|name| {
+                names.contains(name) || name.as_encoded_bytes().starts_with(b"..")
+            })
+        })
 }
 
 /// The file watcher and the directories it watches, which follow the configuration in

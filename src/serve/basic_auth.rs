@@ -17,12 +17,12 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use base64::Engine;
 use hyper::header::HeaderValue;
-use tokio::sync::{Semaphore, SemaphorePermit};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 use crate::sync;
@@ -53,14 +53,20 @@ enum Decided {
     Checked(Verdict),
 }
 
-pub(crate) struct BasicAuth {
+/// Shared with the tasks that run the checks: a client that goes away mid-check neither
+/// frees its lane nor leaves the check uncounted (the check runs to its end, in a task
+/// of its own, holding the permit).
+#[derive(Default)]
+pub(crate) struct BasicAuth(Arc<Checks>);
+
+pub(crate) struct Checks {
     verified: Mutex<HashSet<[u8; 32]>>,
     refused: Mutex<HashSet<[u8; 32]>>,
     failures: Mutex<HashMap<IpAddr, Failures>>,
     /// One check at a time for clients in good standing.
-    good_standing: Semaphore,
+    good_standing: Arc<Semaphore>,
     /// One check at a time for suspects, and no more than the budget allows.
-    suspects: Semaphore,
+    suspects: Arc<Semaphore>,
     suspect_budget: Mutex<Budget>,
 }
 
@@ -77,14 +83,14 @@ struct Budget {
     granted: u32,
 }
 
-impl Default for BasicAuth {
+impl Default for Checks {
     fn default() -> Self {
-        BasicAuth {
+        Checks {
             verified: Mutex::default(),
             refused: Mutex::default(),
             failures: Mutex::default(),
-            good_standing: Semaphore::new(1),
-            suspects: Semaphore::new(1),
+            good_standing: Arc::new(Semaphore::new(1)),
+            suspects: Arc::new(Semaphore::new(1)),
             suspect_budget: Mutex::new(Budget {
                 second_started: Instant::now(),
                 granted: 0,
@@ -102,14 +108,16 @@ impl BasicAuth {
         header: Option<&HeaderValue>,
         client: IpAddr,
     ) -> (Verdict, bool) {
-        match self.decide(users, header, client).await {
+        match self.0.decide(users, header, client).await {
             Decided::Remembered(verdict) => (verdict, false),
             Decided::Checked(verdict) => (verdict, true),
         }
     }
+}
 
+impl Checks {
     async fn decide(
-        &self,
+        self: &Arc<Self>,
         users: &BTreeMap<String, String>,
         header: Option<&HeaderValue>,
         client: IpAddr,
@@ -133,26 +141,24 @@ impl BasicAuth {
         if sync::lock(&self.refused).contains(&key) {
             return Decided::Remembered(Verdict::Refused);
         }
-        let Some(_permit) = self.lane_for(client).await else {
+        let Some(permit) = self.lane_for(client).await else {
             return Decided::Remembered(Verdict::Throttled);
         };
         let now = Instant::now();
         let hash = hash.clone();
-        let matches = tokio::task::spawn_blocking(move || bcrypt::verify(password, &hash))
+        let checks = Arc::clone(self);
+        let check = tokio::spawn(async move {
+            let matches = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                bcrypt::verify(password, &hash)
+            })
             .await
             .is_ok_and(|verified| verified.unwrap_or(false))
-            && known;
-        let remembered = if matches {
-            &self.verified
-        } else {
-            self.count_failure(client, now);
-            &self.refused
-        };
-        let mut remembered = sync::lock(remembered);
-        if remembered.len() >= REMEMBERED {
-            remembered.clear();
-        }
-        remembered.insert(key);
+                && known;
+            checks.remember(key, matches, client, now);
+            matches
+        });
+        let matches = check.await.unwrap_or(false);
         Decided::Checked(if matches {
             Verdict::Allowed
         } else {
@@ -164,9 +170,9 @@ impl BasicAuth {
     /// suspects' budget (`None` when it is spent). Standing is looked at again once the
     /// good-standing permit is granted: a client's requests queued there while its
     /// first guesses failed move to the suspects' lane.
-    async fn lane_for(&self, client: IpAddr) -> Option<SemaphorePermit<'_>> {
+    async fn lane_for(&self, client: IpAddr) -> Option<OwnedSemaphorePermit> {
         if !self.is_suspect(client, Instant::now()) {
-            let permit = self.good_standing.acquire().await.ok()?;
+            let permit = Arc::clone(&self.good_standing).acquire_owned().await.ok()?;
             if !self.is_suspect(client, Instant::now()) {
                 return Some(permit);
             }
@@ -174,7 +180,22 @@ impl BasicAuth {
         if !self.grant_suspect_check(Instant::now()) {
             return None;
         }
-        self.suspects.acquire().await.ok()
+        Arc::clone(&self.suspects).acquire_owned().await.ok()
+    }
+
+    /// Remembers a checked pair, and counts a failure against its client.
+    fn remember(&self, key: [u8; 32], matches: bool, client: IpAddr, now: Instant) {
+        let remembered = if matches {
+            &self.verified
+        } else {
+            self.count_failure(client, now);
+            &self.refused
+        };
+        let mut remembered = sync::lock(remembered);
+        if remembered.len() >= REMEMBERED {
+            remembered.clear();
+        }
+        remembered.insert(key);
     }
 
     fn is_suspect(&self, client: IpAddr, now: Instant) -> bool {
@@ -269,7 +290,7 @@ mod tests {
             Verdict::Refused
         );
         assert_eq!(
-            sync::lock(&auth.refused).len(),
+            sync::lock(&auth.0.refused).len(),
             2,
             "both guesses remembered"
         );
@@ -277,7 +298,7 @@ mod tests {
             check(Some(basic("alice", "s3cret"))).await,
             Verdict::Allowed
         );
-        assert_eq!(sync::lock(&auth.verified).len(), 1);
+        assert_eq!(sync::lock(&auth.0.verified).len(), 1);
         assert_eq!(
             check(Some(basic("alice", "s3cret"))).await,
             Verdict::Allowed

@@ -5,14 +5,15 @@
 //! same format and encoding that arrive while one renders wait for that rendering and get
 //! the same body rather than start their own (a rendering finished before a scrape
 //! arrived is not reused: counters read right after an event are never stale). A body stays in memory while any client still has it to send; at most
-//! [`MAX_BODIES`] distinct bodies live at once: beyond that a scrape gets the latest
-//! rendering of its kind however old, or `503` if there is none (before issue 19, 50
+//! [`MAX_BODIES`] distinct bodies are held by clients at once: beyond that a scrape gets
+//! the latest rendering of its kind if it is recent, or `503` (before issue 19, 50
 //! clients that never read a 20 MB exposition held 50 renderings: 1.17 GiB). Writes that make no progress are cut off by the connection's
 //! stall limit (`stall.rs`), which frees the body.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -26,14 +27,17 @@ use tokio::time::Instant;
 use crate::serve::exposition::{self, Format, Rendering};
 use crate::serve::server::{respond, App};
 
-/// Distinct rendered bodies alive at once (shared ones count once).
+/// Distinct rendered bodies held by clients at once (shared ones count once), beside the
+/// latest rendering of each kind.
 pub(crate) const MAX_BODIES: usize = 4;
+/// At the bound, the latest rendering answers only while it is this recent; after, `503`.
+pub(crate) const STALE_LIMIT: Duration = Duration::from_secs(15);
 
 /// The latest rendering of each kind, and the count of bodies alive.
 #[derive(Default)]
 pub(crate) struct Renderings {
     /// Held across a rendering: scrapes that come meanwhile wait, then share it.
-    latest: tokio::sync::Mutex<HashMap<Kind, Rendered>>,
+    latest: Arc<tokio::sync::Mutex<HashMap<Kind, Rendered>>>,
     alive: Arc<AtomicUsize>,
 }
 
@@ -86,41 +90,21 @@ pub(crate) async fn metrics(
         format: exposition::negotiate(request.headers().get(ACCEPT)),
         gzip: accepts_gzip(request.headers().get(ACCEPT_ENCODING)),
     };
-    let mut latest = app.renderings.latest.lock().await;
-    let body = match latest.get(&kind) {
-        // Rendered while this scrape waited: shared.
-        Some(rendered) if rendered.finished >= now => rendered.body.clone(),
-        // Bodies held by clients that do not read are at the bound: the latest rendering
-        // answers, a little old, rather than a new one.
-        Some(rendered) if app.renderings.alive.load(Ordering::Acquire) >= MAX_BODIES => {
-            rendered.body.clone()
-        }
-        None if app.renderings.alive.load(Ordering::Acquire) >= MAX_BODIES => {
-            drop(latest);
-            return busy();
-        }
-        _ => {
-            let Ok(bytes) = render(Arc::clone(&app), kind, now).await else {
-                return respond(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "text/plain",
-                    "rendering failed (a bug: please report it)\n",
-                );
-            };
-            app.renderings.alive.fetch_add(1, Ordering::AcqRel);
-            let body = Bytes::from_owner(Counted {
-                bytes,
-                alive: Arc::clone(&app.renderings.alive),
-            });
-            let rendered = Rendered {
-                finished: Instant::now(),
-                body: body.clone(),
-            };
-            latest.insert(kind, rendered);
-            body
+    // The lock is owned by a task of its own, so a client that goes away mid-rendering
+    // neither frees the lock for a second rendering nor leaves this one uncounted.
+    let latest = Arc::clone(&app.renderings.latest).lock_owned().await;
+    let body = tokio::spawn(body_for(app, latest, kind, now)).await;
+    let body = match body {
+        Ok(Some(body)) => body,
+        Ok(None) => return busy(),
+        Err(_) => {
+            return respond(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "text/plain",
+                "rendering failed (a bug: please report it)\n",
+            )
         }
     };
-    drop(latest);
     let mut response = Response::new(Full::new(body));
     let headers = response.headers_mut();
     headers.insert(
@@ -133,6 +117,47 @@ pub(crate) async fn metrics(
     // The body depends on Accept-Encoding: said for caches.
     headers.insert(VARY, HeaderValue::from_static("accept-encoding"));
     response
+}
+
+/// The body for a scrape of `kind` that arrived at `now`: shared if it was rendered while
+/// the scrape waited, else rendered now — unless bodies held by clients are at the bound,
+/// when the latest of its kind (not older than [`STALE_LIMIT`]) answers; `None` if none.
+async fn body_for(
+    app: Arc<App>,
+    mut latest: tokio::sync::OwnedMutexGuard<HashMap<Kind, Rendered>>,
+    kind: Kind,
+    now: Instant,
+) -> Option<Bytes> {
+    if let Some(rendered) = latest.get(&kind) {
+        if rendered.finished >= now {
+            return Some(rendered.body.clone());
+        }
+    }
+    // The latest renderings are alive by being kept here: only bodies beyond them are
+    // held by clients.
+    let held_by_clients = app
+        .renderings
+        .alive
+        .load(Ordering::Acquire)
+        .saturating_sub(latest.len());
+    if held_by_clients >= MAX_BODIES {
+        return latest
+            .get(&kind)
+            .filter(|r| now.saturating_duration_since(r.finished) < STALE_LIMIT)
+            .map(|r| r.body.clone());
+    }
+    let bytes = render(Arc::clone(&app), kind, now).await.ok()?;
+    app.renderings.alive.fetch_add(1, Ordering::AcqRel);
+    let body = Bytes::from_owner(Counted {
+        bytes,
+        alive: Arc::clone(&app.renderings.alive),
+    });
+    let rendered = Rendered {
+        finished: Instant::now(),
+        body: body.clone(),
+    };
+    latest.insert(kind, rendered);
+    Some(body)
 }
 
 /// Renders (and compresses) on a blocking thread: rendering 1,000 peers takes

@@ -70,7 +70,7 @@ impl Discovered {
                 source.last_error = None;
                 let changed = source.members.as_ref() != Some(&members);
                 if changed {
-                    tracing::info!(source = %name, members = members.len(), "discovery: members changed");
+                    tracing::info!(discovery = %name, members = members.len(), "discovery: members changed");
                 }
                 source.members = Some(members);
                 changed
@@ -78,7 +78,7 @@ impl Discovered {
             Err((class, detail)) => {
                 *source.refreshes.entry(class).or_default() += 1;
                 if source.last_error.as_ref() != Some(&detail) {
-                    tracing::warn!(source = %name, outcome = class, %detail, "discovery refresh failed; the source's last members stay");
+                    tracing::warn!(discovery = %name, outcome = class, %detail, "discovery refresh failed; the source's last members stay");
                 }
                 source.last_error = Some(detail);
                 false

@@ -242,6 +242,9 @@ pub(super) fn mark_contested(state: &mut State, now: Instant) {
                 }
                 peer.contested = true;
                 peer.identity_problem = Some(problem);
+                // No streak builds while contested: if the other claimant goes away,
+                // this one votes from scratch, not with a streak built meanwhile.
+                peer.streak = 0;
             }
             None if peer.contested => {
                 peer.contested = false;
