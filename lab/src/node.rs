@@ -267,9 +267,26 @@ async fn accept_loop(
                     let _ = http.serve_connection(TokioIo::new(stream), service).await;
                 }
                 Some(tls) => {
-                    // A failed handshake (an unknown client certificate…) just ends it.
-                    if let Ok(stream) = tokio_rustls::TlsAcceptor::from(tls).accept(stream).await {
-                        let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                    let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                    match accept.into_fallible().await {
+                        Ok(stream) => {
+                            let _ = http.serve_connection(TokioIo::new(stream), service).await;
+                        }
+                        // A failed handshake (a missing or unknown client certificate…):
+                        // the alert is sent, then the client's bytes are drained before
+                        // closing. Closing with unread bytes sends a reset, which can
+                        // destroy the alert before the client reads it (it then sees a
+                        // reset, not a TLS refusal), as real servers do not.
+                        Err((_, mut stream)) => {
+                            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                            let _ = stream.shutdown().await;
+                            let mut sink = [0u8; 4096];
+                            let drain = async {
+                                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                            };
+                            let _ = tokio::time::timeout(std::time::Duration::from_secs(1), drain)
+                                .await;
+                        }
                     }
                 }
             }
