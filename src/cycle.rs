@@ -3,22 +3,21 @@
 //! outcomes to the store at once.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use tokio::sync::{watch, Semaphore};
-use tokio::task::JoinSet;
+use futures_util::{stream, FutureExt, StreamExt};
+use tokio::sync::watch;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
-use crate::pull::outcome::{Pacing, PullOutcome, PullTarget, TargetId};
+use crate::pull::outcome::{Pacing, PullOutcome, TargetId};
 use crate::pull::poller::{Limits, Poller};
 use crate::store::Store;
 use crate::timeline::later;
 
 /// Pull start times fall into this many slots across the jitter: enough to spread the
-/// load, few enough that pulls in one slot share the runtime's wake-ups (one timer per
-/// slot instead of one per pull).
+/// load, few enough that pulls in one slot share a wake-up (one timer per slot).
 const JITTER_SLOTS: u32 = 10;
 
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.
@@ -32,7 +31,6 @@ pub(crate) async fn run_poll_loop(
 ) {
     let mut pacing = store.pacing();
     let mut ticker = ticker(pacing.interval);
-    let mut limit = Arc::new(Semaphore::new(pacing.max_concurrent_pulls));
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -42,14 +40,11 @@ pub(crate) async fn run_poll_loop(
         if current.interval != pacing.interval {
             ticker = ticker_after(current.interval);
         }
-        if current.max_concurrent_pulls != pacing.max_concurrent_pulls {
-            limit = Arc::new(Semaphore::new(current.max_concurrent_pulls));
-        }
         pacing = current;
         store.beat(Instant::now());
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            () = run_cycle(&store, &poller, pacing, &limit) => {}
+            () = run_cycle(&store, &poller, pacing) => {}
         }
         cycles.send_modify(|completed| *completed += 1);
     }
@@ -72,47 +67,54 @@ fn ticker_after(interval: Duration) -> tokio::time::Interval {
 }
 
 /// One cycle: pull everything, then record it.
-pub(crate) async fn run_cycle(
-    store: &Store,
-    poller: &Poller,
-    pacing: Pacing,
-    limit: &Arc<Semaphore>,
-) {
+///
+/// All in this one task: targets fall into `JITTER_SLOTS` start times, one timer per slot,
+/// and at most `max_concurrent_pulls` run at once (the later slots wait for room). No task,
+/// timer or permit per pull (issue 20): on the sidecar's one runtime thread they bought
+/// nothing but their cost.
+pub(crate) async fn run_cycle(store: &Store, poller: &Poller, pacing: Pacing) {
     let plan = store.pull_plan();
     let jitter = pacing.jitter();
     let limits = Limits {
         timeout: pacing.timeout,
         body_limit: pacing.body_limit,
     };
-    let mut pulls = JoinSet::new();
-    for (is_node, target) in
-        std::iter::once((true, plan.node)).chain(plan.peers.into_iter().map(|p| (false, p)))
-    {
-        let poller = poller.clone();
-        let limit = Arc::clone(limit);
-        pulls.spawn(async move {
-            let delay = jitter * fastrand::u32(0..JITTER_SLOTS) / JITTER_SLOTS;
-            tokio::time::sleep(delay).await;
-            let _permit = limit
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed");
-            let outcome = poller
-                .pull(&target.summary_url, &target.transport, limits)
-                .await;
-            (is_node, target, outcome)
-        });
+    // Targets by position: 0 is the node, i + 1 the i-th peer (owned positions keep the
+    // stream's closures free of borrowed arguments, which a spawned future cannot carry).
+    let target = |position: usize| match position {
+        0 => &plan.node,
+        i => &plan.peers[i - 1],
+    };
+    let mut slots: Vec<Vec<usize>> = vec![Vec::new(); JITTER_SLOTS as usize];
+    for position in 0..=plan.peers.len() {
+        slots[fastrand::usize(..JITTER_SLOTS as usize)].push(position);
     }
+    let started = Instant::now();
+    let pulls = stream::iter(slots.into_iter().enumerate())
+        .then(|(slot, positions)| async move {
+            tokio::time::sleep_until(started + jitter * slot as u32 / JITTER_SLOTS).await;
+            stream::iter(positions)
+        })
+        .flatten()
+        .map(|position| async move {
+            let pulled = target(position);
+            let pull = poller.pull(&pulled.summary_url, &pulled.transport, limits);
+            (position, AssertUnwindSafe(pull).catch_unwind().await)
+        })
+        .buffer_unordered(pacing.max_concurrent_pulls.max(1));
+    let mut pulls = std::pin::pin!(pulls);
     let mut node_outcome = None;
-    let mut peer_outcomes: HashMap<TargetId, PullOutcome> = HashMap::new();
-    while let Some(joined) = pulls.join_next().await {
-        match joined {
-            Ok((true, PullTarget { id, .. }, outcome)) => node_outcome = Some((id, outcome)),
-            Ok((false, PullTarget { id, .. }, outcome)) => {
-                peer_outcomes.insert(id, outcome);
+    let mut peer_outcomes: HashMap<TargetId, PullOutcome> =
+        HashMap::with_capacity(plan.peers.len());
+    while let Some((position, outcome)) = pulls.next().await {
+        let pulled = target(position);
+        match outcome {
+            Ok(outcome) if position == 0 => node_outcome = Some((pulled.id, outcome)),
+            Ok(outcome) => {
+                peer_outcomes.insert(pulled.id, outcome);
             }
-            Err(error) => {
-                tracing::error!(%error, "a pull task panicked; its outcome is lost for this cycle")
+            Err(_) => {
+                tracing::error!(target_label = %pulled.label, "a pull panicked; its outcome is lost for this cycle")
             }
         }
     }

@@ -319,7 +319,9 @@ async fn a_peer_renamed_by_reload_mid_cycle_keeps_its_outcome() {
     let store = Store::new(&config(&["a:1", "b:1"]));
     let plan = store.pull_plan(); // the cycle starts with the old names
     let mut renamed = config(&["a:1", "b:1"]);
-    renamed.peers[0].label = "nova-a".to_owned();
+    let mut peers = renamed.peers.to_vec();
+    peers[0].label = "nova-a".to_owned();
+    renamed.peers = peers.into();
     store.reconfigure(&renamed); // the reload lands while the pulls are in flight
     let at = Instant::now();
     let peers = plan

@@ -15,7 +15,7 @@
 //!
 //! Pure: the actor pulls; `now` and the random generator come in.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -23,6 +23,9 @@ use tokio::time::Instant;
 use crate::figures::confirmation::{Membership, SequentialTest, Tally, Verdict};
 use crate::figures::decision::{PeerFacts, Standing};
 use crate::timeline::later;
+
+mod claims;
+use claims::Claim;
 
 /// One member pulled for the confirmation or the probe.
 #[derive(Clone, Debug)]
@@ -128,7 +131,9 @@ struct Episode {
     tally: Tally,
     failed: usize,
     discarded: usize,
-    node_ids: HashSet<String>,
+    /// What each node_id drawn so far did: voted (with the root it answered), or was
+    /// reported with two different roots (contested: nobody votes with it).
+    claims: HashMap<String, Claim>,
     votes: BTreeMap<String, usize>,
     sources: Vec<PeerFacts>,
     intervals: u32,
@@ -208,7 +213,7 @@ impl Confirmer {
             },
             failed: 0,
             discarded: 0,
-            node_ids: HashSet::new(),
+            claims: HashMap::new(),
             votes: BTreeMap::new(),
             sources: Vec::new(),
             intervals: 0,
@@ -340,15 +345,27 @@ impl Confirmer {
         };
         for sample in samples {
             if let Some(node_id) = &sample.node_id {
-                // One node, one vote: the local node never votes, a node counted once
-                // under another URL is not counted again.
-                if Some(node_id.as_str()) == local_node_id
-                    || !episode.node_ids.insert(node_id.clone())
-                {
+                // One node, one vote: the local node never votes; a node_id drawn again
+                // with the same root (one node under two URLs) is not counted again; one
+                // drawn with another root is contested — an impostor or a node that
+                // cannot be told apart — and its first vote is taken back, so whoever
+                // answers first cannot vote in the place of the other (issue 19).
+                let repeated = episode.claims.get(node_id);
+                if Some(node_id.as_str()) == local_node_id || repeated.is_some() {
+                    if let Some(Claim::Voted(first)) = repeated {
+                        if *first != sample.root {
+                            let first = first.clone();
+                            episode.take_back(node_id, first);
+                            episode.claims.insert(node_id.clone(), Claim::Contested);
+                        }
+                    }
                     episode.discarded += 1;
                     episode.tally.voters = (episode.others + 1).saturating_sub(episode.discarded);
                     continue;
                 }
+                episode
+                    .claims
+                    .insert(node_id.clone(), Claim::Voted(sample.root.clone()));
             }
             episode.tally.drawn += 1;
             match sample.root {

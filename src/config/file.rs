@@ -208,7 +208,7 @@ fn peer_entry(
     }
     let url = url.ok_or_else(|| ConfigError::new(origin, format!("{at}.url: is required")))?;
     Ok(PeerConfig {
-        access: own.pull,
+        access: Some(Box::new(own.pull)),
         ..PeerConfig::new(url, name)
     })
 }

@@ -175,7 +175,7 @@ impl Builder {
         match key.value {
             Value::PeerList => {
                 let (peers, dns) = parse_peer_list(text).map_err(fail)?;
-                self.config.peers = peers;
+                self.config.peers = peers.into();
                 self.config.discovery.dns = dns;
             }
             Value::Scalar(_) | Value::Path(_) | Value::List(_) => {
@@ -193,7 +193,7 @@ impl Builder {
     }
 
     fn set_peers(&mut self, (peers, dns): PeerList, source: &str, text: &str) {
-        self.config.peers = peers;
+        self.config.peers = peers.into();
         self.config.discovery.dns = dns;
         self.origins.insert(
             "peers",
@@ -221,17 +221,18 @@ impl Builder {
                 ));
             }
         }
+        let mut peers = self.config.peers.to_vec();
         if let Some(path) = &self.config.peers_file {
-            let listed = peers_file::read(path)?;
-            self.config.peers.extend(listed);
+            peers.extend(peers_file::read(path)?);
         }
         if let Some(path) = &self.config.web_config_file {
             self.config.web = web::read(path)?;
         }
         // Peers with the same settings share one transport (and so one TLS client).
         let mut built: BTreeMap<transport::PeerAccess, Arc<transport::Transport>> = BTreeMap::new();
-        for peer in &mut self.config.peers {
-            let access = peer.access.over(&self.config.pull);
+        for peer in &mut peers {
+            let own = peer.access.as_deref().cloned().unwrap_or_default();
+            let access = own.over(&self.config.pull);
             peer.transport = match built.get(&access) {
                 Some(transport) => Arc::clone(transport),
                 None => {
@@ -243,6 +244,7 @@ impl Builder {
                 }
             };
         }
+        self.config.peers = peers.into();
         if self.config.discovery.is_on() {
             let access = transport::PeerAccess::default().over(&self.config.pull);
             self.config.discovery.transport = match built.get(&access) {
@@ -348,7 +350,7 @@ fn check_rules(
     }
     let mut urls = BTreeSet::new();
     let mut labels = BTreeSet::new();
-    for peer in &config.peers {
+    for peer in config.peers.iter() {
         if !urls.insert(peer.url.as_str()) {
             return Err(spanning(format!("peers: {} is listed twice", peer.url)));
         }

@@ -68,9 +68,10 @@ pub struct PeerConfig {
     /// The base URL; the summary path is appended to it.
     #[serde(serialize_with = "serialize_url")]
     pub url: Url,
-    /// How to reach it as its `[[peers]]` table says (unset: `[pull]`'s).
+    /// How to reach it as its `[[peers]]` table says; `None`: `[pull]`'s (boxed: most
+    /// peers have no table, and a federation may list 100,000 of them).
     #[serde(skip)]
-    pub(crate) access: transport::PeerAccess,
+    pub(crate) access: Option<Box<transport::PeerAccess>>,
     /// How it is reached: its own settings over `[pull]`'s, built when the
     /// configuration loads.
     #[serde(skip_serializing_if = "transport::Transport::is_plain")]
@@ -84,7 +85,7 @@ impl PeerConfig {
         PeerConfig {
             label,
             url,
-            access: transport::PeerAccess::default(),
+            access: None,
             transport: Arc::default(),
         }
     }
@@ -143,7 +144,9 @@ pub struct Config {
     pub window: Duration,
     pub(crate) live_max_age: Duration,
     pub(crate) weights: QualityWeights,
-    pub peers: Vec<PeerConfig>,
+    /// Shared: the store and the reloader hold this list, not copies of it (100,000
+    /// members are 30 MB a copy).
+    pub peers: Arc<[PeerConfig]>,
     pub(crate) peers_file: Option<PathBuf>,
     /// Peers found by DNS and http_sd (SPEC §10), beside `peers` and the peers file.
     /// Flattened: its keys are top-level keys of the file.
@@ -302,7 +305,7 @@ impl Config {
             window: Duration::ZERO,
             live_max_age: Duration::ZERO,
             weights: QualityWeights::default(),
-            peers: Vec::new(),
+            peers: Arc::default(),
             peers_file: None,
             discovery: discovery::DiscoveryConfig::default(),
             body_limit: 0,

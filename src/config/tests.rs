@@ -276,7 +276,7 @@ fn a_peer_tables_access_keys_are_the_pull_keys_of_the_table() {
         &node,
     )
     .unwrap();
-    let access = &config.peers[0].access;
+    let access = config.peers[0].access.as_deref().unwrap();
     assert_eq!(access.server_name.as_deref(), Some("nova-b.example"));
     assert_eq!(access.insecure_skip_verify, Some(false));
     assert_eq!(config.pull, transport::PeerAccess::default());

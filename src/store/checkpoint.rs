@@ -34,17 +34,20 @@ impl Store {
             peers: state
                 .peers
                 .iter()
+                // A member never pulled has nothing to keep (at 100,000 members, most).
+                .filter(|p| p.target.pulls().is_some() || p.target.node_id.is_some())
                 .map(|p| PeerCheckpoint {
                     url: p.target.url.to_string(),
                     node_id: p.target.node_id.clone(),
                     streak: p.streak,
-                    last_success: p.target.last_success.map(|(at, _)| anchor.to_unix(at)),
-                    samples: p
-                        .target
-                        .window
-                        .samples()
-                        .map(|s| s.to_record(anchor))
-                        .collect(),
+                    last_success: p.target.last_success().map(|(at, _)| anchor.to_unix(at)),
+                    samples: p.target.pulls().map_or_else(Vec::new, |pulls| {
+                        pulls
+                            .window
+                            .samples()
+                            .map(|s| s.to_record(anchor))
+                            .collect()
+                    }),
                 })
                 // Entries still waiting for their member to be discovered are kept too.
                 .chain(state.unclaimed.values().map(|(saved, _)| saved.clone()))
@@ -90,12 +93,21 @@ pub(super) fn restore_peer(
     saved: &PeerCheckpoint,
     anchor: &Anchor,
 ) {
+    let settings = state.settings;
+    let pending = state.observation.pending;
     let peer = &mut state.peers[index];
-    let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
-    peer.target.window.restore(samples, anchor.instant);
     peer.streak = saved.streak;
     peer.target.node_id = saved.node_id.clone();
-    peer.target.last_success = saved
+    // A member another sidecar observes keeps nothing of its pulls here (until this
+    // node's name is known, nobody knows whom it observes: everything is kept).
+    let unobserved = !peer.is_observed();
+    if (saved.samples.is_empty() && saved.last_success.is_none()) || (unobserved && !pending) {
+        return;
+    }
+    let pulls = peer.target.pulls_mut(&settings);
+    let samples = saved.samples.iter().map(|r| Sample::from_record(r, anchor));
+    pulls.window.restore(samples, anchor.instant);
+    pulls.last_success = saved
         .last_success
         .map(|unix| (anchor.to_instant(unix), from_unix(unix)));
 }

@@ -76,8 +76,10 @@ struct State {
     members: Vec<usize>,
     /// Bumped whenever `members` or the roles change; draws of an older one are void.
     generation: u64,
+    /// The pull plan of this generation, once asked for (see [`Store::pull_plan`]).
+    plan: Option<Arc<PullPlan>>,
     /// The peers the configuration lists (peer list and peers file).
-    configured: Vec<PeerConfig>,
+    configured: Arc<[PeerConfig]>,
     /// The discovery sources, their last good members and their refreshes.
     discovery: Discovered,
     /// Checkpointed peers not listed at the restore, by URL: members discovery has not
@@ -99,12 +101,7 @@ impl Store {
         let settings = Settings::from(config);
         let mut state = State {
             settings,
-            node: Target::new(
-                TargetId(0),
-                url_without_scheme(&config.node),
-                config.node.clone(),
-                &settings,
-            ),
+            node: node_target(TargetId(0), &config.node, &settings),
             peers: Vec::new(),
             cycles_completed: 0,
             heartbeat: None,
@@ -115,7 +112,8 @@ impl Store {
             history: VecDeque::new(),
             members: Vec::new(),
             generation: 0,
-            configured: config.peers.clone(),
+            plan: None,
+            configured: Arc::clone(&config.peers),
             discovery: Discovered::default(),
             unclaimed: HashMap::new(),
         };
@@ -144,14 +142,9 @@ impl Store {
         state.settings = settings;
         if state.node.url != config.node {
             let id = state.new_id();
-            state.node = Target::new(
-                id,
-                url_without_scheme(&config.node),
-                config.node.clone(),
-                &settings,
-            );
+            state.node = node_target(id, &config.node, &settings);
         }
-        state.configured.clone_from(&config.peers);
+        state.configured = Arc::clone(&config.peers);
         state.discovery.set_config(&config.discovery);
         state.name.clone_from(&config.name);
         state.observers_per_peer = config.observers_per_peer;
@@ -192,6 +185,7 @@ fn apply_members(state: &mut State, resized: bool) {
             .into_iter()
             .map(|peer| (peer.target.url.clone(), peer))
             .collect();
+        state.peers = Vec::with_capacity(wanted.len());
         for (wanted, discovered) in &wanted {
             let peer = match old.remove(&wanted.url) {
                 Some(mut peer) => {
@@ -199,14 +193,12 @@ fn apply_members(state: &mut State, resized: bool) {
                     if peer.target.transport != wanted.transport {
                         peer.target.set_transport(&wanted.transport);
                     }
-                    if resized {
-                        peer.target
-                            .window
-                            .resize(settings.window, settings.interval);
+                    if let Some(pulls) = peer.target.pulls_mut_if_any().filter(|_| resized) {
+                        pulls.window.resize(settings.window, settings.interval);
                     }
                     peer
                 }
-                None => Peer::new(state.new_id(), wanted, &settings),
+                None => Peer::new(state.new_id(), wanted),
             };
             let mut peer = peer;
             peer.discovered = *discovered;
@@ -269,18 +261,23 @@ impl Store {
             .collect()
     }
 
-    /// What the next cycle pulls.
-    pub fn pull_plan(&self) -> PullPlan {
-        let state = self.lock();
-        PullPlan {
-            node: state.node.pull_target(),
-            peers: state
-                .peers
-                .iter()
-                .filter(|p| p.is_observed())
-                .map(|p| p.target.pull_target())
-                .collect(),
-        }
+    /// What the next cycle pulls: made when the members, their roles or the node change,
+    /// and shared by every cycle until then.
+    pub fn pull_plan(&self) -> Arc<PullPlan> {
+        let mut state = self.lock();
+        let state = &mut *state;
+        let (node, peers) = (&state.node, &state.peers);
+        let plan = state.plan.get_or_insert_with(|| {
+            Arc::new(PullPlan {
+                node: node.pull_target(),
+                peers: peers
+                    .iter()
+                    .filter(|p| p.is_observed())
+                    .map(|p| p.target.pull_target())
+                    .collect(),
+            })
+        });
+        Arc::clone(plan)
     }
 
     /// The interval and the window in force.
@@ -324,18 +321,14 @@ impl Store {
         let state = &mut *guard;
         if let Some((id, outcome)) = node {
             if id == state.node.id {
-                state.node.record(outcome);
+                state.node.record(outcome, &state.settings);
                 // Without a configured name, this node's name is its node_id: known now.
                 if state.name.is_none() && state.observation.name != state.node.node_id {
                     assign_roles(state);
                 }
             }
         }
-        let local_id = state
-            .node
-            .latest
-            .as_ref()
-            .map(|l| l.summary.node_id.clone());
+        let local_id = state.node.latest().map(|l| l.summary.node_id.clone());
 
         for index in 0..state.peers.len() {
             // A peer added while the cycle ran has no outcome yet; it is pulled next cycle.
@@ -360,7 +353,8 @@ impl Store {
                     None => adopt_node_id(peer, &summary.node_id, &state.settings),
                 }
             }
-            state.peers[index].target.record(outcome);
+            let settings = state.settings;
+            state.peers[index].target.record(outcome, &settings);
         }
         mark_contested(state, now);
 
@@ -373,7 +367,7 @@ impl Store {
         }
         let (peers_live, novelty, divergence_ratio) =
             headline(state.peers.iter().filter(|p| p.is_observed()).map(|p| {
-                let g_star = p.target.latest.as_ref().map(|l| l.summary.metrics.g_star());
+                let g_star = p.target.latest().map(|l| l.summary.metrics.g_star());
                 (p.target.is_live(now, live_max_age), g_star, p.relation)
             }));
         let kept = history_length(&state.settings);
@@ -413,7 +407,7 @@ impl Store {
         let settings = state.settings;
         let live_max_age = settings.live_max_age;
         // A node whose last pull failed is unreachable: it is never asked to reconcile.
-        let local_root = if state.node.up {
+        let local_root = if state.node.up() {
             state.node.fresh_root(now, live_max_age).map(str::to_owned)
         } else {
             None
@@ -432,7 +426,7 @@ impl Store {
         let peers = observed()
             .filter_map(|p| {
                 let root = p.target.fresh_root(now, live_max_age)?;
-                let latest = p.target.latest.as_ref()?;
+                let latest = p.target.latest()?;
                 Some(PeerFacts {
                     peer: p.target.label.clone(),
                     url: p.target.url.to_string(),
@@ -513,6 +507,13 @@ impl Store {
             discovery: state.discovery.view(),
         }
     }
+}
+
+/// The local node's target: pulled every cycle, so its counters exist from the start.
+fn node_target(id: TargetId, url: &Url, settings: &Settings) -> Target {
+    let mut node = Target::new(id, url_without_scheme(url), url.clone());
+    node.pulls_mut(settings);
+    node
 }
 
 impl State {

@@ -52,8 +52,8 @@ impl Peer {
         matches!(self.role, Role::Observed { .. })
     }
 
-    pub(super) fn new(id: TargetId, config: &PeerConfig, settings: &Settings) -> Self {
-        let mut target = Target::new(id, config.label.clone(), config.url.clone(), settings);
+    pub(super) fn new(id: TargetId, config: &PeerConfig) -> Self {
+        let mut target = Target::new(id, config.label.clone(), config.url.clone());
         target.set_transport(&config.transport);
         Peer {
             target,
@@ -69,12 +69,12 @@ impl Peer {
 
     /// Quality and its parts from the window at `now`; `None` before the first attempt.
     pub(super) fn quality(&self, now: Instant, settings: &Settings) -> Option<QualityView> {
-        let mut stats = self.target.window.stats(now);
+        let mut stats = self.target.pulls()?.window.stats(now);
         (stats.attempts > 0).then(|| {
             let latency_p95_seconds = scoring::p95_nearest_rank(&mut stats.success_durations);
             let age = self
                 .target
-                .last_success
+                .last_success()
                 .map(|(at, _)| now.saturating_duration_since(at).as_secs_f64());
             let parts = QualityParts {
                 success_ratio: stats.successes as f64 / stats.attempts as f64,
@@ -153,16 +153,30 @@ pub(super) fn assign_roles(state: &mut State) {
         })
         .collect();
     drop(names);
+    let pending = me.is_none() && k > 0;
     for (peer, role) in state.peers.iter_mut().zip(roles) {
         peer.role = role;
+        match role {
+            Role::Observed { .. } => {
+                // Its counters exist (at 0) from now, before its first pull ends.
+                peer.target.pulls_mut(&state.settings);
+            }
+            // Until this node's name is known, whom it observes is not: a restored
+            // window waits.
+            Role::NotObserved if pending => {}
+            // Another member observes it (or it is this node): nothing of it is shown
+            // here, so nothing is kept.
+            Role::NotObserved | Role::Myself => peer.target.drop_pulls(),
+        }
     }
     state.members = (0..state.peers.len())
         .filter(|&i| state.peers[i].role != Role::Myself)
         .collect();
     state.generation += 1;
+    state.plan = None;
     let count = |role: fn(&Role) -> bool| state.peers.iter().filter(|p| role(&p.role)).count();
     state.observation = ObservationView {
-        pending: me.is_none() && k > 0,
+        pending,
         name: me,
         setting: state.observers_per_peer,
         observers_per_peer: k,
@@ -194,9 +208,11 @@ pub(super) fn adopt_node_id(peer: &mut Peer, node_id: &str, settings: &Settings)
         .is_some_and(|previous| previous != node_id)
     {
         tracing::warn!(peer = %peer.target.label, from = ?previous, to = %node_id, "peer's node_id changed; its window starts over");
-        peer.target.window = Window::new(settings.window, settings.interval);
-        peer.target.latest = None;
-        peer.target.last_success = None;
+        if let Some(pulls) = peer.target.pulls_mut_if_any() {
+            pulls.window = Window::new(settings.window, settings.interval);
+            pulls.latest = None;
+            pulls.last_success = None;
+        }
         peer.streak = 0;
     }
 }
@@ -206,7 +222,7 @@ pub(super) fn adopt_node_id(peer: &mut Peer, node_id: &str, settings: &Settings)
 pub(super) fn mark_contested(state: &mut State, now: Instant) {
     let live_max_age = state.settings.live_max_age;
     let claim = |peer: &Peer| {
-        let latest = peer.target.latest.as_ref()?;
+        let latest = peer.target.latest()?;
         peer.target
             .is_live(now, live_max_age)
             .then(|| latest.summary.node_id.clone())

@@ -21,9 +21,19 @@ pub(super) struct Target {
     pub(super) id: TargetId,
     pub(super) label: String,
     pub(super) url: Url,
-    pub(super) summary_url: Url,
     /// How it is reached (TLS settings, `Authorization`); plain for the local node.
     pub(super) transport: Arc<Transport>,
+    /// The node_id the target reported last: its identity, kept across restarts.
+    pub(super) node_id: Option<String>,
+    /// What pulling it built up. Boxed and absent until it is first pulled (or dropped
+    /// when another member observes it): most members of a large federation are never
+    /// pulled by this sidecar, and cost only the fields above (issue 19).
+    pulls: Option<Box<Pulls>>,
+}
+
+/// A pulled target's counters, window and latest summary.
+pub(super) struct Pulls {
+    pub(super) summary_url: Url,
     pub(super) window: Window,
     pub(super) polls_total: u64,
     pub(super) failures_total: [u64; FailureReason::ALL.len()],
@@ -33,25 +43,13 @@ pub(super) struct Target {
     pub(super) up: bool,
     pub(super) last_success: Option<(Instant, SystemTime)>,
     pub(super) last_error: Option<PullError>,
-    /// Boxed: most members of a large federation are never pulled by this sidecar.
-    pub(super) latest: Option<Box<Latest>>,
-    /// The node_id the target reported last: its identity, kept across restarts.
-    pub(super) node_id: Option<String>,
+    pub(super) latest: Option<Latest>,
 }
 
-pub(super) struct Latest {
-    pub(super) summary: Summary,
-    pub(super) clock_skew_seconds: f64,
-}
-
-impl Target {
-    pub(super) fn new(id: TargetId, label: String, url: Url, settings: &Settings) -> Self {
-        Target {
-            id,
-            summary_url: summary_url(&url),
-            transport: Arc::default(),
-            label,
-            url,
+impl Pulls {
+    fn new(url: &Url, settings: &Settings) -> Box<Self> {
+        Box::new(Pulls {
+            summary_url: summary_url(url),
             window: Window::new(settings.window, settings.interval),
             polls_total: 0,
             failures_total: [0; FailureReason::ALL.len()],
@@ -61,8 +59,56 @@ impl Target {
             last_success: None,
             last_error: None,
             latest: None,
+        })
+    }
+}
+
+pub(super) struct Latest {
+    pub(super) summary: Summary,
+    pub(super) clock_skew_seconds: f64,
+}
+
+impl Target {
+    pub(super) fn new(id: TargetId, label: String, url: Url) -> Self {
+        Target {
+            id,
+            transport: Arc::default(),
+            label,
+            url,
             node_id: None,
+            pulls: None,
         }
+    }
+
+    pub(super) fn pulls(&self) -> Option<&Pulls> {
+        self.pulls.as_deref()
+    }
+
+    /// The pull state, made empty if there is none yet.
+    pub(super) fn pulls_mut(&mut self, settings: &Settings) -> &mut Pulls {
+        self.pulls
+            .get_or_insert_with(|| Pulls::new(&self.url, settings))
+    }
+
+    pub(super) fn pulls_mut_if_any(&mut self) -> Option<&mut Pulls> {
+        self.pulls.as_deref_mut()
+    }
+
+    /// Forgets what pulling built up (another member observes this one now).
+    pub(super) fn drop_pulls(&mut self) {
+        self.pulls = None;
+    }
+
+    pub(super) fn up(&self) -> bool {
+        self.pulls().is_some_and(|p| p.up)
+    }
+
+    pub(super) fn latest(&self) -> Option<&Latest> {
+        self.pulls()?.latest.as_ref()
+    }
+
+    pub(super) fn last_success(&self) -> Option<(Instant, SystemTime)> {
+        self.pulls()?.last_success
     }
 
     /// Takes `transport` for the pulls to come; switching verification off is said loudly.
@@ -77,51 +123,58 @@ impl Target {
         PullTarget {
             id: self.id,
             label: self.label.clone(),
-            summary_url: self.summary_url.clone(),
+            summary_url: self
+                .pulls()
+                .map_or_else(|| summary_url(&self.url), |p| p.summary_url.clone()),
             transport: Arc::clone(&self.transport),
         }
     }
 
-    pub(super) fn record(&mut self, outcome: PullOutcome) {
-        self.polls_total += 1;
-        self.durations.observe(outcome.duration.as_secs_f64());
+    pub(super) fn record(&mut self, outcome: PullOutcome, settings: &Settings) {
+        let label = &self.label;
+        let pulls = self
+            .pulls
+            .get_or_insert_with(|| Pulls::new(&self.url, settings));
+        pulls.polls_total += 1;
+        pulls.durations.observe(outcome.duration.as_secs_f64());
         let received = outcome.started + outcome.duration;
         let failure = outcome.result.as_ref().err().map(|e| e.reason);
-        self.window
+        pulls
+            .window
             .push(Sample::new(outcome.started, outcome.duration, failure));
         match outcome.result {
             Ok(summary) => {
-                if !self.up {
-                    tracing::info!(target_label = %self.label, node_id = %summary.node_id, "pull succeeded");
+                if !pulls.up {
+                    tracing::info!(target_label = %label, node_id = %summary.node_id, "pull succeeded");
                 }
                 let received_unix = unix_seconds(outcome.received_at);
-                self.up = true;
-                self.last_success = Some((received, outcome.received_at));
-                self.last_error = None;
+                pulls.up = true;
+                pulls.last_success = Some((received, outcome.received_at));
+                pulls.last_error = None;
                 self.node_id = Some(summary.node_id.clone());
-                self.latest = Some(Box::new(Latest {
+                pulls.latest = Some(Latest {
                     clock_skew_seconds: summary.timestamp - received_unix,
                     summary,
-                }));
+                });
             }
             Err(error) => {
                 // One line when a target goes down or fails differently; repeats at debug.
                 let changed =
-                    self.up || self.last_error.as_ref().map(|e| e.reason) != Some(error.reason);
+                    pulls.up || pulls.last_error.as_ref().map(|e| e.reason) != Some(error.reason);
                 if changed {
-                    tracing::warn!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed");
+                    tracing::warn!(target_label = %label, reason = %error.reason, detail = %error.detail, "pull failed");
                 } else {
-                    tracing::debug!(target_label = %self.label, reason = %error.reason, detail = %error.detail, "pull failed again");
+                    tracing::debug!(target_label = %label, reason = %error.reason, detail = %error.detail, "pull failed again");
                 }
-                self.up = false;
-                self.failures_total[error.reason.index()] += 1;
-                self.last_error = Some(error);
+                pulls.up = false;
+                pulls.failures_total[error.reason.index()] += 1;
+                pulls.last_error = Some(error);
             }
         }
     }
 
     pub(super) fn is_live(&self, now: Instant, live_max_age: Duration) -> bool {
-        self.last_success
+        self.last_success()
             .is_some_and(|(at, _)| now.saturating_duration_since(at) <= live_max_age)
     }
 
@@ -130,22 +183,27 @@ impl Target {
         if !self.is_live(now, live_max_age) {
             return None;
         }
-        self.latest.as_ref()?.summary.state_root.as_deref()
+        self.latest()?.summary.state_root.as_deref()
     }
 
+    /// What the figures show of it. A target never pulled shows empty counters that
+    /// started now.
     pub(super) fn view(&self, now: Instant, live_max_age: Duration) -> TargetView {
-        let latest = self.latest.as_ref();
+        let pulls = self.pulls();
+        let latest = self.latest();
         TargetView {
             label: self.label.clone(),
             url: self.url.to_string(),
-            up: self.up,
+            up: self.up(),
             live: self.is_live(now, live_max_age),
-            polls_total: self.polls_total,
-            counters_created_at: unix_seconds(self.counters_created_at),
-            failures_total: self.failures_total,
-            durations: self.durations.clone(),
-            last_success_timestamp_seconds: self.last_success.map(|(_, wall)| unix_seconds(wall)),
-            last_error: self.last_error.clone(),
+            polls_total: pulls.map_or(0, |p| p.polls_total),
+            counters_created_at: unix_seconds(
+                pulls.map_or_else(SystemTime::now, |p| p.counters_created_at),
+            ),
+            failures_total: pulls.map_or([0; FailureReason::ALL.len()], |p| p.failures_total),
+            durations: pulls.map(|p| p.durations.clone()).unwrap_or_default(),
+            last_success_timestamp_seconds: self.last_success().map(|(_, wall)| unix_seconds(wall)),
+            last_error: pulls.and_then(|p| p.last_error.clone()),
             node_id: self.node_id.clone(),
             state_root: latest.and_then(|l| l.summary.state_root.clone()),
             state_height: latest.and_then(|l| l.summary.state_height),
@@ -174,19 +232,20 @@ mod tests {
     async fn a_failure_after_a_success_counts_and_keeps_identity_until_the_root_goes_stale() {
         let settings = Settings::from(&config(&[], &[("live_max_age", "90s")]));
         let url = Url::parse("http://127.0.0.1:2").unwrap();
-        let mut target = Target::new(TargetId(1), "a".into(), url, &settings);
+        let mut target = Target::new(TargetId(1), "a".into(), url);
         let start = Instant::now();
-        target.record(answered("id-a", "root-1", start));
-        assert!(target.up);
+        target.record(answered("id-a", "root-1", start), &settings);
+        assert!(target.up());
         assert_eq!(
             target.fresh_root(start, settings.live_max_age),
             Some("root-1")
         );
 
-        target.record(failed(FailureReason::Timeout, start));
-        assert!(!target.up);
-        assert_eq!(target.polls_total, 2);
-        assert_eq!(target.failures_total[FailureReason::Timeout.index()], 1);
+        target.record(failed(FailureReason::Timeout, start), &settings);
+        assert!(!target.up());
+        let pulls = target.pulls().unwrap();
+        assert_eq!(pulls.polls_total, 2);
+        assert_eq!(pulls.failures_total[FailureReason::Timeout.index()], 1);
         assert_eq!(target.node_id.as_deref(), Some("id-a"));
         // Still live within live_max_age of the last success; stale after it.
         assert!(target

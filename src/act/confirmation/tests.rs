@@ -92,20 +92,30 @@ async fn a_refuted_target_is_held_back_then_confirmed_afresh() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn one_node_one_vote_and_the_local_node_never_votes() {
+/// A whole-membership episode of 5 members towards "new" from "old", and its draws.
+fn episode_of_five(now: Instant) -> Confirmer {
     let (mut c, m) = (confirmer(), membership(5));
-    let now = Instant::now();
     c.standing("new", "old", &m, now, HOLD);
     let draws = c.draws(&m, false);
     assert_eq!(draws.confirmation.len(), 5, "the whole membership");
-    // Three members answer "new" but are one node; one is the local node itself.
-    let sample = |i: usize, node: &str, root: &str| Sample {
+    c
+}
+
+/// Member i's answer: `node` with `root`.
+fn sample(i: usize, node: &str, root: &str) -> Sample {
+    Sample {
         peer: format!("m{i}"),
         url: format!("http://m{i}"),
         node_id: Some(node.to_owned()),
         root: Some(root.to_owned()),
-    };
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn one_node_one_vote_and_the_local_node_never_votes() {
+    let now = Instant::now();
+    let mut c = episode_of_five(now);
+    // Three members answer "new" but are one node; one is the local node itself.
     let samples = vec![
         sample(0, "b", "new"),
         sample(1, "b", "new"),
@@ -118,6 +128,28 @@ async fn one_node_one_vote_and_the_local_node_never_votes() {
     assert_eq!((view.discarded, view.voters, view.for_target), (3, 3, 1));
     // Three voters (me, b, c): b alone is not a majority.
     assert_eq!(verdict, Verdict::Refuted);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_node_id_answered_with_two_roots_is_contested_and_neither_answer_votes() {
+    let now = Instant::now();
+    let mut c = episode_of_five(now);
+    // Impostors answer first, each with an honest member's node_id and the target root.
+    let samples = vec![
+        sample(0, "c", "new"),
+        sample(1, "d", "new"),
+        sample(2, "e", "new"),
+        sample(3, "c", "old"),
+        sample(4, "d", "old"),
+    ];
+    c.record_draws(1, samples, Some("me"), now, HOLD);
+    let view = c.view(now);
+    // c and d are contested (4 answers discarded); only e votes for "new".
+    assert_eq!((view.discarded, view.for_target, view.sampled), (4, 1, 1));
+    assert_eq!(view.votes.get("new"), Some(&1));
+    assert_eq!(view.votes.get("old"), None);
+    // Before: the first answer owned the node_id and "new" had 3 of 6 votes drawn.
+    assert_ne!(view.state, "confirmed");
 }
 
 #[tokio::test(start_paused = true)]
