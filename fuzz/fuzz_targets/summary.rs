@@ -4,7 +4,13 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {
-    if let Ok(summary) = peerscope::pull::contract::decode_summary(body) {
+    use peerscope::pull::contract::{decode_by_value, decode_summary, decode_typed};
+    // The typed pass accepts nothing the value decoder refuses, and reads what both accept
+    // the same way.
+    if let Some(typed) = decode_typed(body) {
+        assert_eq!(Ok(&typed), decode_by_value(body).as_ref(), "{body:?}");
+    }
+    if let Ok(summary) = decode_summary(body) {
         // What the decoder accepted holds the contract's promises.
         assert!(peerscope::pull::contract::valid_node_id(&summary.node_id));
         assert!(summary.timestamp.is_finite() && summary.timestamp > 0.0);

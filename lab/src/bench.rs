@@ -9,6 +9,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use crate::federation::{Faults, Federation, Options, SPEED_UP};
+use crate::floor::{allocations, AllocationCounter};
 use crate::node::{NodeSpec, SimNode};
 use crate::{cpu_seconds, free_port, http, io, pid_of, status_kib, wait_ready, RunError};
 use peerscope::config::duration::{format_duration, parse_duration};
@@ -58,7 +59,13 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     let listen = free_port()?;
     let timeout = args.interval.mul_f64(0.8).min(Duration::from_millis(2500));
     let program = crate::sidecar_program()?;
-    let mut child = tokio::process::Command::new(program)
+    let counter = AllocationCounter::build(&directory);
+    let sidecar_count = directory.join("sidecar.allocations");
+    let mut command = tokio::process::Command::new(program);
+    if let Some(counter) = &counter {
+        counter.attach(&mut command, &sidecar_count)?;
+    }
+    let mut child = command
         .args([
             "run",
             "--node",
@@ -108,9 +115,11 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         figure.ok_or_else(|| RunError::Measurement(format!("/proc/{pid}: no {what}")))
     };
     let cpu_before = measured(cpu_seconds(pid), "CPU times")?;
+    let allocations_before = allocations(&sidecar_count);
     let polls_before = polls(&client, &base).await?;
     tokio::time::sleep(args.duration).await;
     let cpu_after = measured(cpu_seconds(pid), "CPU times")?;
+    let allocations_after = allocations(&sidecar_count);
     let polls_after = polls(&client, &base).await?;
     let rss = measured(status_kib(pid, "VmRSS:").map(|k| k as f64), "VmRSS")?;
     let peak = measured(status_kib(pid, "VmHWM:").map(|k| k as f64), "VmHWM")?;
@@ -132,6 +141,13 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         .status()
         .await;
     let _ = child.wait().await;
+
+    // The floor, against the same peers, measured the same way.
+    let urls: Vec<String> = std::iter::once(&node)
+        .chain(&peers)
+        .map(|n| format!("{}{}", n.url(), peerscope::pull::contract::SUMMARY_PATH))
+        .collect();
+    let floor = measure_floor(&urls, &args, timeout, counter.as_ref(), &directory).await;
     let _ = std::fs::remove_dir_all(&directory);
 
     let pulls = polls_after - polls_before;
@@ -159,6 +175,17 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         rss / 1024.0,
         peak / 1024.0
     );
+    let sidecar = Figures {
+        cpu_per_pull: (cpu_after - cpu_before) / pulls as f64,
+        allocations_per_pull: allocations_before
+            .zip(allocations_after)
+            .map(|(before, after)| (after - before) as f64 / pulls as f64),
+        rss_mib: rss / 1024.0,
+    };
+    match floor {
+        Ok(floor) => compare(&sidecar, &floor),
+        Err(error) => println!("the floor could not be measured: {error}"),
+    }
     for (format, gzip, (millis, bytes)) in scrapes {
         println!(
             "/metrics {format} {} median {:.1} ms, p90 {:.1} ms, max {:.1} ms, {} KiB",
@@ -170,6 +197,110 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         );
     }
     Ok(())
+}
+
+/// What one program costs per pull, measured from outside.
+struct Figures {
+    cpu_per_pull: f64,
+    allocations_per_pull: Option<f64>,
+    rss_mib: f64,
+}
+
+/// Prints the sidecar beside the floor, with the ratios.
+fn compare(sidecar: &Figures, floor: &Figures) {
+    println!("                       peerscope     floor        ratio");
+    println!(
+        "CPU per pull           {:>6.1} µs     {:>6.1} µs    {:.2}×",
+        sidecar.cpu_per_pull * 1e6,
+        floor.cpu_per_pull * 1e6,
+        sidecar.cpu_per_pull / floor.cpu_per_pull
+    );
+    match (sidecar.allocations_per_pull, floor.allocations_per_pull) {
+        (Some(s), Some(f)) => println!(
+            "allocations per pull   {s:>6.1}        {f:>6.1}       {:.2}×",
+            s / f
+        ),
+        _ => println!("allocations per pull   not counted"),
+    }
+    println!(
+        "RSS                    {:>6.1} MiB    {:>6.1} MiB   +{:.1} MiB",
+        sidecar.rss_mib,
+        floor.rss_mib,
+        sidecar.rss_mib - floor.rss_mib
+    );
+}
+
+/// Runs the floor (this program's `floor` command) against `urls` for a short warm-up
+/// and `args.duration`, and measures it as the sidecar was.
+async fn measure_floor(
+    urls: &[String],
+    args: &BenchArgs,
+    timeout: Duration,
+    counter: Option<&AllocationCounter>,
+    directory: &std::path::Path,
+) -> Result<Figures, RunError> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tokio::io::AsyncBufReadExt;
+
+    let urls_file = directory.join("floor-urls");
+    std::fs::write(&urls_file, urls.join("\n")).map_err(io("cannot write the floor's URLs"))?;
+    let this = std::env::current_exe().map_err(io("cannot find this program"))?;
+    let mut command = tokio::process::Command::new(this);
+    let count_file = directory.join("floor.allocations");
+    if let Some(counter) = counter {
+        counter.attach(&mut command, &count_file)?;
+    }
+    let mut child = command
+        .arg("floor")
+        .arg("--urls-file")
+        .arg(&urls_file)
+        .args(["--interval", &format_duration(args.interval)])
+        .args(["--timeout", &format_duration(timeout)])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(io("cannot start the floor"))?;
+    let pid = pid_of(&child)?;
+    let pulls = std::sync::Arc::new(AtomicU64::new(0));
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("piped")).lines();
+    let counted = pulls.clone();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Ok(n) = line.trim().parse() {
+                counted.store(n, Ordering::Relaxed);
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_secs(5).max(args.interval * 3)).await;
+    let measured = |figure: Option<f64>, what: &str| {
+        figure.ok_or_else(|| RunError::Measurement(format!("/proc/{pid}: no {what}")))
+    };
+    let (cpu_before, pulls_before) = (
+        measured(cpu_seconds(pid), "CPU times")?,
+        pulls.load(Ordering::Relaxed),
+    );
+    let allocations_before = allocations(&count_file);
+    tokio::time::sleep(args.duration).await;
+    let (cpu_after, pulls_after) = (
+        measured(cpu_seconds(pid), "CPU times")?,
+        pulls.load(Ordering::Relaxed),
+    );
+    let allocations_after = allocations(&count_file);
+    let rss = measured(status_kib(pid, "VmRSS:").map(|k| k as f64), "VmRSS")?;
+    let _ = child.kill().await;
+    let done = pulls_after - pulls_before;
+    if done == 0 {
+        return Err(RunError::Measurement("the floor completed no pulls".into()));
+    }
+    Ok(Figures {
+        cpu_per_pull: (cpu_after - cpu_before) / done as f64,
+        allocations_per_pull: allocations_before
+            .filter(|_| counter.is_some())
+            .zip(allocations_after)
+            .map(|(before, after)| (after - before) as f64 / done as f64),
+        rss_mib: rss / 1024.0,
+    })
 }
 
 /// 20 scrapes of `/metrics` with `accept`, gzip-compressed or not: their times in

@@ -9,6 +9,7 @@ pub mod confirmation;
 pub mod demo;
 pub mod faults;
 pub mod federation;
+pub mod floor;
 pub mod node;
 pub mod split;
 

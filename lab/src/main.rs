@@ -33,6 +33,17 @@ enum Command {
     /// against N simulated peers and print CPU, memory and scrape figures; `bench
     /// federation` runs a whole federation.
     Bench(BenchCommand),
+    /// The bench's floor: a bare client pulling the summaries at the URLs of a file (one a
+    /// line) every interval; prints the pulls done after each round. Run by `bench`.
+    #[command(hide = true)]
+    Floor {
+        #[arg(long)]
+        urls_file: std::path::PathBuf,
+        #[arg(long, value_parser = parse_duration)]
+        interval: Duration,
+        #[arg(long, value_parser = parse_duration)]
+        timeout: Duration,
+    },
 }
 
 #[derive(Args)]
@@ -62,6 +73,28 @@ enum BenchScenario {
 
 fn main() -> ExitCode {
     let command = Command::parse();
+    // The floor runs on its own runtime, a current-thread one, as a bare client would.
+    if let Command::Floor {
+        urls_file,
+        interval,
+        timeout,
+    } = &command
+    {
+        let urls = match std::fs::read_to_string(urls_file) {
+            Ok(text) => text.lines().map(str::to_owned).collect(),
+            Err(error) => {
+                eprintln!("error: cannot read {}: {error}", urls_file.display());
+                return ExitCode::FAILURE;
+            }
+        };
+        return match peerscope_lab::floor::run(urls, *interval, *timeout) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -100,6 +133,7 @@ async fn dispatch(command: Command) -> Result<(), Box<dyn std::error::Error>> {
                 Some(BenchScenario::Split(args)) => split::run(args).await?,
             }
         }
+        Command::Floor { .. } => unreachable!("run before the runtime starts"),
     }
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! The node summary contract `peer_sync_payload@1` (`contracts/peer_sync_payload@1.yaml`):
 //! its typed form and the decoder that accepts exactly what the schema accepts.
 //!
-//! The decoder parses into a JSON value first so that it can tell the three ways a body
-//! can be bad apart: not JSON at all (`decode`), a major version we do not speak
-//! (`unsupported_version`), and JSON that breaks the contract (`schema`). Unknown fields
+//! A valid body is read in one typed pass (`contract/typed.rs`); any other is parsed
+//! into a JSON value so that the decoder can tell the three ways a body can be bad apart:
+//! not JSON at all (`decode`), a major version we do not speak (`unsupported_version`),
+//! and JSON that breaks the contract (`schema`). Unknown fields
 //! are ignored, as additive evolution within major version 1 requires; a key repeated in
 //! an object is refused (`schema`), as readers would disagree on its value.
 
@@ -12,6 +13,8 @@ use serde_json::{Map, Value};
 
 use crate::outside::json::parse_unique;
 use crate::pull::failure::{FailureReason, PullError};
+
+mod typed;
 
 /// Path of the summary endpoint, appended to a node's base URL.
 pub const SUMMARY_PATH: &str = "/federation/sync/summary";
@@ -79,8 +82,22 @@ impl ReportedMetrics {
     }
 }
 
-/// Decodes and validates a summary body.
+/// Decodes and validates a summary body: in one typed pass when it is valid, else again
+/// through a JSON value, which tells what is wrong.
 pub fn decode_summary(body: &[u8]) -> Result<Summary, PullError> {
+    typed::decode(body).map_or_else(|| decode_by_value(body), Ok)
+}
+
+/// The typed pass alone (the fuzz target checks it never accepts what
+/// [`decode_by_value`] refuses, nor reads anything differently).
+#[doc(hidden)]
+pub fn decode_typed(body: &[u8]) -> Option<Summary> {
+    typed::decode(body)
+}
+
+/// The decoder through a JSON value, which classifies and names every failure.
+#[doc(hidden)]
+pub fn decode_by_value(body: &[u8]) -> Result<Summary, PullError> {
     let value = parse_unique(body).map_err(|e| {
         if e.is_data() {
             // Well-formed JSON that repeats a key: two parsers could read it differently.
@@ -126,7 +143,7 @@ pub fn decode_summary(body: &[u8]) -> Result<Summary, PullError> {
             let root = v
                 .as_str()
                 .ok_or_else(|| schema_error("state_root", "must be a string"))?;
-            if !(1..=128).contains(&root.len()) || !root.bytes().all(|b| b.is_ascii_graphic()) {
+            if !valid_root(root) {
                 return Err(schema_error(
                     "state_root",
                     "must be 1-128 printable ASCII characters without spaces",
@@ -155,16 +172,18 @@ pub fn decode_summary(body: &[u8]) -> Result<Summary, PullError> {
     })
 }
 
+/// (field, lower bound, upper bound) for the plain numeric fields of `metrics`, in the
+/// order of `REPORTED_FIELDS`.
+const BOUNDS: [(&str, f64, f64); 6] = [
+    ("peer_quality", 0.0, 1.0),
+    ("stability_margin", f64::NEG_INFINITY, f64::INFINITY),
+    ("hopf_distance", f64::NEG_INFINITY, f64::INFINITY),
+    ("spectral_radius", 0.0, f64::INFINITY),
+    ("gamma", 0.0, 1.0),
+    ("g_star", 0.0, 1.0),
+];
+
 fn decode_metrics(metrics: &Map<String, Value>) -> Result<ReportedMetrics, PullError> {
-    // (field, lower bound, upper bound) for the plain numeric fields.
-    const BOUNDS: [(&str, f64, f64); 6] = [
-        ("peer_quality", 0.0, 1.0),
-        ("stability_margin", f64::NEG_INFINITY, f64::INFINITY),
-        ("hopf_distance", f64::NEG_INFINITY, f64::INFINITY),
-        ("spectral_radius", 0.0, f64::INFINITY),
-        ("gamma", 0.0, 1.0),
-        ("g_star", 0.0, 1.0),
-    ];
     let mut values = [None; REPORTED_FIELDS.len()];
     for (slot, (field, low, high)) in BOUNDS.iter().enumerate() {
         if let Some(v) = metrics.get(*field) {
@@ -194,6 +213,11 @@ pub fn valid_node_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Whether `root` is 1–128 printable ASCII characters without spaces.
+fn valid_root(root: &str) -> bool {
+    (1..=128).contains(&root.len()) && root.bytes().all(|b| b.is_ascii_graphic())
 }
 
 fn schema_error(field: &str, problem: &str) -> PullError {
@@ -313,6 +337,53 @@ mod tests {
             "{}",
             err.detail
         );
+    }
+
+    /// The typed pass never accepts what the value-based decoder refuses, nor reads a body
+    /// differently; and it does read the valid ones (else it saves nothing).
+    #[test]
+    fn the_typed_pass_agrees_with_the_value_decoder() {
+        let valid = [
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0}}"#,
+            r#"{"schema_version":1,"node_id":"nova-a","timestamp":1762534863.47,"state_root":"9f2c01","state_height":1042,"metrics":{"peer_quality":0.91,"stability_margin":-0.12,"hopf_distance":0.33,"spectral_radius":0.87,"gamma":0.62,"g_star":0.41,"g_components":{"P":0.5,"N":0.2,"Cc":0.7,"Z":1}}}"#,
+            r#"{"node_id":"n_1","timestamp":1,"extra":{"a":[1,{"b":2}]},"metrics":{"g_star":1,"new":"x"}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_height":9007199254740991,"metrics":{"g_star":0.5}}"#,
+        ];
+        let refused = [
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0},"x":{"k":1,"k":2}}"#,
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0,"u":[{"k":1,"k":2}]}}"#,
+            r#"{"node_id":"a","node_id":"b","timestamp":1,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0,"g_components":{"P":1,"P":0}}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_height":9007199254740993,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_height":-1,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_root":"","metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_root":null,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":0,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a b","timestamp":1,"metrics":{"g_star":0}}"#,
+            r#"{"schema_version":2,"node_id":"a","timestamp":1,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"metrics":{"gamma":0.5}}"#,
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0,"g_components":{"Z":-1}}}"#,
+            r#"{"node_id":"a","timestamp":1,"metrics":{"g_star":0}} x"#,
+            r#"[1]"#,
+        ];
+        // Accepted by the value decoder only: an integer written as 2.0 (JSON Schema's rule).
+        let slow_only = [
+            r#"{"schema_version":1.0,"node_id":"a","timestamp":1,"metrics":{"g_star":0}}"#,
+            r#"{"node_id":"a","timestamp":1,"state_height":1e3,"metrics":{"g_star":0}}"#,
+        ];
+        for body in valid {
+            let typed = decode_typed(body.as_bytes());
+            assert!(typed.is_some(), "{body}");
+            assert_eq!(typed, decode_by_value(body.as_bytes()).ok(), "{body}");
+        }
+        for body in refused {
+            assert_eq!(decode_typed(body.as_bytes()), None, "{body}");
+            assert!(decode_by_value(body.as_bytes()).is_err(), "{body}");
+        }
+        for body in slow_only {
+            assert_eq!(decode_typed(body.as_bytes()), None, "{body}");
+            assert!(decode(body).is_ok(), "{body}");
+        }
     }
 
     #[test]
