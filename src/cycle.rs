@@ -17,7 +17,10 @@ use crate::store::Store;
 use crate::timeline::later;
 
 /// Pull start times fall into this many slots across the jitter: enough to spread the
-/// load, few enough that pulls in one slot share a wake-up (one timer per slot).
+/// load, few enough that pulls in one slot share a wake-up and their system calls. Measured
+/// at 200 peers (issue 20): 10 slots 37 µs of CPU a pull, 0.9 ms mean pull duration (the
+/// answers of a slot wait their turn on the one thread); 40 slots 51 µs, 0.3 ms. The
+/// latency score is relative to the timeout, so the CPU counts more.
 const JITTER_SLOTS: u32 = 10;
 
 /// Runs cycles until `shutdown` is cancelled. In-flight pulls are cancelled with it.

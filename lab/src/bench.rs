@@ -116,17 +116,18 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     };
     let cpu_before = measured(cpu_seconds(pid), "CPU times")?;
     let allocations_before = allocations(&sidecar_count);
-    let polls_before = polls(&client, &base).await?;
+    let before = pull_counters(&client, &base).await?;
     tokio::time::sleep(args.duration).await;
     let cpu_after = measured(cpu_seconds(pid), "CPU times")?;
     let allocations_after = allocations(&sidecar_count);
-    let polls_after = polls(&client, &base).await?;
+    let after = pull_counters(&client, &base).await?;
     let rss = measured(status_kib(pid, "VmRSS:").map(|k| k as f64), "VmRSS")?;
     let peak = measured(status_kib(pid, "VmHWM:").map(|k| k as f64), "VmHWM")?;
 
     // /metrics as each kind of scraper takes it: text or OpenMetrics (Prometheus), plain
     // or gzip (Prometheus asks for gzip).
     let mut scrapes = Vec::new();
+    let scraping_from = pull_counters(&client, &base).await?;
     for (format, accept) in [
         ("text 0.0.4 ", "text/plain;version=0.0.4"),
         ("OpenMetrics", "application/openmetrics-text;version=1.0.0"),
@@ -136,6 +137,12 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
             scrapes.push((format, gzip, timed));
         }
     }
+    // Then back to back for three intervals, so that pulls finish while it renders.
+    let storm_until = Instant::now() + args.interval * 3;
+    while Instant::now() < storm_until {
+        scrape(&client, &base).await?;
+    }
+    let scraping_to = pull_counters(&client, &base).await?;
     let _ = tokio::process::Command::new("kill")
         .arg(pid.to_string())
         .status()
@@ -150,7 +157,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     let floor = measure_floor(&urls, &args, timeout, counter.as_ref(), &directory).await;
     let _ = std::fs::remove_dir_all(&directory);
 
-    let pulls = polls_after - polls_before;
+    let pulls = after.polls - before.polls;
     if pulls == 0 {
         return Err(RunError::Measurement(
             "no pulls were completed while measuring".into(),
@@ -165,6 +172,11 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
     println!(
         "CPU per pull           {:.1} µs",
         (cpu_after - cpu_before) / pulls as f64 * 1e6
+    );
+    println!(
+        "pull duration          {:.2} ms mean while measuring, {:.2} ms while /metrics was scraped back to back",
+        after.mean_duration_since(&before) * 1e3,
+        scraping_to.mean_duration_since(&scraping_from) * 1e3
     );
     println!(
         "CPU busy               {:.1}% of one core",
@@ -334,17 +346,35 @@ fn loopback(i: usize) -> SocketAddr {
     SocketAddr::new(IpAddr::V4(ip), 0)
 }
 
-/// Pulls completed so far: the sum of every `*_polls_total` in a scrape.
-async fn polls(client: &reqwest::Client, base: &str) -> Result<u64, RunError> {
+/// The sidecar's pull counters in one scrape: pulls completed (every `*_polls_total`) and
+/// the peers' poll-duration histogram's sum and count.
+struct PullCounters {
+    polls: u64,
+    duration_sum: f64,
+    duration_count: f64,
+}
+
+impl PullCounters {
+    /// Mean seconds per peer pull between `earlier` and these.
+    fn mean_duration_since(&self, earlier: &PullCounters) -> f64 {
+        (self.duration_sum - earlier.duration_sum)
+            / (self.duration_count - earlier.duration_count).max(1.0)
+    }
+}
+
+async fn pull_counters(client: &reqwest::Client, base: &str) -> Result<PullCounters, RunError> {
     let text = scrape(client, base).await?;
-    Ok(text
-        .lines()
-        .filter(|l| {
-            l.starts_with("peerscope_peer_polls_total")
-                || l.starts_with("peerscope_node_polls_total")
-        })
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum::<f64>() as u64)
+    let sum = |prefix: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(prefix))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    Ok(PullCounters {
+        polls: (sum("peerscope_peer_polls_total") + sum("peerscope_node_polls_total")) as u64,
+        duration_sum: sum("peerscope_peer_poll_duration_seconds_sum"),
+        duration_count: sum("peerscope_peer_poll_duration_seconds_count"),
+    })
 }
 
 async fn scrape(client: &reqwest::Client, base: &str) -> Result<String, RunError> {

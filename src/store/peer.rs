@@ -202,11 +202,8 @@ pub(super) fn adopt_node_id(peer: &mut Peer, node_id: &str, settings: &Settings)
     if !peer.contested {
         peer.identity_problem = None;
     }
-    let previous = peer.target.node_id.clone();
-    if previous
-        .as_deref()
-        .is_some_and(|previous| previous != node_id)
-    {
+    let previous = peer.target.node_id.as_deref();
+    if previous.is_some_and(|previous| previous != node_id) {
         tracing::warn!(peer = %peer.target.label, from = ?previous, to = %node_id, "peer's node_id changed; its window starts over");
         if let Some(pulls) = peer.target.pulls_mut_if_any() {
             pulls.window = Window::new(settings.window, settings.interval);
@@ -221,34 +218,37 @@ pub(super) fn adopt_node_id(peer: &mut Peer, node_id: &str, settings: &Settings)
 /// the flag of those no longer contested. Run after each cycle's outcomes are recorded.
 pub(super) fn mark_contested(state: &mut State, now: Instant) {
     let live_max_age = state.settings.live_max_age;
-    let claim = |peer: &Peer| {
-        let latest = peer.target.latest()?;
-        peer.target
-            .is_live(now, live_max_age)
-            .then(|| latest.summary.node_id.clone())
-    };
-    let mut claimants: HashMap<String, Vec<usize>> = HashMap::new();
-    for (index, peer) in state.peers.iter().enumerate() {
-        if let Some(node_id) = claim(peer).filter(|_| !peer.is_local) {
-            claimants.entry(node_id).or_default().push(index);
-        }
+    // Borrowed, not copied: this runs every cycle over every member.
+    let claims: Vec<Option<&str>> = state
+        .peers
+        .iter()
+        .map(|peer| {
+            let latest = peer.target.latest()?;
+            let live = !peer.is_local && peer.target.is_live(now, live_max_age);
+            live.then_some(latest.summary.node_id.as_str())
+        })
+        .collect();
+    // Per node_id: whether more than one member reports it.
+    let mut repeated: HashMap<&str, bool> = HashMap::with_capacity(claims.len());
+    for node_id in claims.iter().flatten() {
+        repeated
+            .entry(node_id)
+            .and_modify(|again| *again = true)
+            .or_insert(false);
     }
     let mut contested = vec![None; state.peers.len()];
-    for (node_id, indices) in &claimants {
-        if indices.len() < 2 {
+    for (index, node_id) in claims.iter().enumerate() {
+        let Some(node_id) = node_id.filter(|id| repeated[id]) else {
             continue;
-        }
-        for &index in indices {
-            let others: Vec<&str> = indices
-                .iter()
-                .filter(|&&other| other != index)
-                .map(|&other| state.peers[other].target.label.as_str())
-                .collect();
-            contested[index] = Some(format!(
-                "node_id {node_id:?} is contested: also reported by peer {}; no vote until one of them stops",
-                others.join(", ")
-            ));
-        }
+        };
+        let others: Vec<&str> = (claims.iter().enumerate())
+            .filter(|&(other, claim)| other != index && *claim == Some(node_id))
+            .map(|(other, _)| state.peers[other].target.label.as_str())
+            .collect();
+        contested[index] = Some(format!(
+            "node_id {node_id:?} is contested: also reported by peer {}; no vote until one of them stops",
+            others.join(", ")
+        ));
     }
     for (peer, problem) in state.peers.iter_mut().zip(contested) {
         match problem {

@@ -151,7 +151,9 @@ impl Target {
                 pulls.up = true;
                 pulls.last_success = Some((received, outcome.received_at));
                 pulls.last_error = None;
-                self.node_id = Some(summary.node_id.clone());
+                if self.node_id.as_deref() != Some(summary.node_id.as_str()) {
+                    self.node_id = Some(summary.node_id.clone());
+                }
                 pulls.latest = Some(Latest {
                     clock_skew_seconds: summary.timestamp - received_unix,
                     summary,
