@@ -76,9 +76,14 @@ impl clap::Args for RunArgs {
                 Value::PeerList | Value::List(_) => ArgAction::Append,
                 Value::Scalar(_) | Value::Path(_) => ArgAction::Set,
             };
+            let earlier = keys::EARLIER_FLAGS
+                .iter()
+                .filter(|(name, _)| *name == key.name)
+                .map(|(_, flag)| *flag);
             command.arg(
                 Arg::new(key.name)
                     .long(flag)
+                    .aliases(earlier)
                     .action(action)
                     .help(format!("{}{default}", key.doc)),
             )

@@ -59,6 +59,58 @@ fn check_names_the_file_the_key_and_the_problem() {
         .contains("configuration OK: node http://127.0.0.1:8000/, 1 peers"));
 }
 
+/// Issue 18: node_exporter's flags — `--log.level` from a fixed set (`bogus` made the
+/// sidecar log nothing at all), `--log.format`, `--web.listen-address` with `:PORT` or a
+/// name — with the earlier spellings still accepted, and a full filter in `--log.filter`.
+#[test]
+fn the_standard_flags_work_and_the_earlier_spellings_too() {
+    let node = ["check", "--node", "http://127.0.0.1:8000"];
+    let check = |extra: &[&str]| {
+        let output = peerscope(&[&node[..], extra].concat());
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.code(), text)
+    };
+    for flag in ["--log.level", "--log-level"] {
+        let (code, text) = check(&[flag, "bogus"]);
+        assert_eq!(code, Some(2), "{flag}: {text}");
+        assert!(
+            text.contains("log_level: \"bogus\" is not one of debug, info, warn, error"),
+            "{text}"
+        );
+        let (code, text) = check(&[flag, "warn"]);
+        assert_eq!(code, Some(0), "{flag}: {text}");
+    }
+    let (code, text) = check(&["--log.filter", "peerscope=verbose"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("is not a tracing filter"), "{text}");
+    for (flags, listen) in [
+        (
+            &["--web.listen-address", ":9478"][..],
+            &["listen 0.0.0.0:9478"][..],
+        ),
+        // A name: its first address, whichever family the resolver gives first.
+        (
+            &["--listen", "localhost:9478"][..],
+            &["listen 127.0.0.1:9478", "listen [::1]:9478"][..],
+        ),
+        (&["--listen", "[::1]:9478"][..], &["listen [::1]:9478"][..]),
+    ] {
+        let (code, text) = check(flags);
+        assert_eq!(code, Some(0), "{flags:?}: {text}");
+        assert!(listen.iter().any(|l| text.contains(l)), "{flags:?}: {text}");
+    }
+    let (code, text) = check(&[
+        "--log.format",
+        "logfmt",
+        "--log.filter",
+        "info,peerscope=debug",
+    ]);
+    assert_eq!(code, Some(0), "{text}");
+    let (code, text) = check(&["--web.listen-address", "9478"]);
+    assert_eq!(code, Some(2), "{text}");
+}
+
 #[test]
 fn version_and_help_work() {
     // Regression (issue 12): `--version` failed on every subcommand.
@@ -167,7 +219,11 @@ async fn readiness_waits_for_the_first_cycle() {
     }
     assert_eq!(sidecar.get("/readyz").await.status(), 503);
     assert_eq!(sidecar.get("/healthz").await.status(), 200);
+    // Prometheus' spellings answer the same (issue 18).
+    assert_eq!(sidecar.get("/-/ready").await.status(), 503);
+    assert_eq!(sidecar.get("/-/healthy").await.status(), 200);
     sidecar.wait_ready().await;
+    assert_eq!(sidecar.get("/-/ready").await.status(), 200);
     let text = sidecar.metrics().await;
     assert_eq!(sample(&text, "peerscope_node_up", &[]), Some(0.0));
     assert_eq!(
@@ -274,7 +330,14 @@ async fn logs_have_colour_only_on_a_terminal_or_when_asked_head_and_gzip_work() 
 
     let client = reqwest::Client::new();
     for path in [
-        "/", "/metrics", "/status", "/history", "/healthz", "/readyz",
+        "/",
+        "/metrics",
+        "/status",
+        "/history",
+        "/healthz",
+        "/readyz",
+        "/-/healthy",
+        "/-/ready",
     ] {
         let response = client
             .head(format!("{}{path}", plain.base))

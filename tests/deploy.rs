@@ -265,6 +265,21 @@ fn the_dockerfile_caches_dependencies_and_carries_oci_labels() {
     let sources = text.find("COPY src ./src").unwrap();
     let first_build = text.find("cargo build").unwrap();
     assert!(manifests < first_build && first_build < sources);
+    // Issue 18: the image runs as a numeric user, the one the Kubernetes examples name, so
+    // `runAsNonRoot` can be checked without `runAsUser` (hadolint DL3066).
+    let user = text
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .expect("a USER line");
+    let (uid, gid) = user.trim().split_once(':').expect("USER uid:gid");
+    assert!(uid.parse::<u32>().is_ok_and(|u| u != 0), "USER {user}");
+    assert!(gid.parse::<u32>().is_ok(), "USER {user}");
+    let statefulset = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/kubernetes/statefulset.yaml"),
+    )
+    .unwrap();
+    assert!(statefulset.contains(&format!("runAsUser: {uid}")));
 }
 
 /// The StatefulSet example finds its peers through its headless Service's SRV records

@@ -795,7 +795,7 @@ async fn reading_the_configuration_does_not_trigger_another_read() {
     let sidecar = Sidecar::start(&args(&[
         "--config",
         path.to_str().unwrap(),
-        "--log-level",
+        "--log.filter",
         "peerscope=debug",
     ]))
     .await;

@@ -5,8 +5,8 @@
 //! [`Config`] and, where it spans keys, a rule in `check_rules`).
 
 use super::parse::{
-    api_path, base_url, duration, growth_factor, http_url, name, nonzero_duration,
-    observers_per_peer, one_of, positive, socket_address, text, weight,
+    api_path, base_url, duration, growth_factor, http_url, listen_address, log_filter, name,
+    nonzero_duration, observers_per_peer, one_of, positive, weight,
 };
 use std::path::PathBuf;
 
@@ -82,6 +82,14 @@ pub(crate) fn find(name: &str) -> Option<&'static Key> {
     KEYS.iter().find(|key| key.name == name)
 }
 
+/// Flags' earlier spellings, still accepted (hidden from `--help`) since the flags took
+/// node_exporter's names, so that nothing deployed breaks: (key, earlier flag).
+pub const EARLIER_FLAGS: [(&str, &str); 3] = [
+    ("listen", "listen"),
+    ("log_level", "log-level"),
+    ("log_format", "log-format"),
+];
+
 /// Every key, in the order docs/configuration.md lists them.
 pub static KEYS: &[Key] = &[
     Key {
@@ -145,12 +153,12 @@ pub static KEYS: &[Key] = &[
     },
     Key {
         name: "listen",
-        flag: Some("listen"),
+        flag: Some("web.listen-address"),
         seed_variables: &[],
         default: DefaultValue::Text(DEFAULT_LISTEN),
         restart: true,
-        doc: "HTTP server address (bind `0.0.0.0` explicitly in a container)",
-        value: Value::Scalar(|c, t| socket_address(t).map(|v| c.listen = v)),
+        doc: "HTTP server address: `HOST:PORT`, `:PORT` for every IPv4 interface (as node_exporter takes it), or a name resolved at load",
+        value: Value::Scalar(|c, t| listen_address(t).map(|v| c.listen = v)),
     },
     Key {
         name: "interval",
@@ -271,11 +279,11 @@ pub static KEYS: &[Key] = &[
     },
     Key {
         name: "log_format",
-        flag: Some("log-format"),
+        flag: Some("log.format"),
         seed_variables: &[],
         default: DefaultValue::Text("text"),
         restart: true,
-        doc: "`text` (logfmt; `logfmt` is the same) or `json`, with Prometheus' keys `time`, `level`, `source`, `msg`",
+        doc: "`logfmt` (`text` is the same) or `json`, with Prometheus' keys `time`, `level`, `source`, `msg`",
         value: Value::Scalar(|c, t| {
             one_of(
                 t,
@@ -309,12 +317,32 @@ pub static KEYS: &[Key] = &[
     },
     Key {
         name: "log_level",
-        flag: Some("log-level"),
+        flag: Some("log.level"),
         seed_variables: &[],
         default: DefaultValue::Text("info"),
         restart: true,
-        doc: "a `tracing` filter; `RUST_LOG` wins when set",
-        value: Value::Scalar(|c, t| text(t).map(|v| c.log_level = v)),
+        doc: "`debug`, `info`, `warn` or `error` (a finer filter: `log_filter`)",
+        value: Value::Scalar(|c, t| {
+            one_of(
+                t,
+                &[
+                    ("debug", "debug"),
+                    ("info", "info"),
+                    ("warn", "warn"),
+                    ("error", "error"),
+                ],
+            )
+            .map(|v| c.log_level = v.to_owned())
+        }),
+    },
+    Key {
+        name: "log_filter",
+        flag: Some("log.filter"),
+        seed_variables: &[],
+        default: DefaultValue::Absent,
+        restart: true,
+        doc: "a `tracing` filter (`info,peerscope=debug`) in place of `log_level`; `RUST_LOG` wins over both",
+        value: Value::Scalar(|c, t| log_filter(t).map(|v| c.log_filter = Some(v))),
     },
     Key {
         name: "log_file",

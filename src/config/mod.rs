@@ -160,6 +160,8 @@ pub struct Config {
     pub(crate) log_color: LogColor,
     /// A `tracing` filter (`info`, `peerscope=debug`); `RUST_LOG` wins when set.
     pub(crate) log_level: String,
+    /// A `tracing` filter that takes the place of `log_level`.
+    pub(crate) log_filter: Option<String>,
     pub reconcile: ReconcileConfig,
     pub(crate) checkpoint: CheckpointConfig,
     /// Directory for rolling log files; logs go to stderr only when absent.
@@ -313,6 +315,7 @@ impl Config {
             log_format: LogFormat::default(),
             log_color: LogColor::default(),
             log_level: String::new(),
+            log_filter: None,
             reconcile: ReconcileConfig::default(),
             checkpoint: CheckpointConfig::default(),
             log_file: None,

@@ -38,9 +38,39 @@ pub fn base_url(text: &str) -> Result<Url, String> {
     Ok(url)
 }
 
-pub(crate) fn socket_address(text: &str) -> Result<SocketAddr, String> {
-    text.parse()
-        .map_err(|_| format!("{text:?} is not an address like 127.0.0.1:9478"))
+/// The server's address as node_exporter's `--web.listen-address` takes it: `HOST:PORT`
+/// with an IP address (`[::1]:9478` for IPv6), `:PORT` for every IPv4 interface, or a
+/// name resolved now (`localhost:9478`; its first address).
+pub(crate) fn listen_address(text: &str) -> Result<SocketAddr, String> {
+    let problem = || format!("{text:?} is not an address like 127.0.0.1:9478 or :9478");
+    if let Some(port) = text.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| problem())?;
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    if let Ok(address) = text.parse() {
+        return Ok(address);
+    }
+    let (host, port) = text.rsplit_once(':').ok_or_else(problem)?;
+    let port: u16 = port.parse().map_err(|_| problem())?;
+    if host.is_empty()
+        || !host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
+    {
+        return Err(problem());
+    }
+    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
+        .map_err(|error| format!("{text:?}: {host} does not resolve: {error}"))?
+        .next()
+        .ok_or_else(|| format!("{text:?}: {host} has no address"))
+}
+
+/// A `tracing` filter (`info,peerscope=debug`), refused here if it does not parse.
+pub(crate) fn log_filter(text: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(text)
+        .map(|_| text.to_owned())
+        .map_err(|error| format!("{text:?} is not a tracing filter: {error}"))
 }
 
 pub(crate) fn duration(text: &str) -> Result<Duration, String> {
@@ -122,9 +152,4 @@ pub(crate) fn path(text: &str) -> Result<PathBuf, String> {
         true => Err("must not be empty".to_owned()),
         false => Ok(PathBuf::from(text)),
     }
-}
-
-/// Free text (a log filter).
-pub(crate) fn text(text: &str) -> Result<String, String> {
-    Ok(text.to_owned())
 }

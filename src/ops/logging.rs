@@ -20,7 +20,13 @@ fn filter(level: &str) -> EnvFilter {
         .unwrap_or_else(|_| EnvFilter::new("info"))
 }
 
-/// Installs a stderr-only subscriber. `level` is used when `RUST_LOG` is unset or invalid.
+/// What selects the log lines: `log_filter` when set, else `log_level`.
+fn configured_filter(config: &Config) -> &str {
+    config.log_filter.as_deref().unwrap_or(&config.log_level)
+}
+
+/// Installs a stderr-only subscriber. `level` (a `tracing` filter) is used when
+/// `RUST_LOG` is unset or invalid.
 pub fn init(format: LogFormat, level: &str, color: LogColor) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter(level))
@@ -42,7 +48,11 @@ pub struct LogFileError {
 /// guard alive until shutdown: dropping it flushes the file writer.
 pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileError> {
     let Some(directory) = &config.log_file else {
-        init(config.log_format, &config.log_level, config.log_color);
+        init(
+            config.log_format,
+            configured_filter(config),
+            config.log_color,
+        );
         return Ok(None);
     };
     let appender = RollingLog::open(directory, config.log_rotation, config.log_max_files).map_err(
@@ -62,7 +72,7 @@ pub fn init_with_file(config: &Config) -> Result<Option<WorkerGuard>, LogFileErr
         .with_ansi(false)
         .event_format(format);
     let _ = tracing_subscriber::registry()
-        .with(filter(&config.log_level))
+        .with(filter(configured_filter(config)))
         .with(stderr)
         .with(file)
         .try_init();

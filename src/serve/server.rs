@@ -347,12 +347,13 @@ async fn route(
             };
             json(&document)
         }
-        (&Method::GET, "/healthz") => probe(
+        // Prometheus' own spellings too (`/-/healthy`, `/-/ready`), as its exporters answer.
+        (&Method::GET, "/healthz" | "/-/healthy") => probe(
             app.store.is_alive(now),
             "poll loop alive",
             "poll loop stalled",
         ),
-        (&Method::GET, "/readyz") => probe(
+        (&Method::GET, "/readyz" | "/-/ready") => probe(
             app.store.is_ready(),
             "ready",
             "first poll cycle not completed",
@@ -370,8 +371,8 @@ async fn route(
         }
         (
             _,
-            "/" | "/page.js" | "/page.css" | "/metrics" | "/healthz" | "/readyz" | "/status"
-            | "/history",
+            "/" | "/page.js" | "/page.css" | "/metrics" | "/healthz" | "/readyz" | "/-/healthy"
+            | "/-/ready" | "/status" | "/history",
         ) => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
@@ -380,7 +381,7 @@ async fn route(
         _ => respond(
             StatusCode::NOT_FOUND,
             "text/plain",
-            "not found; try /, /metrics, /healthz, /readyz, /status or /history\n",
+            "not found; try /, /metrics, /healthz (/-/healthy), /readyz (/-/ready), /status or /history\n",
         ),
     }
 }
