@@ -42,8 +42,7 @@ fn main() {
             store.record_cycle(Some((plan.node.id, outcome(&body("local", 0.5), 1))), outcomes, Instant::now());
             tokio::time::advance(Duration::from_secs(1)).await;
         }
-        let registry = prometheus::Registry::new();
-        registry.register(Box::new(prometheus::process_collector::ProcessCollector::for_self())).unwrap();
+        let process = peerscope::serve::process::ProcessFigures::read();
         let build = BuildInfo::current();
         let reconciler = Reconciler::new(config.reconcile.clone());
         let mut view_ms = Vec::new();
@@ -54,7 +53,7 @@ fn main() {
             let view = store.view(Instant::now());
             view_ms.push(started.elapsed().as_secs_f64() * 1e3);
             let rendering = Rendering { format: Format::Text, started_at: 0.0 };
-            let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, &registry, rendering);
+            let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, process.as_ref(), rendering);
             render_ms.push(started.elapsed().as_secs_f64() * 1e3);
             bytes = text.len();
         }

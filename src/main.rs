@@ -19,6 +19,13 @@ use peerscope::sidecar;
 #[command(
     name = "peerscope",
     version,
+    long_version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        " (revision ", env!("PEERSCOPE_REVISION"),
+        ", rustc ", env!("PEERSCOPE_RUSTC_VERSION"),
+        ", ", env!("PEERSCOPE_TARGET"),
+        ", built ", env!("PEERSCOPE_BUILD_DATE"), ")"
+    ),
     propagate_version = true,
     about = "Observability sidecar and Prometheus exporter for a federation of nodes"
 )]

@@ -53,8 +53,6 @@ pub enum SidecarError {
     Checkpoint(#[from] CheckpointError),
     #[error("cannot build the HTTP client: {0}")]
     HttpClient(#[source] reqwest::Error),
-    #[error("cannot register the process collector: {0}")]
-    ProcessCollector(#[source] prometheus::Error),
     #[error("the listener has no address: {0}")]
     Listener(#[source] std::io::Error),
     /// A task ended by panicking: a bug, reported rather than hidden.
@@ -107,12 +105,6 @@ pub async fn run(
     // Members drawn at random are pulled once: no connection kept to each of them.
     let sampler = Poller::without_keep_alive(config.timeout, pull_resolver)
         .map_err(SidecarError::HttpClient)?;
-    let process_registry = prometheus::Registry::new();
-    process_registry
-        .register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .map_err(SidecarError::ProcessCollector)?;
     let (reload_handle, reload_triggers) = reload::channel();
     let web = WebSettings::new(config.web.clone());
     let reloader = Reloader {
@@ -137,7 +129,6 @@ pub async fn run(
         basic_auth: BasicAuth::default(),
         build: BuildInfo::current(),
         started_at: unix_seconds(std::time::SystemTime::now()),
-        process_registry,
         renderings: Default::default(),
     });
     tracing::info!(

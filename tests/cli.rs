@@ -128,8 +128,12 @@ fn version_and_help_work() {
         );
     }
     let output = peerscope(&["--version"]);
-    assert!(String::from_utf8_lossy(&output.stdout)
-        .starts_with(concat!("peerscope ", env!("CARGO_PKG_VERSION"))));
+    let version = String::from_utf8_lossy(&output.stdout);
+    assert!(version.starts_with(concat!("peerscope ", env!("CARGO_PKG_VERSION"))));
+    // Issue 18: the long form says which build it is, as node_exporter's does.
+    for part in ["(revision ", ", rustc ", std::env::consts::OS, ", built "] {
+        assert!(version.contains(part), "{version:?} lacks {part:?}");
+    }
     for command in [
         vec!["--help"],
         vec!["demo", "--help"],
@@ -168,6 +172,20 @@ async fn endpoints_status_command_and_graceful_shutdown() {
     assert_eq!(sidecar.get("/healthz").await.status(), 200);
     assert_eq!(sidecar.get("/readyz").await.status(), 200);
     assert_eq!(sidecar.get("/nope").await.status(), 404);
+    // Issue 18: CPU time in hundredths of a second, not whole seconds (the prometheus
+    // crate's collector said 0 until a full second of CPU had been spent): the first
+    // figure above 0 is a fraction of a second.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let cpu = loop {
+        let text = sidecar.metrics().await;
+        assert!(sample(&text, "process_resident_memory_bytes", &[]).unwrap() > 0.0);
+        let cpu = sample(&text, "process_cpu_seconds_total", &[]).unwrap();
+        if cpu > 0.0 || std::time::Instant::now() > deadline {
+            break cpu;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(cpu > 0.0 && cpu < 1.0, "process_cpu_seconds_total {cpu}");
     let status = sidecar.status().await;
     assert_eq!(status["node"]["node_id"], "nova-a");
     assert_eq!(status["peers"][0]["node_id"], "nova-b");

@@ -148,7 +148,7 @@ impl SimNode {
         spec: NodeSpec,
         tls: Option<Arc<rustls::ServerConfig>>,
     ) -> std::io::Result<SimNode> {
-        let listener = TcpListener::bind(address).await?;
+        let listener = bind(address).await?;
         let address = listener.local_addr()?;
         let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(Shared {
@@ -226,6 +226,22 @@ impl SimNode {
 impl Drop for SimNode {
     fn drop(&mut self) {
         self.task.abort();
+    }
+}
+
+/// Binds `address`, trying again for up to a second while it is in use: an address picked
+/// free a moment before (`free_loopback_address`) was once found taken when bound again
+/// in a CI run (discovery.rs), by something short-lived.
+async fn bind(address: SocketAddr) -> std::io::Result<TcpListener> {
+    let mut tries = 0;
+    loop {
+        match TcpListener::bind(address).await {
+            Err(error) if error.kind() == std::io::ErrorKind::AddrInUse && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            result => return result,
+        }
     }
 }
 

@@ -10,9 +10,8 @@
 
 use std::fmt::Write;
 
+use super::process::ProcessFigures;
 use hyper::header::HeaderValue;
-use prometheus::proto::{MetricFamily, MetricType};
-use prometheus::{Encoder, Registry, TextEncoder};
 
 use crate::act::confirmation::OUTCOMES;
 use crate::act::{ReconcileView, RequestFailure};
@@ -94,6 +93,8 @@ pub struct Rendering {
 pub struct BuildInfo {
     pub(crate) version: &'static str,
     pub(crate) revision: &'static str,
+    pub(crate) rustc_version: &'static str,
+    pub(crate) build_date: &'static str,
 }
 
 impl BuildInfo {
@@ -101,17 +102,19 @@ impl BuildInfo {
         BuildInfo {
             version: env!("CARGO_PKG_VERSION"),
             revision: env!("PEERSCOPE_REVISION"),
+            rustc_version: env!("PEERSCOPE_RUSTC_VERSION"),
+            build_date: env!("PEERSCOPE_BUILD_DATE"),
         }
     }
 }
 
-/// Renders every family. `process` holds the standard `process_*` collector.
+/// Renders every family; the standard `process_*` ones when `process` was read.
 pub fn render(
     view: &View,
     reconcile: &ReconcileView,
     operations: &OperationsState,
     build: &BuildInfo,
-    process: &Registry,
+    process: Option<&ProcessFigures>,
     rendering: Rendering,
 ) -> String {
     let open_metrics = rendering.format == Format::OpenMetrics;
@@ -136,70 +139,47 @@ pub fn render(
     out.sample(&[], view.cycles_completed as f64);
     out.family(&f::BUILD_INFO);
     out.sample(
-        &[("version", build.version), ("revision", build.revision)],
+        &[
+            ("version", build.version),
+            ("revision", build.revision),
+            ("rustc_version", build.rustc_version),
+            ("os", std::env::consts::OS),
+            ("arch", std::env::consts::ARCH),
+            ("build_date", build.build_date),
+        ],
         1.0,
     );
 
+    if let Some(process) = process {
+        render_process(&mut out, process);
+    }
     let mut text = out.text;
-    let process_families = process.gather();
     if open_metrics {
-        render_process_open_metrics(&mut text, &process_families, out.created);
         text.push_str("# EOF\n");
-    } else {
-        let mut process_text = Vec::new();
-        match TextEncoder::new().encode(&process_families, &mut process_text) {
-            Ok(()) => text.push_str(&String::from_utf8_lossy(&process_text)),
-            Err(error) => tracing::warn!(%error, "process metrics could not be encoded"),
-        }
     }
     text
 }
 
-/// The standard `process_*` families (gauges and one counter) in OpenMetrics text: the
-/// prometheus crate's encoder writes 0.0.4 only.
-fn render_process_open_metrics(text: &mut String, families: &[MetricFamily], created: Option<f64>) {
-    for family in families {
-        let (kind, name) = match family.get_field_type() {
-            MetricType::COUNTER => (
-                "counter",
-                family
-                    .name()
-                    .strip_suffix("_total")
-                    .unwrap_or(family.name()),
-            ),
-            MetricType::GAUGE => ("gauge", family.name()),
-            other => {
-                tracing::debug!(
-                    family = family.name(),
-                    ?other,
-                    "process family of an unexpected type left out"
-                );
-                continue;
-            }
-        };
-        let _ = writeln!(text, "# HELP {name} {}", escape_help(family.help()));
-        let _ = writeln!(text, "# TYPE {name} {kind}");
-        for metric in family.get_metric() {
-            let labels: Vec<(&str, &str)> = metric
-                .get_label()
-                .iter()
-                .map(|l| (l.name(), l.value()))
-                .collect();
-            if kind == "counter" {
-                write_line(
-                    text,
-                    name,
-                    "_total",
-                    &labels,
-                    metric.get_counter().get_value(),
-                );
-                if let Some(created) = created {
-                    write_line(text, name, "_created", &labels, created);
-                }
-            } else {
-                write_line(text, name, "", &labels, metric.get_gauge().get_value());
-            }
-        }
+/// The standard `process_*` families; the CPU counter starts with the process.
+fn render_process(out: &mut Writer, process: &ProcessFigures) {
+    out.created = out.created.map(|_| process.start_time_seconds);
+    for (family, value) in [
+        (&f::PROCESS_CPU_SECONDS_TOTAL, process.cpu_seconds),
+        (&f::PROCESS_MAX_FDS, process.max_fds),
+        (&f::PROCESS_OPEN_FDS, process.open_fds),
+        (
+            &f::PROCESS_RESIDENT_MEMORY_BYTES,
+            process.resident_memory_bytes,
+        ),
+        (&f::PROCESS_START_TIME_SECONDS, process.start_time_seconds),
+        (&f::PROCESS_THREADS, process.threads),
+        (
+            &f::PROCESS_VIRTUAL_MEMORY_BYTES,
+            process.virtual_memory_bytes,
+        ),
+    ] {
+        out.family(family);
+        out.sample(&[], value);
     }
 }
 

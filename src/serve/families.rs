@@ -1,5 +1,6 @@
-//! The table of the metric families peerscope exports (its own; `process_*` come from the
-//! `prometheus` crate's collector): name, type, label names and help, in exposition order.
+//! The table of the metric families peerscope exports (its own, then the standard
+//! `process_*` ones read by `process.rs`): name, type, label names and help, in exposition
+//! order.
 //! The exposition writes samples only through these entries, a unit test below holds the
 //! table equal to `contracts/metrics@1.yaml`, and `tests/contract.rs` holds that equal to a
 //! real scrape — so a family is named, typed and described in exactly one place in code.
@@ -355,8 +356,58 @@ pub(crate) const CYCLES_TOTAL: Family = Family {
 pub(crate) const BUILD_INFO: Family = Family {
     name: "peerscope_build_info",
     kind: Kind::Gauge,
-    labels: &["version", "revision"],
-    help: "Version and revision of this peerscope build; always 1.",
+    labels: &[
+        "version",
+        "revision",
+        "rustc_version",
+        "os",
+        "arch",
+        "build_date",
+    ],
+    help: "This peerscope build: version, git revision, compiler, target and build date; always 1.",
+};
+
+pub(crate) const PROCESS_CPU_SECONDS_TOTAL: Family = Family {
+    name: "process_cpu_seconds_total",
+    kind: Kind::Counter,
+    labels: &[],
+    help: "Total user and system CPU time spent in seconds.",
+};
+pub(crate) const PROCESS_MAX_FDS: Family = Family {
+    name: "process_max_fds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Maximum number of open file descriptors.",
+};
+pub(crate) const PROCESS_OPEN_FDS: Family = Family {
+    name: "process_open_fds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Number of open file descriptors.",
+};
+pub(crate) const PROCESS_RESIDENT_MEMORY_BYTES: Family = Family {
+    name: "process_resident_memory_bytes",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Resident memory size in bytes.",
+};
+pub(crate) const PROCESS_START_TIME_SECONDS: Family = Family {
+    name: "process_start_time_seconds",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Start time of the process since unix epoch in seconds.",
+};
+pub(crate) const PROCESS_THREADS: Family = Family {
+    name: "process_threads",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Number of OS threads in the process.",
+};
+pub(crate) const PROCESS_VIRTUAL_MEMORY_BYTES: Family = Family {
+    name: "process_virtual_memory_bytes",
+    kind: Kind::Gauge,
+    labels: &[],
+    help: "Virtual memory size in bytes.",
 };
 
 /// Every family, in exposition order.
@@ -416,6 +467,13 @@ pub(crate) const ALL: &[&Family] = &[
     &CHECKPOINT_RESTORE_FAILURES_TOTAL,
     &CYCLES_TOTAL,
     &BUILD_INFO,
+    &PROCESS_CPU_SECONDS_TOTAL,
+    &PROCESS_MAX_FDS,
+    &PROCESS_OPEN_FDS,
+    &PROCESS_RESIDENT_MEMORY_BYTES,
+    &PROCESS_START_TIME_SECONDS,
+    &PROCESS_THREADS,
+    &PROCESS_VIRTUAL_MEMORY_BYTES,
 ];
 
 #[cfg(test)]
@@ -431,7 +489,6 @@ mod tests {
             .as_sequence()
             .unwrap()
             .iter()
-            .filter(|f| f["name"].as_str().unwrap().starts_with("peerscope_"))
             .map(|f| {
                 let text = |key: &str| f[key].as_str().unwrap().to_owned();
                 let labels = f["labels"]

@@ -8,6 +8,7 @@ pub(crate) mod connections;
 pub mod exposition;
 pub mod families;
 pub(crate) mod page;
+pub mod process;
 pub(crate) mod scrape;
 pub(crate) mod server;
 pub(crate) mod stall;

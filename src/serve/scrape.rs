@@ -10,6 +10,7 @@
 //! clients that never read a 20 MB exposition held 50 renderings: 1.17 GiB). Writes that make no progress are cut off by the connection's
 //! stall limit (`stall.rs`), which frees the body.
 
+use super::process::ProcessFigures;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -173,7 +174,7 @@ async fn render(app: Arc<App>, kind: Kind, now: Instant) -> Result<Vec<u8>, ()> 
             &app.reconciler.view(now),
             &app.operations.snapshot(),
             &app.build,
-            &app.process_registry,
+            ProcessFigures::read().as_ref(),
             rendering,
         );
         if kind.gzip {

@@ -86,7 +86,6 @@ pub(crate) struct App {
     /// Unix time the sidecar started: its own counters' OpenMetrics `_created`.
     pub(crate) started_at: f64,
     /// Holds the `process_*` collector; passed in, never global.
-    pub(crate) process_registry: prometheus::Registry,
     /// The latest `/metrics` renderings, shared by scrapes that come together.
     pub(crate) renderings: Renderings,
 }
