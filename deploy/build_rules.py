@@ -6,13 +6,19 @@
     python3 deploy/build_rules.py --runbook-base URL --out DIR
         writes the three rule files and prometheusrule.yaml to DIR, every runbook_url
         pointing at URL#<alert name in lower case> instead of the shipped base
-        (docs/runbook.md in the repository).
+        (docs/runbook.md in the repository);
+    python3 deploy/build_rules.py --selector 'job="nova-sidecar"' --out DIR
+        the same with the sidecars' scrape selector in place of the shipped
+        job="peerscope" (in expressions and texts); both options combine.
 """
 import argparse
 import pathlib
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# The sidecars' scrape selector the shipped rules use.
+SHIPPED_SELECTOR = 'job="peerscope"'
+
 # In the order one Prometheus (and the PrometheusRule) loads them.
 RULE_FILES = ["peerscope.rules.yml", "observations.rules.yml", "consensus.rules.yml"]
 
@@ -23,6 +29,18 @@ def with_runbook_base(groups, base):
         for rule in group["rules"]:
             if base is not None and "alert" in rule:
                 rule["annotations"]["runbook_url"] = f"{base}#{rule['alert'].lower()}"
+    return groups
+
+
+def with_selector(groups, selector):
+    """The groups with the shipped job selector replaced by `selector` (None: unchanged)."""
+    if selector is None:
+        return groups
+    for group in groups:
+        for rule in group["rules"]:
+            rule["expr"] = rule["expr"].replace(SHIPPED_SELECTOR, selector)
+            for key, text in rule.get("annotations", {}).items():
+                rule["annotations"][key] = text.replace(SHIPPED_SELECTOR, selector)
     return groups
 
 
@@ -41,13 +59,15 @@ def prometheus_rule(groups):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runbook-base", help="where your copy of docs/runbook.md is served")
+    parser.add_argument("--selector", help=f"the sidecars' scrape selector in place of {SHIPPED_SELECTOR}")
     parser.add_argument("--out", type=pathlib.Path, help="directory to write to (default: the repository's files)")
     args = parser.parse_args()
-    if args.runbook_base is not None and args.out is None:
-        parser.error("--runbook-base needs --out: the shipped files keep the shipped base")
+    if (args.runbook_base is not None or args.selector is not None) and args.out is None:
+        parser.error("--runbook-base and --selector need --out: the shipped files keep the shipped values")
     every_group = []
     for name in RULE_FILES:
-        groups = with_runbook_base(yaml.safe_load((ROOT / "alerts" / name).read_text())["groups"], args.runbook_base)
+        groups = yaml.safe_load((ROOT / "alerts" / name).read_text())["groups"]
+        groups = with_selector(with_runbook_base(groups, args.runbook_base), args.selector)
         every_group += groups
         if args.out is not None:
             args.out.mkdir(parents=True, exist_ok=True)
