@@ -130,6 +130,7 @@ pub async fn run(
         build: BuildInfo::current(),
         started_at: unix_seconds(std::time::SystemTime::now()),
         renderings: Default::default(),
+        refusals: Default::default(),
     });
     tracing::info!(
         listen = %listener.local_addr().map_err(SidecarError::Listener)?,

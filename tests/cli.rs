@@ -172,6 +172,18 @@ async fn endpoints_status_command_and_graceful_shutdown() {
     assert_eq!(sidecar.get("/healthz").await.status(), 200);
     assert_eq!(sidecar.get("/readyz").await.status(), 200);
     assert_eq!(sidecar.get("/nope").await.status(), 404);
+    // Issue 18: requests counted by handler and code; an invented path is `other`.
+    let text = sidecar.metrics().await;
+    let requests = |handler: &str, code: &str| {
+        sample(
+            &text,
+            "peerscope_http_requests_total",
+            &[("handler", handler), ("code", code)],
+        )
+    };
+    assert!(requests("/healthz", "200").unwrap() >= 1.0);
+    assert_eq!(requests("other", "404"), Some(1.0));
+    assert!(!text.contains("/nope"));
     // Issue 18: CPU time in hundredths of a second, not whole seconds (the prometheus
     // crate's collector said 0 until a full second of CPU had been spent): the first
     // figure above 0 is a fraction of a second.

@@ -265,6 +265,12 @@ async fn tls_and_basic_auth_guard_every_endpoint_for_a_real_prometheus_and_reloa
         strangers.is_err(),
         "a certificate from another CA is refused"
     );
+    // Issue 18: a refused handshake leaves a log line (rate-limited; it was at debug).
+    let log = sidecar.log();
+    assert!(
+        log.contains("refused a connection: TLS handshake failed"),
+        "{log}"
+    );
     let with = as_alice(
         &with_certificate,
         reqwest::Method::GET,

@@ -29,6 +29,10 @@ pub(crate) struct ServerStatus {
     pub(crate) basic_auth_checks_total: u64,
     /// Requests of clients with too many failed logins, answered 429 without a check.
     pub(crate) basic_auth_throttled_total: u64,
+    /// Requests answered, by handler and status code (`/metrics` only: JSON keys must be
+    /// strings).
+    #[serde(skip)]
+    pub(crate) requests_total: std::collections::BTreeMap<(&'static str, u16), u64>,
 }
 
 #[derive(Clone, Debug, Default, serde::Serialize)]

@@ -385,6 +385,11 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
             out.sample(&[], value);
         }
     }
+    out.family(&f::HTTP_REQUESTS_TOTAL);
+    for (&(handler, code), &count) in &operations.server.requests_total {
+        let code = code.to_string();
+        out.sample(&[("handler", handler), ("code", &code)], count as f64);
+    }
 }
 
 fn gauge_per_peer(

@@ -347,6 +347,12 @@ pub(crate) const CHECKPOINT_RESTORE_FAILURES_TOTAL: Family = Family {
     labels: &[],
     help: "Checkpoints found unusable at start and moved aside.",
 };
+pub(crate) const HTTP_REQUESTS_TOTAL: Family = Family {
+    name: "peerscope_http_requests_total",
+    kind: Kind::Counter,
+    labels: &["handler", "code"],
+    help: "HTTP requests answered, by handler (the endpoint's path, `other` for any other) and status code.",
+};
 pub(crate) const CYCLES_TOTAL: Family = Family {
     name: "peerscope_cycles_total",
     kind: Kind::Counter,
@@ -465,6 +471,7 @@ pub(crate) const ALL: &[&Family] = &[
     &CHECKPOINT_WRITE_FAILURES_TOTAL,
     &CHECKPOINT_LAST_SUCCESS_TIMESTAMP_SECONDS,
     &CHECKPOINT_RESTORE_FAILURES_TOTAL,
+    &HTTP_REQUESTS_TOTAL,
     &CYCLES_TOTAL,
     &BUILD_INFO,
     &PROCESS_CPU_SECONDS_TOTAL,

@@ -25,6 +25,7 @@
 //! connection (`stall.rs`), at most 512 connections (`connections.rs`), and one
 //! `/metrics` rendering shared by the scrapes that come together (`scrape.rs`).
 
+use crate::serve::refusals::{Refusal, Refusals};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -85,9 +86,10 @@ pub(crate) struct App {
     pub(crate) build: BuildInfo,
     /// Unix time the sidecar started: its own counters' OpenMetrics `_created`.
     pub(crate) started_at: f64,
-    /// Holds the `process_*` collector; passed in, never global.
     /// The latest `/metrics` renderings, shared by scrapes that come together.
     pub(crate) renderings: Renderings,
+    /// The log lines of refused connections and requests, rate-limited.
+    pub(crate) refusals: Refusals,
 }
 
 /// The `/status` document.
@@ -132,23 +134,31 @@ pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Cancel
             Admission::Admitted { connection, shed } => {
                 if shed {
                     app.operations.lock().server.connections_shed_total += 1;
-                    tracing::debug!("connection limit of {MAX_CONNECTIONS} reached; closed the oldest idle connection");
+                    app.refusals.note(
+                        Refusal::ConnectionShed,
+                        remote,
+                        "the oldest idle connection was closed for a new one",
+                    );
                 }
                 connection
             }
             Admission::Refused => {
                 drop(stream);
                 app.operations.lock().server.connections_shed_total += 1;
-                tracing::debug!(%remote, "connection limit of {MAX_CONNECTIONS} reached, every connection busy; closed the new one");
+                app.refusals.note(
+                    Refusal::ConnectionShed,
+                    remote,
+                    "every connection was inside a request; the new one was closed",
+                );
                 continue;
             }
         };
         let web = app.web.current();
-        let app = Arc::clone(&app);
+        let for_requests = Arc::clone(&app);
         let requests = admitted.requests();
         let set_up_with = Arc::clone(&web);
         let service = hyper::service::service_fn(move |request| {
-            let app = Arc::clone(&app);
+            let app = Arc::clone(&for_requests);
             let set_up_with = Arc::clone(&set_up_with);
             let in_request = requests.enter();
             async move {
@@ -165,11 +175,13 @@ pub(crate) async fn serve(listener: TcpListener, app: Arc<App>, shutdown: Cancel
             // headers, so a silent client cannot hold the slot.
             Some(tls) => {
                 let watcher = graceful.watcher();
+                let app = Arc::clone(&app);
                 Either::Right(async move {
                     match access::handshake(stream, &tls, HEADER_READ_TIMEOUT).await {
                         Ok(stream) => watcher.watch(http1(stream, service)).await,
                         Err(reason) => {
-                            tracing::debug!(%remote, %reason, "connection closed");
+                            app.refusals
+                                .note(Refusal::Handshake, remote, &reason.to_string());
                             Ok(())
                         }
                     }
@@ -225,6 +237,7 @@ async fn guarded_route(
     remote: SocketAddr,
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
+    let handler = handler(request.uri().path());
     let web = app.web.current();
     let verdict = if web.users.is_empty() {
         Verdict::Allowed
@@ -243,9 +256,13 @@ async fn guarded_route(
         verdict
     };
     let mut response = match verdict {
-        Verdict::Allowed => route(app, remote, request).await,
+        Verdict::Allowed => route(Arc::clone(&app), remote, request).await,
         Verdict::Refused => {
-            tracing::debug!(%remote, path = request.uri().path(), "refused a request without valid basic auth");
+            app.refusals.note(
+                Refusal::Login,
+                remote,
+                "no user and password, or a wrong one",
+            );
             let mut refused = respond(
                 StatusCode::UNAUTHORIZED,
                 "text/plain",
@@ -258,7 +275,11 @@ async fn guarded_route(
             refused
         }
         Verdict::Throttled => {
-            tracing::debug!(%remote, "too many failed logins from this client; answered 429 without a check");
+            app.refusals.note(
+                Refusal::LoginThrottled,
+                remote,
+                "answered 429 without a check",
+            );
             let mut throttled = respond(
                 StatusCode::TOO_MANY_REQUESTS,
                 "text/plain",
@@ -287,7 +308,38 @@ async fn guarded_route(
             .headers_mut()
             .insert(CONNECTION, HeaderValue::from_static("close"));
     }
+    *app.operations
+        .lock()
+        .server
+        .requests_total
+        .entry((handler, response.status().as_u16()))
+        .or_default() += 1;
     response
+}
+
+/// The endpoints, as `peerscope_http_requests_total{handler}` names them.
+const HANDLERS: [&str; 11] = [
+    "/",
+    "/page.js",
+    "/page.css",
+    "/metrics",
+    "/healthz",
+    "/readyz",
+    "/-/healthy",
+    "/-/ready",
+    "/-/reload",
+    "/status",
+    "/history",
+];
+
+/// The `handler` label of a request for `path`: the endpoint, or `other` (any path a
+/// client invents must not become a series).
+fn handler(path: &str) -> &'static str {
+    HANDLERS
+        .iter()
+        .find(|handler| **handler == path)
+        .copied()
+        .unwrap_or("other")
 }
 
 async fn route(
