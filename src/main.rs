@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Arg, ArgAction, ArgMatches, Parser, Subcommand};
+use clap::{Arg, ArgAction, ArgMatches, CommandFactory, Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
 use peerscope::config::keys::{self, DefaultValue, Value};
@@ -46,6 +46,11 @@ enum Command {
     Demo,
     /// Check a configuration (and its peers file) without running anything.
     Check(RunArgs),
+    /// Print a completion script for SHELL (bash, zsh, fish, elvish, powershell), made from
+    /// these flags: `peerscope completions bash > /etc/bash_completion.d/peerscope`.
+    Completions { shell: clap_complete::Shell },
+    /// Print the man page (roff), made from these flags: `peerscope man | man -l -`.
+    Man,
     /// Show a running sidecar's view as a table.
     Status {
         /// The sidecar's base URL.
@@ -186,6 +191,15 @@ async fn dispatch(cli: Cli) -> anyhow::Result<ExitCode> {
                 .build()?;
             let status = status_table::fetch(&client, &url).await?;
             print!("{}", status_table::render(&status));
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Completions { shell }) => {
+            let mut command = Cli::command();
+            clap_complete::generate(shell, &mut command, "peerscope", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            clap_mangen::Man::new(Cli::command()).render(&mut std::io::stdout())?;
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -111,6 +111,46 @@ fn the_standard_flags_work_and_the_earlier_spellings_too() {
     assert_eq!(code, Some(2), "{text}");
 }
 
+/// Issue 18: shell completions and a man page, made from the command definition, so they
+/// name every flag of the key table (and stay in step with it).
+#[test]
+fn completions_and_the_man_page_come_from_the_flags() {
+    let flags: Vec<String> = peerscope::config::keys::KEYS
+        .iter()
+        .filter_map(|key| key.flag)
+        .map(|flag| format!("--{flag}"))
+        .collect();
+    for shell in ["bash", "zsh", "fish"] {
+        let output = peerscope(&["completions", shell]);
+        assert!(output.status.success(), "{shell}");
+        let script = String::from_utf8_lossy(&output.stdout);
+        for flag in &flags {
+            let bare = flag.trim_start_matches('-');
+            assert!(script.contains(bare), "{shell} completion lacks {flag}");
+        }
+    }
+    // The bash script parses.
+    let output = peerscope(&["completions", "bash"]);
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("peerscope.bash");
+    std::fs::write(&script, &output.stdout).unwrap();
+    let parsed = Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap();
+    assert!(parsed.success());
+    let output = peerscope(&["man"]);
+    assert!(output.status.success());
+    let page = String::from_utf8_lossy(&output.stdout);
+    assert!(page.contains(".TH peerscope 1"), "{page}");
+    for flag in &flags {
+        // roff escapes the dashes: --log.level is \-\-log.level.
+        let roff = flag.replace('-', "\\-");
+        assert!(page.contains(&roff), "the man page lacks {flag}");
+    }
+}
+
 #[test]
 fn version_and_help_work() {
     // Regression (issue 12): `--version` failed on every subcommand.

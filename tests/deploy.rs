@@ -255,6 +255,37 @@ fn each_kubernetes_example_has_one_scrape_mechanism_and_no_readiness_gate() {
     assert_eq!(sidecar["livenessProbe"]["httpGet"]["path"], "/healthz");
 }
 
+/// Issue 18: the PodMonitor example runs peerscope as a native sidecar (an init container
+/// that keeps running) beside the same node, scraped by one PodMonitor under the job name
+/// the shipped rules select — and its sidecar is the other examples' sidecar.
+#[test]
+fn the_podmonitor_example_runs_a_native_sidecar_scraped_once() {
+    let example = documents("deploy/kubernetes/podmonitor.yaml");
+    let annotations = documents("deploy/kubernetes/pod-annotations.yaml");
+    assert!(of_kind(&example, "Service").is_empty());
+    assert!(of_kind(&example, "ServiceMonitor").is_empty());
+    let monitors = of_kind(&example, "PodMonitor");
+    assert_eq!(monitors.len(), 1);
+    let endpoint = &monitors[0]["spec"]["podMetricsEndpoints"][0];
+    assert_eq!(endpoint["port"], "metrics");
+    assert_eq!(endpoint["relabelings"][0]["targetLabel"], "job");
+    assert_eq!(endpoint["relabelings"][0]["replacement"], "peerscope");
+    let pod = &of_kind(&example, "Deployment")[0]["spec"]["template"];
+    assert!(pod["metadata"]["annotations"].is_null());
+    let mut sidecar = pod["spec"]["initContainers"][0].clone();
+    assert_eq!(sidecar["restartPolicy"], "Always");
+    let reference = of_kind(&annotations, "Deployment")[0]["spec"]["template"]["spec"]
+        ["containers"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "peerscope")
+        .unwrap()
+        .clone();
+    sidecar.as_mapping_mut().unwrap().remove("restartPolicy");
+    assert_eq!(sidecar, reference);
+}
+
 /// Issue 10: the image says what it is (OCI labels), in step with Cargo.toml.
 #[test]
 fn the_dockerfile_caches_dependencies_and_carries_oci_labels() {
