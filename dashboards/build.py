@@ -15,13 +15,15 @@ SEL = 'job=~"$job",instance=~"$instance"'
 
 def variables(extra=()):
     return {"list": [
-        {"name": "datasource", "label": "Data source", "type": "datasource", "query": "prometheus",
+        {"name": "datasource", "label": "Data Source", "type": "datasource", "query": "prometheus",
          "current": {}, "hide": 0, "refresh": 1, "options": []},
-        {"name": "job", "label": "Job", "type": "query", "datasource": DS,
+        # dashboard-linter's job and instance variables: named and labelled so, multi-select,
+        # "All" as .+ (a job of any name; several jobs at once).
+        {"name": "job", "label": "job", "type": "query", "datasource": DS,
          "query": {"query": "label_values(peerscope_build_info, job)", "refId": "job"},
-         "definition": "label_values(peerscope_build_info, job)", "refresh": 2, "includeAll": False,
-         "multi": False, "current": {}, "options": [], "sort": 1},
-        {"name": "instance", "label": "Sidecar", "type": "query", "datasource": DS,
+         "definition": "label_values(peerscope_build_info, job)", "refresh": 2, "includeAll": True,
+         "multi": True, "allValue": ".+", "current": {}, "options": [], "sort": 1},
+        {"name": "instance", "label": "instance", "type": "query", "datasource": DS,
          "query": {"query": 'label_values(peerscope_build_info{job=~"$job"}, instance)', "refId": "instance"},
          "definition": 'label_values(peerscope_build_info{job=~"$job"}, instance)', "refresh": 2,
          "includeAll": True, "multi": True, "allValue": ".+", "current": {}, "options": [], "sort": 1},
@@ -78,7 +80,9 @@ def panel(layout, kind, title, description, targets, unit="short", th=None, w=8,
 def dashboard(uid, title, description, panels, extra_vars=()):
     return {
         "id": None, "uid": uid, "title": title, "description": description, "tags": ["peerscope"],
-        "timezone": "browser", "schemaVersion": 38, "version": 1, "editable": True, "refresh": "30s",
+        "timezone": "browser", "schemaVersion": 38, "version": 1,
+        # Declared as code (this script): edits in the UI would be lost at the next deploy.
+        "editable": False, "refresh": "30s",
         "time": {"from": "now-1h", "to": "now"}, "templating": variables(extra_vars),
         "annotations": {"list": []}, "links": [
             {"type": "dashboards", "tags": ["peerscope"], "asDropdown": True, "title": "peerscope"}],
