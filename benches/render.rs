@@ -52,7 +52,7 @@ fn main() {
             let started = std::time::Instant::now();
             let view = store.view(Instant::now());
             view_ms.push(started.elapsed().as_secs_f64() * 1e3);
-            let rendering = Rendering { format: Format::Text, started_at: 0.0 };
+            let rendering = Rendering { format: Format::Text, started_at: 0.0, exporter_metrics: true };
             let text = render(&view, &reconciler.view(Instant::now()), &Default::default(), &build, process.as_ref(), rendering);
             render_ms.push(started.elapsed().as_secs_f64() * 1e3);
             bytes = text.len();

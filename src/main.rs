@@ -92,13 +92,17 @@ impl clap::Args for RunArgs {
                 .iter()
                 .filter(|(name, _)| *name == key.name)
                 .map(|(_, flag)| *flag);
-            command.arg(
-                Arg::new(key.name)
-                    .long(flag)
-                    .aliases(earlier)
-                    .action(action)
-                    .help(format!("{}{default}", key.doc)),
-            )
+            let mut arg = Arg::new(key.name)
+                .long(flag)
+                .aliases(earlier)
+                .action(action)
+                .help(format!("{}{default}", key.doc));
+            // A key that is false unless said is a switch: the flag alone means true, as
+            // node_exporter's `--web.disable-exporter-metrics`.
+            if key.default == DefaultValue::Text("false") {
+                arg = arg.num_args(0..=1).default_missing_value("true");
+            }
+            command.arg(arg)
         })
     }
 

@@ -189,6 +189,31 @@ fn version_and_help_work() {
     }
 }
 
+/// Issue 18: node_exporter's `--web.telemetry-path` and `--web.disable-exporter-metrics`
+/// (a switch: the flag alone).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_path_and_the_exporters_own_figures_are_configurable() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+        .await
+        .unwrap();
+    let sidecar = Sidecar::start(&args(&[
+        "--node",
+        &local.url(),
+        "--web.telemetry-path",
+        "/federation/metrics",
+        "--web.disable-exporter-metrics",
+    ]))
+    .await;
+    assert_eq!(sidecar.get("/metrics").await.status(), 404);
+    let response = sidecar.get("/federation/metrics").await;
+    assert_eq!(response.status(), 200);
+    let text = response.text().await.unwrap();
+    assert!(text.contains("peerscope_node_up 1"), "{text}");
+    assert!(!text.contains("process_"), "{text}");
+    assert!(!text.contains("peerscope_http_requests_total"), "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_status_command_and_graceful_shutdown() {
     let loopback = "127.0.0.1:0".parse().unwrap();

@@ -140,6 +140,27 @@ pub static KEYS: &[Key] = &[
         }),
     },
     Key {
+        name: "metrics.path",
+        flag: Some("web.telemetry-path"),
+        seed_variables: &[],
+        default: DefaultValue::Text("/metrics"),
+        restart: true,
+        doc: "the path the metrics are served at",
+        value: Value::Scalar(|c, t| api_path(t).map(|v| c.metrics.path = v)),
+    },
+    Key {
+        name: "metrics.disable_exporter_metrics",
+        flag: Some("web.disable-exporter-metrics"),
+        seed_variables: &[],
+        default: DefaultValue::Text("false"),
+        restart: true,
+        doc: "`true` (the flag alone says it): leave out the sidecar's figures about itself — `process_*` and `peerscope_http_requests_total` — as node_exporter's flag does",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("true", true), ("false", false)])
+                .map(|v| c.metrics.disable_exporter_metrics = v)
+        }),
+    },
+    Key {
         name: "metrics.per_peer",
         flag: None,
         seed_variables: &[],

@@ -263,6 +263,10 @@ pub(crate) struct MetricsConfig {
     pub(crate) per_peer: PerPeer,
     /// `_created` samples in OpenMetrics scrapes.
     pub(crate) created_samples: bool,
+    /// Where the metrics are served (`/metrics`).
+    pub(crate) path: String,
+    /// Leave out `process_*` and the HTTP request counts.
+    pub(crate) disable_exporter_metrics: bool,
 }
 
 /// `[reconcile]`: when and how the local node is asked to reconcile (SPEC §6).

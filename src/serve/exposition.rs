@@ -86,6 +86,9 @@ pub struct Rendering {
     pub format: Format,
     /// Unix time the sidecar's own counters started from zero (its start).
     pub started_at: f64,
+    /// Whether the figures about the exporter itself are wanted (the HTTP request counts;
+    /// `process_*` come only when read).
+    pub exporter_metrics: bool,
 }
 
 /// Build facts exported as `peerscope_build_info`.
@@ -134,7 +137,7 @@ pub fn render(
     render_federation(&mut out, view);
     render_reconcile(&mut out, reconcile);
     render_discovery(&mut out, &view.discovery);
-    render_operations(&mut out, operations);
+    render_operations(&mut out, operations, rendering.exporter_metrics);
     out.family(&f::CYCLES_TOTAL);
     out.sample(&[], view.cycles_completed as f64);
     out.family(&f::BUILD_INFO);
@@ -334,7 +337,7 @@ fn render_discovery(out: &mut Writer, sources: &[SourceView]) {
     }
 }
 
-fn render_operations(out: &mut Writer, operations: &OperationsState) {
+fn render_operations(out: &mut Writer, operations: &OperationsState, exporter_metrics: bool) {
     let config = &operations.config;
     let checkpoint = &operations.checkpoint;
     for (family, value) in [
@@ -384,6 +387,9 @@ fn render_operations(out: &mut Writer, operations: &OperationsState) {
         if let Some(value) = value {
             out.sample(&[], value);
         }
+    }
+    if !exporter_metrics {
+        return;
     }
     out.family(&f::HTTP_REQUESTS_TOTAL);
     for (&(handler, code), &count) in &operations.server.requests_total {

@@ -167,6 +167,7 @@ async fn render(app: Arc<App>, kind: Kind, now: Instant) -> Result<Vec<u8>, ()> 
     let rendering = Rendering {
         format: kind.format,
         started_at: app.started_at,
+        exporter_metrics: app.exporter_metrics,
     };
     tokio::task::spawn_blocking(move || {
         let text = exposition::render(
@@ -174,7 +175,9 @@ async fn render(app: Arc<App>, kind: Kind, now: Instant) -> Result<Vec<u8>, ()> 
             &app.reconciler.view(now),
             &app.operations.snapshot(),
             &app.build,
-            ProcessFigures::read().as_ref(),
+            ProcessFigures::read()
+                .filter(|_| app.exporter_metrics)
+                .as_ref(),
             rendering,
         );
         if kind.gzip {

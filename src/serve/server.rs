@@ -90,6 +90,10 @@ pub(crate) struct App {
     pub(crate) renderings: Renderings,
     /// The log lines of refused connections and requests, rate-limited.
     pub(crate) refusals: Refusals,
+    /// Where the metrics are served (`metrics.path`).
+    pub(crate) telemetry_path: String,
+    /// Whether `process_*` and the HTTP request counts are exported.
+    pub(crate) exporter_metrics: bool,
 }
 
 /// The `/status` document.
@@ -237,7 +241,12 @@ async fn guarded_route(
     remote: SocketAddr,
     request: &Request<Incoming>,
 ) -> Response<Full<Bytes>> {
-    let handler = handler(request.uri().path());
+    let path = request.uri().path();
+    let handler = if path == app.telemetry_path {
+        "/metrics"
+    } else {
+        handler(path)
+    };
     let web = app.web.current();
     let verdict = if web.users.is_empty() {
         Verdict::Allowed
@@ -317,7 +326,8 @@ async fn guarded_route(
     response
 }
 
-/// The endpoints, as `peerscope_http_requests_total{handler}` names them.
+/// The endpoints, as `peerscope_http_requests_total{handler}` names them (`/metrics`: the
+/// metrics endpoint, wherever `metrics.path` puts it).
 const HANDLERS: [&str; 11] = [
     "/",
     "/page.js",
@@ -353,7 +363,18 @@ async fn route(
         &Method::HEAD => &Method::GET,
         method => method,
     };
-    match (method, request.uri().path()) {
+    let path = request.uri().path();
+    if path == app.telemetry_path {
+        return match method {
+            &Method::GET => scrape::metrics(app, request, now).await,
+            _ => respond(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "text/plain",
+                "method not allowed\n",
+            ),
+        };
+    }
+    match (method, path) {
         (&Method::POST, "/-/reload") => {
             if access::is_cross_site(request.headers()) {
                 tracing::warn!(%remote, "refused a cross-site reload request (a page of another site sent it)");
@@ -384,7 +405,6 @@ async fn route(
                 ),
             }
         }
-        (&Method::GET, "/metrics") => scrape::metrics(app, request, now).await,
         (&Method::GET, path @ ("/" | "/page.js" | "/page.css")) => match page::serve(path) {
             Some(response) => response,
             None => respond(StatusCode::NOT_FOUND, "text/plain", "not found\n"),
@@ -422,8 +442,8 @@ async fn route(
         }
         (
             _,
-            "/" | "/page.js" | "/page.css" | "/metrics" | "/healthz" | "/readyz" | "/-/healthy"
-            | "/-/ready" | "/status" | "/history",
+            "/" | "/page.js" | "/page.css" | "/healthz" | "/readyz" | "/-/healthy" | "/-/ready"
+            | "/status" | "/history",
         ) => respond(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
