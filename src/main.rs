@@ -225,9 +225,13 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(2));
         }
     };
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let listener = if config.systemd_socket() {
+        systemd_listener()?
+    } else {
+        tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?
+    };
     let token = CancellationToken::new();
     shutdown::cancel_on_signals(token.clone()).context("cannot watch for signals")?;
     let config_file = args.config.clone();
@@ -240,6 +244,21 @@ async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     sidecar::run(launch, listener, token).await?;
     tracing::info!("peerscope stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The listening socket systemd passed (socket activation: `LISTEN_FDS`, `LISTEN_PID`).
+fn systemd_listener() -> anyhow::Result<tokio::net::TcpListener> {
+    let listener = listenfd::ListenFd::from_env()
+        .take_tcp_listener(0)
+        .context("systemd_socket: the socket systemd passed is not a TCP listener")?
+        .context(
+            "systemd_socket: systemd passed no socket (LISTEN_FDS unset, or meant for another process); start peerscope through its .socket unit",
+        )?;
+    listener
+        .set_nonblocking(true)
+        .context("systemd_socket: cannot make the socket non-blocking")?;
+    tokio::net::TcpListener::from_std(listener)
+        .context("systemd_socket: cannot serve on the socket systemd passed")
 }
 
 /// Validates the configuration and prints every key's value and where it came from.

@@ -189,6 +189,49 @@ fn version_and_help_work() {
     }
 }
 
+/// Issue 18: systemd socket activation (`--web.systemd-socket`): the sidecar serves on the
+/// socket systemd's own `systemd-socket-activate` opened and passed.
+#[ignore = "needs systemd-socket-activate (Debian systemd); run by .ci/test"]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn it_serves_on_the_socket_systemd_passes() {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+        .await
+        .unwrap();
+    let address = common::free_address();
+    let mut activator = Command::new("systemd-socket-activate")
+        .args([
+            "--listen",
+            &address.to_string(),
+            env!("CARGO_BIN_EXE_peerscope"),
+        ])
+        .args(["run", "--node", &local.url(), "--web.systemd-socket"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("systemd-socket-activate runs (Debian's systemd; .ci/test installs it)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let ready = loop {
+        let answer = reqwest::get(format!("http://{address}/readyz")).await;
+        if answer.as_ref().is_ok_and(|a| a.status() == 200) {
+            break true;
+        }
+        if std::time::Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let _ = activator.kill();
+    let _ = activator.wait();
+    assert!(ready, "no answer on the socket systemd passed");
+
+    // Without a socket from systemd: refused at start, saying how to start it.
+    let output = peerscope(&["run", "--node", &local.url(), "--web.systemd-socket"]);
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("systemd passed no socket"), "{stderr}");
+}
+
 /// Issue 18: node_exporter's `--web.telemetry-path` and `--web.disable-exporter-metrics`
 /// (a switch: the flag alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

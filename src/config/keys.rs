@@ -182,6 +182,17 @@ pub static KEYS: &[Key] = &[
         value: Value::Scalar(|c, t| listen_address(t).map(|v| c.listen = v)),
     },
     Key {
+        name: "systemd_socket",
+        flag: Some("web.systemd-socket"),
+        seed_variables: &[],
+        default: DefaultValue::Text("false"),
+        restart: true,
+        doc: "`true` (the flag alone says it): serve on the socket systemd passes (socket activation, `LISTEN_FDS`; see deploy/systemd/peerscope.socket) instead of binding `listen`",
+        value: Value::Scalar(|c, t| {
+            one_of(t, &[("true", true), ("false", false)]).map(|v| c.systemd_socket = v)
+        }),
+    },
+    Key {
         name: "interval",
         flag: Some("interval"),
         seed_variables: &["NOVA_FED_SYNC_INTERVAL"],

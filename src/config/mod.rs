@@ -139,6 +139,8 @@ pub struct Config {
     pub(crate) observers_per_peer: ObserversPerPeer,
     pub(crate) metrics: MetricsConfig,
     pub listen: SocketAddr,
+    /// Serve on the socket systemd passes instead of binding `listen`.
+    pub(crate) systemd_socket: bool,
     pub interval: Duration,
     pub timeout: Duration,
     pub window: Duration,
@@ -291,6 +293,11 @@ pub struct ReconcileConfig {
 }
 
 impl Config {
+    /// Whether to serve on the socket systemd passes (`web.systemd_socket`).
+    pub fn systemd_socket(&self) -> bool {
+        self.systemd_socket
+    }
+
     /// How many discovery sources (DNS names and the http_sd URL) add members.
     pub fn discovery_sources(&self) -> usize {
         self.discovery.dns.len() + usize::from(self.discovery.http_sd.is_some())
@@ -306,6 +313,7 @@ impl Config {
             observers_per_peer: ObserversPerPeer::default(),
             metrics: MetricsConfig::default(),
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            systemd_socket: false,
             interval: Duration::ZERO,
             timeout: Duration::ZERO,
             window: Duration::ZERO,
