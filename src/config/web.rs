@@ -211,17 +211,43 @@ pub fn parse(text: &str, directory: &Path) -> Result<WebConfig, String> {
     if let Some(http) = file.http_server_config {
         let _ = http.http2; // HTTP/1.1 only: either value is fine
         for (name, value) in http.headers.unwrap_or_default() {
-            if hyper::header::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || hyper::header::HeaderValue::from_str(&value).is_err()
-            {
-                return Err(format!(
-                    "http_server_config.headers: {name:?}: {value:?} is not a valid header"
-                ));
-            }
+            check_header(&name, &value)?;
             config.headers.push((name, value));
         }
     }
     Ok(config)
+}
+
+/// The headers `http_server_config.headers` may set, with their allowed values (`None`:
+/// any): exporter-toolkit's list, so that one web config file means the same in every
+/// Prometheus exporter — and so that no header a scraper depends on (`Content-Type`) can
+/// be replaced.
+const CONFIGURABLE_HEADERS: [(&str, Option<&[&str]>); 5] = [
+    ("Strict-Transport-Security", None),
+    ("X-Content-Type-Options", Some(&["nosniff"])),
+    ("X-Frame-Options", Some(&["deny", "sameorigin"])),
+    ("X-XSS-Protection", None),
+    ("Content-Security-Policy", None),
+];
+
+fn check_header(name: &str, value: &str) -> Result<(), String> {
+    let Some((_, allowed)) = CONFIGURABLE_HEADERS.iter().find(|(n, _)| *n == name) else {
+        return Err(format!(
+            "http_server_config.headers: HTTP header {name:?} can not be configured (only {})",
+            CONFIGURABLE_HEADERS.map(|(n, _)| n).join(", ")
+        ));
+    };
+    if let Some(allowed) = allowed.filter(|allowed| !allowed.contains(&value)) {
+        return Err(format!(
+            "http_server_config.headers: invalid value for {name}: expected one of {allowed:?}, got {value:?}"
+        ));
+    }
+    if hyper::header::HeaderValue::from_str(value).is_err() {
+        return Err(format!(
+            "http_server_config.headers: {name}: {value:?} is not a valid header value"
+        ));
+    }
+    Ok(())
 }
 
 fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
@@ -266,6 +292,11 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
             return Err(format!("tls_server_config.client_auth_type {other:?} is none of NoClientCert, VerifyClientCertIfGiven, RequireAndVerifyClientCert"));
         }
     };
+    if client_ca_file.is_some() && client_auth_type == ClientAuth::NoClientCert {
+        // exporter-toolkit refuses it too: the operator believes client certificates are
+        // checked, and none is even asked for.
+        return Err("tls_server_config.client_ca_file is set but client_auth_type is NoClientCert (the default): client certificates would not be asked for, let alone checked; set client_auth_type: RequireAndVerifyClientCert (or VerifyClientCertIfGiven)".to_owned());
+    }
     let versions: &[&'static rustls::SupportedProtocolVersion] =
         match tls.min_version.as_deref().unwrap_or("TLS12") {
             "TLS12" => &[&rustls::version::TLS13, &rustls::version::TLS12],
@@ -350,6 +381,44 @@ mod tests {
         );
         let hash = parse("basic_auth_users:\n  alice: secret\n", Path::new(".")).unwrap_err();
         assert!(hash.contains("alice: not a bcrypt hash"), "{hash}");
+    }
+
+    /// Issue 18: refused as exporter-toolkit refuses them (they were accepted: a CA file
+    /// without a client auth type left the operator believing mTLS was on; any header,
+    /// `Content-Type` included, could be set).
+    #[test]
+    fn a_client_ca_without_client_auth_and_headers_exporter_toolkit_refuses_are_refused() {
+        let tls = "tls_server_config:\n  cert_file: a\n  key_file: b\n  client_ca_file: ca\n";
+        let refused = parse(tls, Path::new(".")).unwrap_err();
+        assert!(
+            refused.contains("client_ca_file is set but client_auth_type is NoClientCert"),
+            "{refused}"
+        );
+        let explicit = format!("{tls}  client_auth_type: NoClientCert\n");
+        assert!(parse(&explicit, Path::new(".")).is_err());
+        let headers = |lines: &str| {
+            parse(
+                &format!("http_server_config:\n  headers:\n{lines}"),
+                Path::new("."),
+            )
+        };
+        let content_type = headers("    Content-Type: foo\n").unwrap_err();
+        assert!(
+            content_type.contains("HTTP header \"Content-Type\" can not be configured"),
+            "{content_type}"
+        );
+        let frame = headers("    X-Frame-Options: allowall\n").unwrap_err();
+        assert!(
+            frame.contains("invalid value for X-Frame-Options"),
+            "{frame}"
+        );
+        let sniff = headers("    X-Content-Type-Options: sniff\n").unwrap_err();
+        assert!(sniff.contains("expected one of [\"nosniff\"]"), "{sniff}");
+        let good = headers(
+            "    X-Frame-Options: deny\n    Strict-Transport-Security: max-age=31536000\n    Content-Security-Policy: default-src 'self'\n",
+        )
+        .unwrap();
+        assert_eq!(good.headers.len(), 3);
     }
 
     #[test]
