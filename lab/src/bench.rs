@@ -70,7 +70,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
             "run",
             "--node",
             &node.url(),
-            "--listen",
+            "--web.listen-address",
             &listen.to_string(),
         ])
         .arg("--peers-file")
@@ -84,7 +84,7 @@ pub async fn run(args: BenchArgs) -> Result<(), RunError> {
         .args([
             "--window",
             &format_duration(args.window),
-            "--log-level",
+            "--log.level",
             "warn",
             // Every peer pulled, whatever `auto` would choose: the bench measures the mesh.
             "--observers-per-peer",

@@ -355,7 +355,7 @@ async fn spawn(
         .arg("run")
         .arg("--config")
         .arg(config)
-        .args(["--listen", &listen.to_string()])
+        .args(["--web.listen-address", &listen.to_string()])
         .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -292,13 +292,13 @@ pub(crate) fn sidecar_arguments(
         name,
         "--observers-per-peer",
         &k,
-        "--listen",
+        "--web.listen-address",
         &listen,
         "--interval",
         interval,
         "--timeout",
         timeout,
-        "--log-level",
+        "--log.level",
         "warn",
     ]
     .iter()
