@@ -122,6 +122,7 @@ impl Checks {
         header: Option<&HeaderValue>,
         client: IpAddr,
     ) -> Decided {
+        let client = network_of(client);
         let Some((user, password)) = header.and_then(credentials) else {
             return Decided::Remembered(Verdict::Refused);
         };
@@ -262,6 +263,21 @@ fn digest(user: &str, password: &str, hash: &str) -> [u8; 32] {
     key
 }
 
+/// The client a failure counts against: an IPv4 address, or an IPv6 address's /64 — a host
+/// is usually given a whole /64, and counting each of its 2^64 addresses apart would let it
+/// rotate out of suspicion with every guess. (An IPv4-mapped IPv6 address is its IPv4.)
+fn network_of(client: IpAddr) -> IpAddr {
+    match client {
+        IpAddr::V4(_) => client,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from_bits(
+                v6.to_bits() & !u128::from(u64::MAX),
+            )),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -311,6 +327,26 @@ mod tests {
                 .0,
             Verdict::Refused
         );
+    }
+
+    /// Review finding (issue 19): suspects were keyed by the exact address, so a client
+    /// with an IPv6 /64 left suspicion with every new address.
+    #[tokio::test]
+    async fn addresses_of_one_ipv6_64_are_one_client() {
+        let users = BTreeMap::from([("alice".to_owned(), bcrypt::hash("s3cret", 4).unwrap())]);
+        let auth = BasicAuth::default();
+        let address =
+            |host: u16| IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 1, 0, 0, 0, host));
+        for guess in 0..SUSPECT_AFTER {
+            let header = basic("alice", &format!("guess-{guess}"));
+            auth.check(&users, Some(&header), address(guess as u16))
+                .await;
+        }
+        assert!(auth.0.is_suspect(network_of(address(999)), Instant::now()));
+        let elsewhere = IpAddr::V6(std::net::Ipv6Addr::new(0x2001, 0xdb8, 0, 2, 0, 0, 0, 1));
+        assert!(!auth.0.is_suspect(network_of(elsewhere), Instant::now()));
+        let mapped = "::ffff:10.0.0.1".parse::<IpAddr>().unwrap();
+        assert_eq!(network_of(mapped), CLIENT);
     }
 
     #[tokio::test]
