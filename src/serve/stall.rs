@@ -99,8 +99,12 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for StallLimit<S> {
         this.watch(cx, polled)
     }
 
+    /// Watched too: over TLS, shutting down writes a close_notify, which a client that
+    /// reads nothing would hold up like any other write.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_shutdown(cx);
+        this.watch(cx, polled)
     }
 }
 
@@ -116,6 +120,36 @@ mod tests {
         let mut stream = StallLimit::new(writer, Duration::from_secs(10));
         let started = tokio::time::Instant::now();
         let error = stream.write_all(&[7u8; 4096]).await.unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(10));
+    }
+
+    /// A stream whose shutdown never completes (a TLS close_notify nobody reads).
+    struct NeverShutsDown;
+
+    impl AsyncWrite for NeverShutsDown {
+        fn poll_write(
+            self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<io::Result<usize>> {
+            Poll::Ready(Ok(buf.len()))
+        }
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+            Poll::Pending
+        }
+    }
+
+    /// Review finding (issue 19): a shutdown that made no progress was not watched.
+    #[tokio::test(start_paused = true)]
+    async fn a_shutdown_that_makes_no_progress_fails_after_the_limit() {
+        let mut stream = StallLimit::new(NeverShutsDown, Duration::from_secs(10));
+        let started = tokio::time::Instant::now();
+        let shutdown = tokio::time::timeout(Duration::from_secs(20), stream.shutdown());
+        let error = shutdown.await.expect("ended by the limit").unwrap_err();
         assert_eq!(error.kind(), io::ErrorKind::TimedOut);
         assert_eq!(started.elapsed(), Duration::from_secs(10));
     }
