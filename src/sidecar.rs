@@ -131,6 +131,7 @@ pub async fn run(
         started_at: unix_seconds(std::time::SystemTime::now()),
         renderings: Default::default(),
         refusals: Default::default(),
+        request_budget: Default::default(),
         telemetry_path: config.metrics.path.clone(),
         exporter_metrics: !config.metrics.disable_exporter_metrics,
     });

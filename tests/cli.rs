@@ -16,6 +16,14 @@ fn peerscope(arguments: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
+/// A healthy simulated local node, `nova-a`, on a loopback port of its own.
+async fn nova_a() -> SimNode {
+    let loopback = "127.0.0.1:0".parse().unwrap();
+    SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
+        .await
+        .unwrap()
+}
+
 #[test]
 fn check_names_the_file_the_key_and_the_problem() {
     let dir = tempfile::tempdir().unwrap();
@@ -194,10 +202,7 @@ fn version_and_help_work() {
 #[ignore = "needs systemd-socket-activate (Debian systemd); run by .ci/test"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn it_serves_on_the_socket_systemd_passes() {
-    let loopback = "127.0.0.1:0".parse().unwrap();
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
-        .await
-        .unwrap();
+    let local = nova_a().await;
     let address = common::free_address();
     let mut activator = Command::new("systemd-socket-activate")
         .args([
@@ -232,14 +237,39 @@ async fn it_serves_on_the_socket_systemd_passes() {
     assert!(stderr.contains("systemd passed no socket"), "{stderr}");
 }
 
+/// Issue 18: exporter-toolkit's `rate_limit` (in its own sample web config) was refused as
+/// an unknown key; now a token bucket over every request, 429 with `Retry-After` beyond it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_configs_rate_limit_answers_429_beyond_its_burst() {
+    let local = nova_a().await;
+    let dir = tempfile::tempdir().unwrap();
+    let web = dir.path().join("web.yml");
+    std::fs::write(&web, "rate_limit:\n  burst: 2\n  interval: 2s\n").unwrap();
+    let sidecar = Sidecar::start(&args(&[
+        "--node",
+        &local.url(),
+        "--web.config.file",
+        web.to_str().unwrap(),
+    ]))
+    .await;
+    // A full bucket (2 tokens after 4 s), then 6 requests well within one interval.
+    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let response = sidecar.get("/healthz").await;
+        if response.status() == 429 {
+            assert_eq!(response.headers()["retry-after"], "1");
+        }
+        codes.push(response.status().as_u16());
+    }
+    assert_eq!(codes, [200, 200, 429, 429, 429, 429], "{codes:?}");
+}
+
 /// Issue 18: node_exporter's `--web.telemetry-path` and `--web.disable-exporter-metrics`
 /// (a switch: the flag alone).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_path_and_the_exporters_own_figures_are_configurable() {
-    let loopback = "127.0.0.1:0".parse().unwrap();
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
-        .await
-        .unwrap();
+    let local = nova_a().await;
     let sidecar = Sidecar::start(&args(&[
         "--node",
         &local.url(),
@@ -259,13 +289,13 @@ async fn the_metrics_path_and_the_exporters_own_figures_are_configurable() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn endpoints_status_command_and_graceful_shutdown() {
-    let loopback = "127.0.0.1:0".parse().unwrap();
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
-        .await
-        .unwrap();
-    let peer = SimNode::start(loopback, NodeSpec::healthy("nova-b", "root", 0.6))
-        .await
-        .unwrap();
+    let local = nova_a().await;
+    let peer = SimNode::start(
+        "127.0.0.1:0".parse().unwrap(),
+        NodeSpec::healthy("nova-b", "root", 0.6),
+    )
+    .await
+    .unwrap();
     let mut sidecar = Sidecar::start(&args(&[
         "--node",
         &local.url(),
@@ -378,9 +408,7 @@ async fn readiness_waits_for_the_first_cycle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_removed_across_a_restart_leaves_no_series() {
     let loopback = "127.0.0.1:0".parse().unwrap();
-    let local = SimNode::start(loopback, NodeSpec::healthy("nova-a", "root", 0.4))
-        .await
-        .unwrap();
+    let local = nova_a().await;
     let kept = SimNode::start(loopback, NodeSpec::healthy("nova-b", "root", 0.6))
         .await
         .unwrap();

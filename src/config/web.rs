@@ -53,6 +53,21 @@ pub struct WebConfig {
     pub users: BTreeMap<String, String>,
     /// Extra headers on every response (`http_server_config.headers`).
     pub(crate) headers: Vec<(String, String)>,
+    /// Requests answered at most `burst` at once and one per `interval` after
+    /// (`rate_limit`, as exporter-toolkit's); `None`: no limit.
+    pub(crate) rate_limit: Option<RateLimit>,
+}
+
+/// `rate_limit`: a token bucket of `burst` requests, refilled one per `interval`.
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize)]
+pub(crate) struct RateLimit {
+    pub(crate) burst: u32,
+    #[serde(serialize_with = "seconds")]
+    pub(crate) interval: std::time::Duration,
+}
+
+fn seconds<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
 }
 
 /// TLS for the server, ready to accept with.
@@ -142,6 +157,14 @@ struct FileText {
     tls_server_config: Option<TlsText>,
     http_server_config: Option<HttpText>,
     basic_auth_users: Option<BTreeMap<String, String>>,
+    rate_limit: Option<RateLimitText>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitText {
+    burst: Option<u32>,
+    interval: Option<String>,
 }
 
 #[derive(serde::Deserialize)]
@@ -186,6 +209,22 @@ pub fn parse(text: &str, directory: &Path) -> Result<WebConfig, String> {
         return Ok(WebConfig::default());
     };
     let mut config = WebConfig::default();
+    if let Some(limit) = file.rate_limit {
+        let interval = limit
+            .interval
+            .as_deref()
+            .map(crate::config::duration::parse_duration)
+            .transpose()
+            .map_err(|e| format!("rate_limit.interval: {e}"))?
+            .unwrap_or_default();
+        // As exporter-toolkit: no interval, no limit; a burst of 0 answers nothing.
+        if !interval.is_zero() {
+            config.rate_limit = Some(RateLimit {
+                burst: limit.burst.unwrap_or(0),
+                interval,
+            });
+        }
+    }
     if let Some(tls) = file.tls_server_config {
         config.tls = Some(tls_server(tls, directory)?);
     }
@@ -442,7 +481,7 @@ mod tests {
         let shown = serde_json::to_string(&config).unwrap();
         assert_eq!(
             shown,
-            r#"{"tls":null,"basic_auth_users":["alice"],"headers":[]}"#
+            r#"{"tls":null,"basic_auth_users":["alice"],"headers":[],"rate_limit":null}"#
         );
     }
 }

@@ -9,6 +9,7 @@ pub mod exposition;
 pub mod families;
 pub(crate) mod page;
 pub mod process;
+pub(crate) mod rate_limit;
 pub(crate) mod refusals;
 pub(crate) mod scrape;
 pub(crate) mod server;

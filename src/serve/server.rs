@@ -25,6 +25,7 @@
 //! connection (`stall.rs`), at most 512 connections (`connections.rs`), and one
 //! `/metrics` rendering shared by the scrapes that come together (`scrape.rs`).
 
+use crate::serve::rate_limit::RequestBudget;
 use crate::serve::refusals::{Refusal, Refusals};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -90,6 +91,8 @@ pub(crate) struct App {
     pub(crate) renderings: Renderings,
     /// The log lines of refused connections and requests, rate-limited.
     pub(crate) refusals: Refusals,
+    /// The web configuration's `rate_limit` bucket.
+    pub(crate) request_budget: RequestBudget,
     /// Where the metrics are served (`metrics.path`).
     pub(crate) telemetry_path: String,
     /// Whether `process_*` and the HTTP request counts are exported.
@@ -248,7 +251,13 @@ async fn guarded_route(
         handler(path)
     };
     let web = app.web.current();
-    let verdict = if web.users.is_empty() {
+    // Before anything else is done for the request, a password check least of all.
+    let limited = web
+        .rate_limit
+        .is_some_and(|limit| !app.request_budget.allow(limit, Instant::now()));
+    let verdict = if limited {
+        Verdict::Throttled
+    } else if web.users.is_empty() {
         Verdict::Allowed
     } else {
         let (verdict, checked) = app
@@ -282,6 +291,17 @@ async fn guarded_route(
                 HeaderValue::from_static("Basic realm=\"peerscope\""),
             );
             refused
+        }
+        Verdict::Throttled if limited => {
+            let mut limited = respond(
+                StatusCode::TOO_MANY_REQUESTS,
+                "text/plain",
+                "too many requests (the web configuration's rate_limit); try again in a moment\n",
+            );
+            limited
+                .headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static("1"));
+            limited
         }
         Verdict::Throttled => {
             app.refusals.note(
