@@ -18,7 +18,7 @@
 //! ```
 //!
 //! What exporter-toolkit has and peerscope does not (refused by name, never ignored):
-//! `cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`, `max_version`,
+//! `cipher_suites`, `curve_preferences`, `prefer_server_cipher_suites`,
 //! `client_allowed_sans`, TLS 1.0/1.1, and the client auth types that take a certificate
 //! without verifying it. The server speaks HTTP/1.1 only, so `http2` is accepted and has
 //! no effect.
@@ -78,6 +78,7 @@ pub(crate) struct TlsServer {
     pub(crate) client_ca_file: Option<PathBuf>,
     pub(crate) client_auth_type: ClientAuth,
     pub(crate) min_version: &'static str,
+    pub(crate) max_version: &'static str,
     /// SHA-256 of the certificate, key and client CA files: a renewed certificate at the
     /// same path is a changed configuration (and reloads), without showing any of it.
     pub(crate) files_sha256: String,
@@ -93,14 +94,14 @@ impl PartialEq for TlsServer {
             &self.key_file,
             &self.client_ca_file,
             self.client_auth_type,
-            self.min_version,
+            (self.min_version, self.max_version),
             &self.files_sha256,
         ) == (
             &other.cert_file,
             &other.key_file,
             &other.client_ca_file,
             other.client_auth_type,
-            other.min_version,
+            (other.min_version, other.max_version),
             &other.files_sha256,
         )
     }
@@ -112,6 +113,7 @@ impl fmt::Debug for TlsServer {
             .field("cert_file", &self.cert_file)
             .field("client_auth_type", &self.client_auth_type)
             .field("min_version", &self.min_version)
+            .field("max_version", &self.max_version)
             .finish_non_exhaustive()
     }
 }
@@ -179,7 +181,7 @@ struct TlsText {
     cipher_suites: Option<yaml_serde::Value>,
     curve_preferences: Option<yaml_serde::Value>,
     prefer_server_cipher_suites: Option<yaml_serde::Value>,
-    max_version: Option<yaml_serde::Value>,
+    max_version: Option<String>,
     client_allowed_sans: Option<yaml_serde::Value>,
     cert: Option<yaml_serde::Value>,
     key: Option<yaml_serde::Value>,
@@ -289,6 +291,20 @@ fn check_header(name: &str, value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// A TLS version as exporter-toolkit names it, of those rustls speaks.
+fn tls_version(field: &str, text: &str) -> Result<&'static str, String> {
+    match text {
+        "TLS12" => Ok("TLS12"),
+        "TLS13" => Ok("TLS13"),
+        "TLS10" | "TLS11" => Err(format!(
+            "tls_server_config.{field} {text}: TLS 1.0 and 1.1 are not spoken here (rustls has neither); use TLS12 or TLS13"
+        )),
+        other => Err(format!(
+            "tls_server_config.{field} {other:?} is neither TLS12 nor TLS13"
+        )),
+    }
+}
+
 fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
     for (name, given) in [
         ("cipher_suites", tls.cipher_suites.is_some()),
@@ -297,7 +313,6 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
             "prefer_server_cipher_suites",
             tls.prefer_server_cipher_suites.is_some(),
         ),
-        ("max_version", tls.max_version.is_some()),
         ("client_allowed_sans", tls.client_allowed_sans.is_some()),
         ("cert", tls.cert.is_some()),
         ("key", tls.key.is_some()),
@@ -336,20 +351,18 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
         // checked, and none is even asked for.
         return Err("tls_server_config.client_ca_file is set but client_auth_type is NoClientCert (the default): client certificates would not be asked for, let alone checked; set client_auth_type: RequireAndVerifyClientCert (or VerifyClientCertIfGiven)".to_owned());
     }
-    let versions: &[&'static rustls::SupportedProtocolVersion] =
-        match tls.min_version.as_deref().unwrap_or("TLS12") {
-            "TLS12" => &[&rustls::version::TLS13, &rustls::version::TLS12],
-            "TLS13" => &[&rustls::version::TLS13],
-            other => {
-                return Err(format!(
-                    "tls_server_config.min_version {other:?}: peerscope supports TLS12 and TLS13"
-                ))
-            }
-        };
-    let min_version = if versions.len() == 1 {
-        "TLS13"
-    } else {
-        "TLS12"
+    // exporter-toolkit's defaults: TLS 1.2 to 1.3.
+    let min_version = tls_version("min_version", tls.min_version.as_deref().unwrap_or("TLS12"))?;
+    let max_version = tls_version("max_version", tls.max_version.as_deref().unwrap_or("TLS13"))?;
+    let versions: &[&'static rustls::SupportedProtocolVersion] = match (min_version, max_version) {
+        ("TLS12", "TLS13") => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        ("TLS12", "TLS12") => &[&rustls::version::TLS12],
+        ("TLS13", "TLS13") => &[&rustls::version::TLS13],
+        _ => {
+            return Err(format!(
+                "tls_server_config.min_version {min_version} is above max_version {max_version}"
+            ))
+        }
     };
 
     let mut files = PemFiles::default();
@@ -395,6 +408,7 @@ fn tls_server(tls: TlsText, directory: &Path) -> Result<TlsServer, String> {
         client_ca_file,
         client_auth_type,
         min_version,
+        max_version,
         files_sha256,
         server_config: Arc::new(server_config),
     })
@@ -458,6 +472,33 @@ mod tests {
         )
         .unwrap();
         assert_eq!(good.headers.len(), 3);
+    }
+
+    /// Issue 18: `max_version` (exporter-toolkit's) was refused as unsupported.
+    #[test]
+    fn max_version_bounds_the_versions_and_must_not_be_below_min_version() {
+        let tls = |versions: &str| {
+            parse(
+                &format!("tls_server_config:\n  cert_file: missing.pem\n  key_file: missing.key\n{versions}"),
+                Path::new("."),
+            )
+            .unwrap_err()
+        };
+        // Accepted: the load goes on to read the (missing) certificate.
+        for accepted in [
+            "  max_version: TLS12\n",
+            "  min_version: TLS13\n  max_version: TLS13\n",
+        ] {
+            let error = tls(accepted);
+            assert!(error.contains("cert_file"), "{accepted}: {error}");
+        }
+        let inverted = tls("  min_version: TLS13\n  max_version: TLS12\n");
+        assert!(
+            inverted.contains("min_version TLS13 is above max_version TLS12"),
+            "{inverted}"
+        );
+        let old = tls("  max_version: TLS11\n");
+        assert!(old.contains("TLS 1.0 and 1.1 are not spoken here"), "{old}");
     }
 
     #[test]
