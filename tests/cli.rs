@@ -117,6 +117,20 @@ fn the_standard_flags_work_and_the_earlier_spellings_too() {
     assert_eq!(code, Some(0), "{text}");
     let (code, text) = check(&["--web.listen-address", "9478"]);
     assert_eq!(code, Some(2), "{text}");
+    // A name other than localhost is not looked up at every reload: refused, saying so.
+    let (code, text) = check(&["--web.listen-address", "peerscope.example:9478"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(
+        text.contains("names other than localhost are not resolved"),
+        "{text}"
+    );
+    // A filter in log_level, as earlier versions took it, still works; a level's typo not.
+    let (code, text) = check(&["--log-level", "info,peerscope=debug"]);
+    assert_eq!(code, Some(0), "{text}");
+    // The metrics path cannot hide another endpoint.
+    let (code, text) = check(&["--web.telemetry-path", "/status"]);
+    assert_eq!(code, Some(2), "{text}");
+    assert!(text.contains("another endpoint's path"), "{text}");
 }
 
 /// Issue 18: shell completions and a man page, made from the command definition, so they

@@ -25,7 +25,9 @@ use crate::figures::decision::{PeerFacts, Standing};
 use crate::timeline::later;
 
 mod claims;
+mod draw;
 use claims::Claim;
+pub use draw::pick;
 
 /// One member pulled for the confirmation or the probe.
 #[derive(Clone, Debug)]
@@ -352,40 +354,53 @@ impl Confirmer {
                 // answers first cannot vote in the place of the other (issue 19).
                 let repeated = episode.claims.get(node_id);
                 if Some(node_id.as_str()) == local_node_id || repeated.is_some() {
-                    if let Some(Claim::Voted(first)) = repeated {
-                        if *first != sample.root {
-                            let first = first.clone();
-                            episode.take_back(node_id, first);
+                    let mut taken_back = false;
+                    if let Some(Claim::Voted { root, counted_as }) = repeated {
+                        if *root != sample.root {
+                            let (root, counted_as) = (root.clone(), counted_as.clone());
+                            episode.take_back(node_id, root, counted_as);
                             episode.claims.insert(node_id.clone(), Claim::Contested);
+                            taken_back = true;
                         }
                     }
                     episode.discarded += 1;
                     episode.tally.voters = (episode.others + 1).saturating_sub(episode.discarded);
+                    // A vote taken back can decide the test (refuted) as a vote can.
+                    if taken_back && self.test.verdict(&episode.tally) != Verdict::Pending {
+                        break;
+                    }
                     continue;
                 }
-                episode
-                    .claims
-                    .insert(node_id.clone(), Claim::Voted(sample.root.clone()));
             }
             episode.tally.drawn += 1;
-            match sample.root {
+            let counted_as = match sample.root.clone() {
                 Some(root) if root == episode.target_root => {
                     episode.tally.for_target += 1;
-                    count_vote(&mut episode.votes, root);
+                    let key = count_vote(&mut episode.votes, root);
                     if episode.sources.len() < SOURCES_KEPT {
                         episode.sources.push(PeerFacts {
                             peer: sample.peer,
                             url: sample.url,
-                            node_id: sample.node_id.unwrap_or_default(),
+                            node_id: sample.node_id.clone().unwrap_or_default(),
                             root: episode.target_root.clone(),
                             height: None,
                             streak: 0,
                             quality: 0.0,
                         });
                     }
+                    Some(key)
                 }
-                Some(root) => count_vote(&mut episode.votes, root),
-                None => episode.failed += 1,
+                Some(root) => Some(count_vote(&mut episode.votes, root)),
+                None => {
+                    episode.failed += 1;
+                    None
+                }
+            };
+            if let Some(node_id) = &sample.node_id {
+                let root = sample.root;
+                episode
+                    .claims
+                    .insert(node_id.clone(), Claim::Voted { root, counted_as });
             }
             if self.test.verdict(&episode.tally) != Verdict::Pending {
                 break;
@@ -555,44 +570,16 @@ impl Confirmer {
     }
 }
 
-fn count_vote(votes: &mut BTreeMap<String, usize>, root: String) {
-    if votes.len() < ROOTS_SHOWN || votes.contains_key(&root) {
-        *votes.entry(root).or_default() += 1;
+/// Counts a vote for `root` (into `other` once [`ROOTS_SHOWN`] roots are shown); returns
+/// the key it was counted under.
+fn count_vote(votes: &mut BTreeMap<String, usize>, root: String) -> String {
+    let key = if votes.len() < ROOTS_SHOWN || votes.contains_key(&root) {
+        root
     } else {
-        *votes.entry("other".to_owned()).or_default() += 1;
-    }
-}
-
-/// `count` positions in `0..others` not in `drawn`, uniformly at random without
-/// replacement.
-pub fn pick(
-    rng: &mut fastrand::Rng,
-    drawn: &HashSet<usize>,
-    others: usize,
-    count: usize,
-) -> Vec<usize> {
-    let left = others.saturating_sub(drawn.len());
-    let count = count.min(left);
-    if (drawn.len() + count) * 2 <= others {
-        // Most positions are free: draw and redraw the few that are taken.
-        let mut picked = Vec::with_capacity(count);
-        let mut chosen = HashSet::with_capacity(count);
-        while picked.len() < count {
-            let position = rng.usize(..others);
-            if !drawn.contains(&position) && chosen.insert(position) {
-                picked.push(position);
-            }
-        }
-        picked
-    } else {
-        let mut rest: Vec<usize> = (0..others).filter(|p| !drawn.contains(p)).collect();
-        for i in 0..count {
-            let j = rng.usize(i..rest.len());
-            rest.swap(i, j);
-        }
-        rest.truncate(count);
-        rest
-    }
+        "other".to_owned()
+    };
+    *votes.entry(key.clone()).or_default() += 1;
+    key
 }
 
 #[cfg(test)]

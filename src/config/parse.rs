@@ -39,30 +39,41 @@ pub fn base_url(text: &str) -> Result<Url, String> {
 }
 
 /// The server's address as node_exporter's `--web.listen-address` takes it: `HOST:PORT`
-/// with an IP address (`[::1]:9478` for IPv6), `:PORT` for every IPv4 interface, or a
-/// name resolved now (`localhost:9478`; its first address).
+/// with an IP address (`[::1]:9478` for IPv6), `:PORT` for every IPv4 interface, or
+/// `localhost:PORT` (127.0.0.1). Other names are refused rather than resolved: a lookup at
+/// every reload could fail, or answer differently, for a key that needs a restart anyway.
 pub(crate) fn listen_address(text: &str) -> Result<SocketAddr, String> {
-    let problem = || format!("{text:?} is not an address like 127.0.0.1:9478 or :9478");
-    if let Some(port) = text.strip_prefix(':') {
-        let port: u16 = port.parse().map_err(|_| problem())?;
-        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
-    }
+    let problem = || {
+        format!("{text:?} is not an address like 127.0.0.1:9478, :9478 or localhost:9478 (names other than localhost are not resolved: give the IP address)")
+    };
     if let Ok(address) = text.parse() {
         return Ok(address);
     }
     let (host, port) = text.rsplit_once(':').ok_or_else(problem)?;
     let port: u16 = port.parse().map_err(|_| problem())?;
-    if host.is_empty()
-        || !host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-.".contains(&b))
-    {
-        return Err(problem());
+    match host {
+        "" => Ok(SocketAddr::from(([0, 0, 0, 0], port))),
+        "localhost" => Ok(SocketAddr::from(([127, 0, 0, 1], port))),
+        _ => Err(problem()),
     }
-    std::net::ToSocketAddrs::to_socket_addrs(&(host, port))
-        .map_err(|error| format!("{text:?}: {host} does not resolve: {error}"))?
-        .next()
-        .ok_or_else(|| format!("{text:?}: {host} has no address"))
+}
+
+/// `log_level`: `debug`, `info`, `warn` or `error`. A filter with `=` or `,`
+/// (`info,peerscope=debug`) is taken too, as earlier versions took any filter here; a bare
+/// word that is no level (`bogus`, `warning`) is refused — as a filter it would select a
+/// module of that name and log nothing else.
+pub(crate) fn log_level(text: &str) -> Result<String, String> {
+    const LEVELS: [&str; 4] = ["debug", "info", "warn", "error"];
+    if LEVELS.contains(&text) {
+        return Ok(text.to_owned());
+    }
+    if text.contains(['=', ',']) {
+        return log_filter(text);
+    }
+    Err(format!(
+        "{text:?} is not one of {} (a finer filter goes in log_filter)",
+        LEVELS.join(", ")
+    ))
 }
 
 /// A `tracing` filter (`info,peerscope=debug`), refused here if it does not parse.
@@ -136,6 +147,29 @@ pub(crate) fn one_of<T: Copy>(text: &str, choices: &[(&str, T)]) -> Result<T, St
             let names: Vec<&str> = choices.iter().map(|(name, _)| *name).collect();
             format!("{text:?} is not one of {}", names.join(", "))
         })
+}
+
+/// The server's endpoints other than the metrics (whose path is `metrics.path`).
+pub(crate) const ENDPOINTS: [&str; 10] = [
+    "/",
+    "/page.js",
+    "/page.css",
+    "/healthz",
+    "/readyz",
+    "/-/healthy",
+    "/-/ready",
+    "/-/reload",
+    "/status",
+    "/history",
+];
+
+/// `metrics.path`: a path of its own — not one of the other endpoints', which it would
+/// hide (`/status` would break `peerscope status`, `/-/reload` the reloads).
+pub(crate) fn metrics_path(text: &str) -> Result<String, String> {
+    if ENDPOINTS.contains(&text) {
+        return Err(format!("{text:?} is another endpoint's path"));
+    }
+    api_path(text)
 }
 
 /// A URL path: starts with `/`.

@@ -346,26 +346,10 @@ async fn guarded_route(
     response
 }
 
-/// The endpoints, as `peerscope_http_requests_total{handler}` names them (`/metrics`: the
-/// metrics endpoint, wherever `metrics.path` puts it).
-const HANDLERS: [&str; 11] = [
-    "/",
-    "/page.js",
-    "/page.css",
-    "/metrics",
-    "/healthz",
-    "/readyz",
-    "/-/healthy",
-    "/-/ready",
-    "/-/reload",
-    "/status",
-    "/history",
-];
-
 /// The `handler` label of a request for `path`: the endpoint, or `other` (any path a
 /// client invents must not become a series).
 fn handler(path: &str) -> &'static str {
-    HANDLERS
+    crate::config::parse::ENDPOINTS
         .iter()
         .find(|handler| **handler == path)
         .copied()

@@ -335,6 +335,11 @@ impl Store {
             let Some(mut outcome) = peers.remove(&state.peers[index].target.id) else {
                 continue;
             };
+            // Its role changed while the cycle ran (another member observes it now): the
+            // pull is dropped, not made into pull state for a member shown nowhere here.
+            if !state.peers[index].is_observed() {
+                continue;
+            }
             if let Ok(summary) = &outcome.result {
                 // Discovery lists this node too, under its address: skipped, not flagged.
                 let peer = &mut state.peers[index];

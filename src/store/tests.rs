@@ -153,3 +153,36 @@ async fn a_failed_node_is_never_a_reconciliation_candidate() {
     );
     assert_eq!(store.reconcile_facts(now).local_root, None);
 }
+
+/// Review finding (issue 20's store change): a pull that ends after its peer stopped being
+/// observed (here: it became this node, by a reload that named it) made pull state again
+/// for a member shown nowhere.
+#[tokio::test(start_paused = true)]
+async fn a_pull_that_ends_after_its_peer_left_the_sample_is_dropped() {
+    let store = Store::new(&config(
+        &["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"],
+        &[],
+    ));
+    let plan = store.pull_plan();
+    store.reconfigure(&config(
+        &["a=http://127.0.0.1:2", "b=http://127.0.0.1:3"],
+        &[("name", "b")],
+    ));
+    let now = Instant::now();
+    let peers = plan
+        .peers
+        .iter()
+        .map(|t| (t.id, answered(&format!("id-{}", t.label), "r", now)))
+        .collect();
+    store.record_cycle(
+        Some((plan.node.id, answered("local", "r", now))),
+        peers,
+        now,
+    );
+    let state = store.lock();
+    let b = state.peers.iter().find(|p| p.target.label == "b").unwrap();
+    assert_eq!(b.role, Role::Myself);
+    assert!(b.target.pulls().is_none());
+    let a = state.peers.iter().find(|p| p.target.label == "a").unwrap();
+    assert_eq!(a.target.pulls().unwrap().polls_total, 1);
+}

@@ -5,15 +5,25 @@ use super::Episode;
 /// How a node_id drawn in an episode counts.
 #[derive(Clone, Debug, PartialEq)]
 pub(super) enum Claim {
-    /// Counted once, with the root it answered (`None`: no root, counted as failed).
-    Voted(Option<String>),
+    /// Counted once, with the root it answered (`None`: no root, counted as failed) and
+    /// the key of `votes` the vote went into (a root, or `other`).
+    Voted {
+        root: Option<String>,
+        counted_as: Option<String>,
+    },
     /// Answered with two different roots: no vote.
     Contested,
 }
 
 impl Episode {
-    /// Takes back the vote a contested node_id cast with `root`: it counts as discarded.
-    pub(super) fn take_back(&mut self, node_id: &str, root: Option<String>) {
+    /// Takes back the vote a contested node_id cast with `root` (counted under
+    /// `counted_as`): it counts as discarded.
+    pub(super) fn take_back(
+        &mut self,
+        node_id: &str,
+        root: Option<String>,
+        counted_as: Option<String>,
+    ) {
         self.tally.drawn -= 1;
         self.discarded += 1;
         match root {
@@ -22,15 +32,12 @@ impl Episode {
                     self.tally.for_target -= 1;
                     self.sources.retain(|s| s.node_id != node_id);
                 }
-                let key = if self.votes.contains_key(&root) {
-                    root
-                } else {
-                    "other".to_owned()
-                };
-                if let Some(count) = self.votes.get_mut(&key) {
-                    *count -= 1;
-                    if *count == 0 {
-                        self.votes.remove(&key);
+                if let Some(key) = counted_as {
+                    if let Some(count) = self.votes.get_mut(&key) {
+                        *count -= 1;
+                        if *count == 0 {
+                            self.votes.remove(&key);
+                        }
                     }
                 }
             }

@@ -1,7 +1,7 @@
 //! Unit tests of `keys`.
 
 use super::*;
-use crate::config::Sources;
+use crate::config::{Config, Sources};
 
 fn load(flags: &[(&'static str, &str)]) -> Config {
     let mut all = vec![("node", "http://127.0.0.1:1")];
