@@ -5,8 +5,8 @@
 //! [`Config`] and, where it spans keys, a rule in `check_rules`).
 
 use super::parse::{
-    api_path, base_url, duration, growth_factor, http_url, listen_address, log_filter, log_level,
-    metrics_path, name, nonzero_duration, observers_per_peer, one_of, positive, weight,
+    api_path, base_url, boolean, duration, growth_factor, http_url, listen_address, log_filter,
+    log_level, metrics_path, name, nonzero_duration, observers_per_peer, one_of, positive, weight,
 };
 
 use super::{discovery, transport};
@@ -66,7 +66,7 @@ pub static KEYS: &[Key] = &[
         restart: false,
         doc: "`true`: OpenMetrics scrapes carry a `_created` sample per counter and histogram (Prometheus before 2.50 stores each as one more series)",
         value: Value::Scalar(|c, t| {
-            one_of(t, &[("true", true), ("false", false)]).map(|v| c.metrics.created_samples = v)
+            boolean(t).map(|v| c.metrics.created_samples = v)
         }),
     },
     Key {
@@ -86,7 +86,7 @@ pub static KEYS: &[Key] = &[
         restart: true,
         doc: "`true` (the flag alone says it): leave out the sidecar's figures about itself — `process_*` and `peerscope_http_requests_total` — as node_exporter's flag does",
         value: Value::Scalar(|c, t| {
-            one_of(t, &[("true", true), ("false", false)])
+            boolean(t)
                 .map(|v| c.metrics.disable_exporter_metrics = v)
         }),
     },
@@ -119,7 +119,7 @@ pub static KEYS: &[Key] = &[
         restart: true,
         doc: "`true` (the flag alone says it): serve on the socket systemd passes (socket activation, `LISTEN_FDS`; see deploy/systemd/peerscope.socket) instead of binding `listen`",
         value: Value::Scalar(|c, t| {
-            one_of(t, &[("true", true), ("false", false)]).map(|v| c.systemd_socket = v)
+            boolean(t).map(|v| c.systemd_socket = v)
         }),
     },
     Key {

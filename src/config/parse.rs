@@ -172,6 +172,11 @@ pub(crate) fn metrics_path(text: &str) -> Result<String, String> {
     api_path(text)
 }
 
+/// `true` or `false`.
+pub(crate) fn boolean(text: &str) -> Result<bool, String> {
+    one_of(text, &[("true", true), ("false", false)])
+}
+
 /// A URL path: starts with `/`.
 pub(crate) fn api_path(text: &str) -> Result<String, String> {
     match text.starts_with('/') {
